@@ -1,0 +1,221 @@
+"""One settings object for the whole pipeline, built once at the edge and passed down.
+
+Sources, highest priority first: explicit overrides (CLI flags), `SR_` environment variables
+(nested keys with `__`, e.g. `SR_RULES__COOLDOWN_SECONDS=600`), a TOML file (`--config FILE` or
+`SR_CONFIG`), then the defaults below (also written out in `config/default.toml`).
+Unknown keys are errors everywhere, including unknown `SR_` environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SR_"
+CONFIG_ENV = "SR_CONFIG"
+DEFAULT_TOML = Path(__file__).with_name("default.toml")
+
+_config_file: ContextVar[Path | None] = ContextVar("sense_respond_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RedisSettings(_Section):
+    """Where and how to talk to Redis."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL (may hold a password). None starts the embedded Redis.",
+    )
+    prefix: str = Field(default="sr:", min_length=1, description="Prefix of every key and channel.")
+    socket_timeout_seconds: float = Field(default=5.0, gt=0)
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    retries: int = Field(default=3, ge=0, description="Retries of a failed command (backoff).")
+    alerts_maxlen: int = Field(default=100_000, ge=1, description="Approximate MAXLEN of alerts.")
+    dlq_maxlen: int = Field(default=100_000, ge=1, description="Approximate MAXLEN of the DLQ.")
+    view_ttl_seconds: int = Field(default=7 * 86_400, ge=60, description="TTL of customer views.")
+    alert_id_ttl_seconds: int = Field(
+        default=7 * 86_400, ge=60, description="How long a delivered alert id is remembered."
+    )
+    input_group: str = Field(default="sense-respond", min_length=1)
+    consumer: str | None = Field(default=None, description="Consumer name; default host-pid.")
+    block_ms: int = Field(default=100, ge=1, le=5_000, description="XREADGROUP block time.")
+    read_count: int = Field(default=500, ge=1, description="Entries per XREADGROUP.")
+    claim_idle_ms: int = Field(default=60_000, ge=1_000, description="Reclaim pending after.")
+
+
+class WindowSettings(_Section):
+    """The per-customer event-time window of scored posts."""
+
+    length_seconds: int = Field(default=6 * 3600, gt=0)
+    allowed_lateness_seconds: int = Field(
+        default=300, ge=60, description="How late (event time) a post may arrive and still count."
+    )
+    max_posts: int = Field(default=200, ge=2, description="Posts kept per customer at most.")
+
+
+class InfluenceSettings(_Section):
+    """The decaying interaction graph and the influence ranking."""
+
+    half_life_seconds: int = Field(default=3 * 86_400, gt=0, description="Edge weight half-life.")
+    damping: float = Field(default=0.85, gt=0, lt=1)
+    refresh_every_events: int = Field(
+        default=2_000, ge=1, description="Recompute the ranking after this many interactions..."
+    )
+    refresh_every_seconds: int = Field(
+        default=600, ge=1, description="...or after this much event time, whichever comes first."
+    )
+    min_accounts_to_rank: int = Field(default=50, ge=1)
+    kind_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "reply": 1.0,
+            "quote": 1.5,
+            "repost": 1.5,
+            "like": 0.5,
+            "follow": 1.0,
+            "mention": 1.0,
+        }
+    )
+
+    @field_validator("kind_weights")
+    @classmethod
+    def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        known = {"reply", "quote", "repost", "like", "follow", "mention"}
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown interaction kinds {sorted(unknown)}; known: {sorted(known)}")
+        if any(w < 0 for w in value.values()):
+            raise ValueError("interaction weights must be >= 0")
+        return value
+
+
+class RuleSettings(_Section):
+    """When a customer is unhappy, influential, and worth an alert."""
+
+    min_posts: int = Field(default=2, ge=1)
+    unhappy_mean_compound: float = Field(default=-0.35, ge=-1, le=1)
+    influence_percentile: float = Field(default=0.90, ge=0, le=1)
+    followers_threshold: int = Field(default=10_000, ge=0)
+    cooldown_seconds: int = Field(default=6 * 3600, ge=0)
+    critical_mean_compound: float = Field(default=-0.6, ge=-1, le=1)
+    critical_percentile: float = Field(default=0.99, ge=0, le=1)
+    critical_followers: int = Field(default=100_000, ge=0)
+    evidence_posts: int = Field(default=5, ge=1)
+    evidence_text_chars: int = Field(default=280, ge=16)
+
+
+class FlowSettings(_Section):
+    """Bytewax execution."""
+
+    epoch_interval_seconds: float = Field(default=2.0, gt=0)
+    source_batch_size: int = Field(default=500, ge=1)
+
+
+class Settings(BaseSettings):
+    """All of sense-respond's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    input: str = Field(default="jsonl:-", description="jsonl:PATH | jsonl:- | redis:STREAM_KEY | ...")
+    alert_source: str = Field(default="urn:sense-respond", description="CloudEvents `source`.")
+    brand_accounts: list[str] = Field(
+        default_factory=list, description="Handles or customer ids that are never alerted on."
+    )
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    window: WindowSettings = Field(default_factory=WindowSettings)
+    influence: InfluenceSettings = Field(default_factory=InfluenceSettings)
+    rules: RuleSettings = Field(default_factory=RuleSettings)
+    flow: FlowSettings = Field(default_factory=FlowSettings)
+
+    @model_validator(mode="after")
+    def _sane(self) -> Settings:
+        if self.rules.critical_mean_compound > self.rules.unhappy_mean_compound:
+            raise ValueError("rules.critical_mean_compound must be <= rules.unhappy_mean_compound")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as plain data, secrets masked: safe to log."""
+        return self.model_dump(mode="json")
+
+
+def _check_env(environ: Mapping[str, str]) -> None:
+    """Reject `SR_` variables that name no setting (a typo must not be silently ignored)."""
+    top = {name.upper() for name in Settings.model_fields}
+    sections = {
+        name.upper(): field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    }
+    for key in environ:
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == CONFIG_ENV:
+            continue
+        name = upper[len(ENV_PREFIX) :]
+        head, _, rest = name.partition("__")
+        if head not in top:
+            raise ValueError(f"unknown setting in environment: {key}")
+        if rest:
+            section = sections.get(head)
+            if section is None or rest.split("__")[0] not in {
+                f.upper() for f in section.model_fields
+            }:
+                raise ValueError(f"unknown setting in environment: {key}")
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings: overrides > `SR_` environment > TOML file > defaults.
+
+    `config_file` defaults to `$SR_CONFIG` when set. `overrides` are keyword values as from CLI
+    flags (nested sections as dicts); None values are dropped so absent flags change nothing.
+    """
+    env = os.environ if environ is None else environ
+    _check_env(env)
+    if config_file is None and env.get(CONFIG_ENV):
+        config_file = env[CONFIG_ENV]
+    path = Path(config_file) if config_file is not None else None
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    token = _config_file.set(path)
+    try:
+        return Settings(**clean)
+    finally:
+        _config_file.reset(token)
