@@ -1,5 +1,8 @@
 # sense-respond: every target bootstraps its own virtualenv, so a fresh clone needs nothing else.
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || echo python3)
+# The first interpreter that actually runs and is CPython 3.11 or 3.12 (pyenv shims may not run).
+PYTHON ?= $(shell for c in python3 python3.12 python3.11; do \
+	$$c -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null \
+	&& { command -v $$c; break; }; done)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -9,7 +12,7 @@ STAMP  := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; v=sys.version_info[:2]; assert (3,11) <= v < (3,13), f"sense-respond needs CPython 3.11 or 3.12 (Bytewax 0.21.1 wheels), found {v}"'
+	@test -n "$(PYTHON)" || { echo "sense-respond needs CPython 3.11 or 3.12 (Bytewax 0.21.1 wheels)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

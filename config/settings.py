@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.feeds import JetstreamSettings, MastodonSettings
+
 ENV_PREFIX = "SR_"
 CONFIG_ENV = "SR_CONFIG"
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
@@ -145,6 +147,8 @@ class Settings(BaseSettings):
     influence: InfluenceSettings = Field(default_factory=InfluenceSettings)
     rules: RuleSettings = Field(default_factory=RuleSettings)
     flow: FlowSettings = Field(default_factory=FlowSettings)
+    jetstream: JetstreamSettings = Field(default_factory=JetstreamSettings)
+    mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
 
     @model_validator(mode="after")
     def _sane(self) -> Settings:
@@ -166,6 +170,10 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    def with_redis_url(self, url: str) -> Settings:
+        """A copy with the Redis URL resolved (e.g. to the embedded server's)."""
+        return self.model_copy(update={"redis": self.redis.model_copy(update={"url": SecretStr(url)})})
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data, secrets masked: safe to log."""

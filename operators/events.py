@@ -73,19 +73,21 @@ class SocialEvent(BaseModel):
     in_reply_to: StrictStr | None = None
     lang: StrictStr | None = None
     url: StrictStr | None = None
+    edited_at: AwareDatetime | None = None
+    """Set when the post was edited (e.g. Mastodon `status.update`): the edit replaces the post."""
 
-    @field_validator("created_at", mode="before")
+    @field_validator("created_at", "edited_at", mode="before")
     @classmethod
     def _rfc3339_text_only(cls, value: Any) -> Any:
         # Lax pydantic would read a bare number as a Unix time; the contract says RFC 3339.
-        if not isinstance(value, str | datetime):
+        if value is not None and not isinstance(value, str | datetime):
             raise ValueError("created_at must be an RFC 3339 string with an offset")
         return value
 
-    @field_validator("created_at")
+    @field_validator("created_at", "edited_at")
     @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _kind_requirements(self) -> SocialEvent:
@@ -102,8 +104,10 @@ class SocialEvent(BaseModel):
 
     @property
     def dedupe_key(self) -> str:
-        """Events are unique per platform by id."""
-        return f"{self.platform}:{self.id}"
+        """Events are unique per platform by id; an edit is a new revision of its post."""
+        if self.edited_at is None:
+            return f"{self.platform}:{self.id}"
+        return f"{self.platform}:{self.id}@{self.edited_at.isoformat()}"
 
     def account_id(self, account_id: str) -> str:
         """The customer id of another account on this event's platform."""
@@ -143,7 +147,8 @@ def parse_event(raw: bytes | str, received_at: datetime, source: str = "") -> So
     """Parse one JSONL line into a `SocialEvent`, a `DeadLetter`, or None for a blank line."""
     data = raw.encode() if isinstance(raw, str) else raw
     if len(data) > MAX_LINE_BYTES:
-        return DeadLetter(f"line too large: {len(data)} bytes > {MAX_LINE_BYTES}", data, received_at, source)
+        reason = f"line too large: more than {MAX_LINE_BYTES} bytes"
+        return DeadLetter(reason, data[:RAW_EXCERPT_BYTES], received_at, source)
     if not data.strip():
         return None
     try:

@@ -1,0 +1,53 @@
+"""`--input SPEC` → a Bytewax source.
+
+| spec | source |
+| --- | --- |
+| `jsonl:PATH` / `jsonl:-` | bounded JSONL file(s) or stdin (`connectors.files`) |
+| `redis:STREAM_KEY` | unbounded Redis stream through a consumer group (`connectors.redis_source`) |
+| `jetstream:WSS_URL` | Bluesky Jetstream (`connectors.jetstream`) |
+| `mastodon:URL` | Mastodon streaming API (`connectors.mastodon`) |
+
+Every source yields raw lines (bytes, validated by the flow's `parse` step) or records already
+validated at the edge (`SocialEvent`, `DeadLetter`, `Withdrawal`, `AccountPurge`).
+"""
+
+from __future__ import annotations
+
+from bytewax.inputs import Source
+
+from config.settings import Settings
+
+SCHEMES = ("jsonl", "redis", "jetstream", "mastodon")
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """`scheme:rest` → (scheme, rest); a bare path means `jsonl:PATH`."""
+    scheme, sep, rest = spec.partition(":")
+    if not sep or scheme not in SCHEMES:
+        return "jsonl", spec
+    if not rest:
+        raise ValueError(f"input spec {spec!r} names no {scheme} location")
+    return scheme, rest
+
+
+def make_source(spec: str, settings: Settings, redis_url: str | None) -> Source:
+    """Build the source named by an input spec."""
+    scheme, rest = split_spec(spec)
+    batch = settings.flow.source_batch_size
+    if scheme == "jsonl":
+        from connectors.files import JsonlSource
+
+        return JsonlSource(rest, batch_size=batch)
+    if scheme == "redis":
+        from connectors.redis_source import RedisStreamSource
+
+        if redis_url is None:
+            raise ValueError("--input redis:KEY needs a Redis URL")
+        return RedisStreamSource(redis_url, rest, settings.redis, batch_size=batch)
+    if scheme == "jetstream":
+        from connectors.jetstream import JetstreamSource
+
+        return JetstreamSource(rest, settings.jetstream, batch_size=batch)
+    from connectors.mastodon import MastodonSource
+
+    return MastodonSource(rest, settings.mastodon, batch_size=batch)

@@ -1,0 +1,194 @@
+"""The sense-respond dataflow: social events in, unhappy-influential-customer alerts out.
+
+    ingest → parse → route_dead_letters ─→ dead_letters (Redis stream {prefix}dlq)
+                          └→ score (VADER, batched) → influence (global: dedupe + graph)
+                             → customer_state (per customer: window, rule, cooldown) → deliver
+
+Step ids are stable names: they key recovered state and metrics. Renaming one silently drops its
+recovered state, so they are constants here and must not change.
+
+Run it with `sense-respond run ...`, or the Bytewax way with settings from the environment:
+`SR_INPUT=jsonl:feed.jsonl SR_REDIS__URL=redis://... python -m bytewax.run flows.pipeline:flow`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+
+from config.settings import Settings
+from connectors.inputs import make_source
+from connectors.redis_sinks import AlertSink, DeadLetterSink
+from operators.customer import CustomerPolicy, CustomerState, Output
+from operators.enrich import Enriched, Enricher
+from operators.events import DeadLetter, SocialEvent, parse_event
+from operators.records import AccountPurge, ScoredPost, Sentiment, Withdrawal
+from operators.scoring import score_texts
+
+log = logging.getLogger(__name__)
+
+FLOW_ID = "sense_respond"
+GRAPH_KEY = "graph"
+
+
+class Step:
+    """Stable step ids (recovered state and metrics are keyed by them)."""
+
+    INGEST = "ingest"
+    PARSE = "parse"
+    ROUTE = "route_dead_letters"
+    DEAD_LETTERS = "dead_letters"
+    SCORE = "score"
+    INFLUENCE = "influence"
+    CUSTOMER = "customer_state"
+    DELIVER = "deliver"
+
+
+Valid = SocialEvent | Withdrawal | AccountPurge
+
+
+def parse_batch(items: list[Any]) -> list[Valid | DeadLetter]:
+    """Raw lines become events or dead letters; records validated at the edge pass through."""
+    now = datetime.now(UTC)
+    out: list[Valid | DeadLetter] = []
+    for item in items:
+        if isinstance(item, bytes | str):
+            parsed = parse_event(item, now)
+            if parsed is not None:
+                out.append(parsed)
+        else:
+            out.append(item)
+    return out
+
+
+def score_batch(items: list[Valid]) -> list[tuple[str, tuple[Valid, Sentiment | None]]]:
+    """VADER over every text in the batch, keyed for the global influence stage."""
+    texts = [it.text for it in items if isinstance(it, SocialEvent) and it.text is not None]
+    scores = iter(score_texts(texts))
+    out = []
+    for it in items:
+        has_text = isinstance(it, SocialEvent) and it.text is not None
+        out.append((GRAPH_KEY, (it, next(scores) if has_text else None)))
+    return out
+
+
+class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Sentiment | None], Enriched, Enricher]):
+    """Bytewax shell around `Enricher` (one key: the whole interaction graph)."""
+
+    def __init__(self, settings: Settings, resume: Enricher | None) -> None:
+        self.enricher = resume if resume is not None else Enricher(settings)
+
+    def on_batch(self, values: list[tuple[Valid, Sentiment | None]]) -> tuple[Iterable[Enriched], bool]:
+        process = self.enricher.process
+        out = []
+        for item, sentiment in values:
+            enriched = process(item, sentiment)
+            if enriched is not None:
+                out.append(enriched)
+        return out, False
+
+    def snapshot(self) -> Enricher:
+        # Taken every epoch; Bytewax pickles it only when recovery is on.
+        return self.enricher
+
+
+class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
+    """Bytewax shell around `CustomerState`, with wall-clock expiry of idle customers.
+
+    In live mode event time tracks wall time, so an idle customer's event clock is advanced by the
+    wall time that passed since its last event; its state is dropped once nothing is left in the
+    window and no cooldown runs. Replays finish long before that, so they stay deterministic.
+    """
+
+    def __init__(self, policy: CustomerPolicy, resume: CustomerState | None) -> None:
+        self.policy = policy
+        self.state = resume if resume is not None else CustomerState(policy.window)
+        self.touched = datetime.now(UTC)
+
+    def on_batch(self, values: list[Enriched]) -> tuple[Iterable[Output], bool]:
+        now = datetime.now(UTC)
+        self.touched = now
+        out: list[Output] = []
+        for value in values:
+            if isinstance(value, ScoredPost):
+                out.extend(self.state.on_post(value, self.policy, now))
+            elif isinstance(value, Withdrawal):
+                out.extend(self.state.on_withdrawal(value))
+            elif isinstance(value, AccountPurge):
+                # The account went away: forget everything known about it so far.
+                self.state = CustomerState(self.policy.window)
+        return out, self._idle()
+
+    def _idle(self) -> bool:
+        return self.state.is_idle(self.policy.rules.cooldown_seconds)
+
+    def notify_at(self) -> datetime:
+        horizon = self.policy.window.length_seconds + self.policy.window.allowed_lateness_seconds
+        return self.touched + timedelta(seconds=max(horizon, self.policy.rules.cooldown_seconds))
+
+    def on_notify(self) -> tuple[Iterable[Output], bool]:
+        elapsed = (datetime.now(UTC) - self.touched).total_seconds()
+        self.state.advance(self.state.window.now + elapsed)
+        self.touched = datetime.now(UTC)
+        return [], self._idle()
+
+    def on_eof(self) -> tuple[Iterable[Output], bool]:
+        return [], False
+
+    def snapshot(self) -> CustomerState:
+        return self.state
+
+
+def build_flow(settings: Settings, source: Source | None = None) -> Dataflow:
+    """The dataflow for these settings; `settings.redis.url` must be resolved already.
+
+    `source` replaces the one named by `settings.input` (tests use `TestingSource`).
+    """
+    if settings.redis.url is None:
+        raise ValueError("build_flow needs settings.redis.url (resolve the embedded Redis first)")
+    url = settings.redis.url.get_secret_value()
+    flow = Dataflow(FLOW_ID)
+    raw = op.input(Step.INGEST, flow, source or make_source(settings.input, settings, url))
+    parsed = op.flat_map_batch(Step.PARSE, raw, parse_batch)
+    routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
+    op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
+    scored = op.flat_map_batch(Step.SCORE, routed.trues, score_batch)
+    enriched = op.stateful_batch(
+        Step.INFLUENCE, scored, lambda resume: InfluenceLogic(settings, resume)
+    )
+    by_customer = op.map("key_by_customer", enriched, lambda kv: (kv[1].customer_id, kv[1]))
+    policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
+    outputs = op.stateful_batch(
+        Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, resume)
+    )
+    deliveries = op.map("drop_key", outputs, lambda kv: kv[1])
+    op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))
+    return flow
+
+
+def flow_from_env() -> Dataflow:
+    """Settings from `SR_` variables (and `SR_CONFIG`); embedded Redis when no URL is set."""
+    from config.settings import load_settings
+    from connectors.embedded_redis import resolve_redis_url
+
+    settings = load_settings()
+    configured = settings.redis.url.get_secret_value() if settings.redis.url else None
+    url, embedded = resolve_redis_url(configured)
+    if embedded is not None:
+        log.warning("no SR_REDIS__URL: started an embedded Redis at %s for this process", url)
+    return build_flow(settings.with_redis_url(url))
+
+
+def __getattr__(name: str) -> Dataflow:
+    # `python -m bytewax.run flows.pipeline:flow` looks up `flow`; build it only then, so that
+    # importing this module (tests, the CLI) never reads the environment or starts Redis.
+    if name == "flow":
+        return flow_from_env()
+    raise AttributeError(name)

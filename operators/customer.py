@@ -1,0 +1,165 @@
+"""One customer's state: the sentiment window, the alert cooldown, and the latest view.
+
+`CustomerState` is what the flow keeps per customer key. It is small (a bounded list of posts and
+a few scalars) and pure: the caller passes the detection time in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from config.settings import RuleSettings, WindowSettings
+from operators.records import (
+    AlertRecord,
+    CustomerView,
+    Influence,
+    ScoredPost,
+    Withdrawal,
+)
+from operators.rules import build_alert, cooldown_allows, dumps, evaluate
+from operators.window import CustomerWindow, Placement, WindowPost, WindowSummary
+
+Output = AlertRecord | CustomerView
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPolicy:
+    """The settings a customer's state needs, bundled once per flow."""
+
+    window: WindowSettings
+    rules: RuleSettings
+    alert_source: str
+
+
+class CustomerState:
+    """Window + cooldown + last known identity of one customer."""
+
+    __slots__ = (
+        "handle",
+        "influence",
+        "last_alert_id",
+        "last_alert_ts",
+        "last_severity",
+        "late_posts",
+        "platform",
+        "window",
+    )
+
+    def __init__(self, window: WindowSettings) -> None:
+        self.window = CustomerWindow(
+            window.length_seconds, window.allowed_lateness_seconds, window.max_posts
+        )
+        self.handle: str | None = None
+        self.platform: str = ""
+        self.influence: Influence | None = None
+        self.last_alert_ts: float | None = None
+        self.last_severity: str | None = None
+        self.last_alert_id: str | None = None
+        self.late_posts = 0
+
+    def __getstate__(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    def on_post(self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime) -> list[Output]:
+        """Add a scored post; return the alert it triggers (if any) or the customer's new view."""
+        self.handle = post.handle or self.handle
+        self.platform = post.platform
+        self.influence = post.influence
+        ts = post.created_at.timestamp()
+        placed = self.window.add(
+            WindowPost(ts, post.event_id, post.sentiment.compound, _cap(post.text, policy))
+        )
+        if placed is Placement.LATE:
+            self.late_posts += 1
+            return []
+        summary = self.window.summary()
+        if post.is_brand:
+            return [self.view(post.customer_id, summary)]
+        decision = evaluate(summary, post.influence, policy.rules)
+        if not decision.fires or decision.severity is None:
+            return [self.view(post.customer_id, summary)]
+        # Cooldown runs on the customer's event clock so that replays decide the same way.
+        if not cooldown_allows(
+            decision.severity,
+            self.window.now,
+            self.last_alert_ts,
+            self.last_severity,
+            policy.rules.cooldown_seconds,
+        ):
+            return [self.view(post.customer_id, summary)]
+        aid, envelope = build_alert(
+            post,
+            summary,
+            decision,
+            self.window.current(),
+            policy.rules,
+            policy.alert_source,
+            detected_at,
+        )
+        self.last_alert_ts = self.window.now
+        self.last_severity = decision.severity
+        self.last_alert_id = aid
+        payload = dumps(envelope)
+        return [AlertRecord(aid, post.customer_id, payload, self.view(post.customer_id, summary))]
+
+    def on_withdrawal(self, withdrawal: Withdrawal) -> list[Output]:
+        """Take a deleted post out of the window; return the updated view if it was there."""
+        if not self.window.remove(withdrawal.event_id):
+            return []
+        return [self.view(withdrawal.customer_id, self.window.summary())]
+
+    def advance(self, now_ts: float) -> None:
+        """Advance the customer's event clock (idle expiry)."""
+        self.window.advance(now_ts)
+
+    def is_idle(self, cooldown_seconds: float) -> bool:
+        """Nothing left worth keeping: no posts in the window and no cooldown running."""
+        if not self.window.is_empty():
+            return False
+        if self.last_alert_ts is None:
+            return True
+        return self.window.now - self.last_alert_ts >= cooldown_seconds
+
+    def view(self, customer_id: str, summary: WindowSummary) -> CustomerView:
+        """The customer's one view: identity, latest sentiment, influence, last alert id."""
+        inf = self.influence
+        fields: dict[str, bytes] = {
+            "customer_id": customer_id.encode(),
+            "platform": self.platform.encode(),
+            "handle": (self.handle or "").encode(),
+            "sentiment": dumps(
+                {
+                    "mean": round(summary.mean, 4),
+                    "posts": summary.posts,
+                    "min": summary.min,
+                    "latest": summary.latest,
+                    "window_seconds": summary.window_seconds,
+                }
+            ),
+            "updated_event_time": str(self.window.now).encode(),
+        }
+        if inf is not None:
+            fields["influence"] = dumps(
+                {
+                    "score": round(inf.score, 6),
+                    "percentile": inf.percentile,
+                    "followers": inf.followers,
+                    "pagerank": inf.pagerank,
+                    "inbound_accounts": inf.inbound_accounts,
+                }
+            )
+        if self.last_alert_id is not None:
+            fields["last_alert_id"] = self.last_alert_id.encode()
+        return CustomerView(customer_id, fields)
+
+
+def _cap(text: str, policy: CustomerPolicy) -> str:
+    # Only evidence is ever shown, and it is capped: keep no more than that in state (one
+    # character more, so the alert can still tell that the text was cut).
+    cap = policy.rules.evidence_text_chars + 1
+    return text if len(text) <= cap else text[:cap]

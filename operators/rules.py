@@ -1,0 +1,162 @@
+"""The "unhappy influential customer" rule, its cooldown, and the alert it produces.
+
+unhappy     = at least `min_posts` scored posts in the window and mean compound <= the threshold
+influential = influence percentile >= the threshold (once enough accounts are ranked)
+              or followers >= the follower threshold
+severity    = critical when the mean, the percentile or the followers cross the critical marks,
+              else warning
+An alert fires on the event that makes the rule true; afterwards at most one per customer per
+cooldown (event time), unless the severity escalates from warning to critical.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import orjson
+
+from config.settings import RuleSettings
+from operators.records import Influence, ScoredPost
+from operators.window import WindowPost, WindowSummary
+
+ALERT_TYPE = "sense_respond.unhappy_influential_customer"
+ALERT_NAMESPACE = uuid.UUID("5d1f0c53-6a0e-4c39-9d0e-2f5b3f2b7a41")
+"""Namespace of the deterministic (UUIDv5) alert ids."""
+
+Severity = Literal["warning", "critical"]
+SEVERITY_RANK: dict[str, int] = {"warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The rule's verdict on one customer at one moment."""
+
+    unhappy: bool
+    influential: bool
+    severity: Severity | None
+    reasons: tuple[str, ...]
+
+    @property
+    def fires(self) -> bool:
+        """Unhappy and influential."""
+        return self.unhappy and self.influential
+
+
+def evaluate(summary: WindowSummary, influence: Influence, rules: RuleSettings) -> Decision:
+    """Apply the rule to a window summary and the customer's influence."""
+    reasons: list[str] = []
+    unhappy = summary.posts >= rules.min_posts and summary.mean <= rules.unhappy_mean_compound
+    if unhappy:
+        reasons.append(
+            f"mean sentiment {summary.mean:.2f} over {summary.posts} posts"
+            f" <= {rules.unhappy_mean_compound:.2f}"
+        )
+    pct = influence.percentile
+    by_rank = pct is not None and pct >= rules.influence_percentile
+    by_followers = influence.followers >= rules.followers_threshold
+    if by_rank:
+        reasons.append(f"influence percentile {pct:.3f} >= {rules.influence_percentile:.2f}")
+    if by_followers:
+        reasons.append(f"{influence.followers} followers >= {rules.followers_threshold}")
+    influential = by_rank or by_followers
+    if not (unhappy and influential):
+        return Decision(unhappy, influential, None, tuple(reasons))
+    critical = (
+        summary.mean <= rules.critical_mean_compound
+        or (pct is not None and pct >= rules.critical_percentile)
+        or influence.followers >= rules.critical_followers
+    )
+    return Decision(True, True, "critical" if critical else "warning", tuple(reasons))
+
+
+def cooldown_allows(
+    severity: Severity,
+    event_ts: float,
+    last_alert_ts: float | None,
+    last_severity: str | None,
+    cooldown_seconds: float,
+) -> bool:
+    """True if a new alert may fire: no alert within the cooldown, or the severity escalates."""
+    if last_alert_ts is None or last_severity is None:
+        return True
+    if abs(event_ts - last_alert_ts) >= cooldown_seconds:
+        return True
+    return SEVERITY_RANK[severity] > SEVERITY_RANK[last_severity]
+
+
+def alert_id(customer_id: str, trigger_event_id: str, severity: str) -> str:
+    """Deterministic id: the same input always yields the same alert id (replays, recovery)."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{customer_id}\x1f{trigger_event_id}\x1f{severity}"))
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def build_alert(
+    post: ScoredPost,
+    summary: WindowSummary,
+    decision: Decision,
+    evidence: list[WindowPost],
+    rules: RuleSettings,
+    source: str,
+    detected_at: datetime,
+) -> tuple[str, dict]:
+    """The alert's id and CloudEvents 1.0 envelope (as a dict ready for orjson)."""
+    assert decision.severity is not None
+    aid = alert_id(post.customer_id, post.event_id, decision.severity)
+    cap = rules.evidence_text_chars
+    # Most negative first: the posts an on-call person should read before answering.
+    worst = sorted(evidence, key=lambda p: (p.compound, p.ts))[: rules.evidence_posts]
+    inf = post.influence
+    data = {
+        "customer_id": post.customer_id,
+        "platform": post.platform,
+        "handle": post.handle,
+        "severity": decision.severity,
+        "event_time": _iso(post.created_at),
+        "trigger_event_id": post.event_id,
+        "sentiment": {
+            "mean": round(summary.mean, 4),
+            "posts": summary.posts,
+            "min": summary.min,
+            "latest": summary.latest,
+            "window_seconds": summary.window_seconds,
+        },
+        "influence": {
+            "score": round(inf.score, 6),
+            "percentile": None if inf.percentile is None else round(inf.percentile, 4),
+            "followers": inf.followers,
+            "pagerank": inf.pagerank,
+            "inbound_accounts": inf.inbound_accounts,
+        },
+        "evidence": [
+            {
+                "id": p.event_id,
+                "text": p.text if len(p.text) <= cap else p.text[: cap - 1] + "…",
+                "compound": p.compound,
+                "created_at": _iso(datetime.fromtimestamp(p.ts, UTC)),
+            }
+            for p in worst
+        ],
+        "reasons": list(decision.reasons),
+    }
+    envelope = {
+        "specversion": "1.0",
+        "id": aid,
+        "source": source,
+        "type": ALERT_TYPE,
+        "subject": post.customer_id,
+        "time": _iso(detected_at),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    return aid, envelope
+
+
+def dumps(obj: object) -> bytes:
+    """orjson with the options every Redis payload uses."""
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)

@@ -1,0 +1,350 @@
+"""`sense-respond`: run the pipeline, the demo, and the on-call tools.
+
+    sense-respond run [--config FILE] [--input SPEC] [--redis-url URL] [--prefix P]
+    sense-respond demo
+    sense-respond alerts tail [--group G] [--consumer C]
+    sense-respond score [TEXT ...]
+    sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from config.settings import Settings, load_settings
+
+log = logging.getLogger("sense_respond")
+
+DEMO_FEED = Path(__file__).with_name("data") / "demo_feed.jsonl"
+DEMO_TRUTH = Path(__file__).with_name("data") / "demo_truth.json"
+
+
+# ---------------------------------------------------------------------------------------------
+# settings and Redis at the edge
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    redis: dict[str, Any] = {}
+    if getattr(args, "redis_url", None):
+        redis["url"] = args.redis_url
+    if getattr(args, "prefix", None):
+        redis["prefix"] = args.prefix
+    overrides: dict[str, Any] = {"input": getattr(args, "input", None), **extra}
+    if redis:
+        overrides["redis"] = redis
+    return load_settings(getattr(args, "config", None), overrides)
+
+
+@contextlib.contextmanager
+def _redis(settings: Settings, quiet: bool = False) -> Iterator[Settings]:
+    """Settings with a usable Redis URL: the configured one, else an embedded server."""
+    from connectors.embedded_redis import resolve_redis_url
+    from connectors.redis_client import redacted_url
+
+    configured = settings.redis.url.get_secret_value() if settings.redis.url else None
+    url, embedded = resolve_redis_url(configured)
+    try:
+        if embedded is not None and not quiet:
+            _say(f"no Redis URL configured: started an embedded Redis at {url} for this run")
+        elif not quiet:
+            _say(f"Redis: {redacted_url(url)}  prefix: {settings.redis.prefix}")
+        yield settings.with_redis_url(url)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _client(settings: Settings) -> Any:
+    from connectors.redis_client import make_client
+
+    assert settings.redis.url is not None
+    return make_client(settings.redis.url.get_secret_value(), settings.redis)
+
+
+# ---------------------------------------------------------------------------------------------
+# printing alerts for people
+
+
+def format_alert(alert: dict[str, Any]) -> str:
+    """One alert as a few readable lines for on-call staff."""
+    data = alert.get("data", {})
+    sent = data.get("sentiment", {})
+    inf = data.get("influence", {})
+    pct = inf.get("percentile")
+    who = data.get("handle") or ""
+    head = (
+        f"[{str(data.get('severity', '?')).upper():8}] {data.get('customer_id')}"
+        f"{' @' + who if who else ''}  mean {sent.get('mean', 0):+.2f} over {sent.get('posts')} posts"
+        f"  followers {inf.get('followers', 0):,}"
+        f"  influence pct {'n/a' if pct is None else f'{pct:.2f}'}"
+        f"  inbound {inf.get('inbound_accounts', 0)}"
+    )
+    lines = [head, f"           event {data.get('event_time')}  id {alert.get('id')}"]
+    for ev in data.get("evidence", [])[:3]:
+        lines.append(f"           {ev.get('compound', 0):+.2f}  {ev.get('text', '')!r}")
+    return "\n".join(lines)
+
+
+class _LivePrinter:
+    """Subscribes to the alerts channel and prints each alert as it fires."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.count = 0
+        self.customers: set[str] = set()
+        self._client = _client(settings)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(f"{settings.redis.prefix}alerts")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alert-printer", daemon=True)
+
+    def __enter__(self) -> _LivePrinter:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._pubsub.get_message(timeout=0.2)
+            if msg is None:
+                continue
+            alert = orjson.loads(msg["data"])
+            self.count += 1
+            self.customers.add(alert["subject"])
+            print(format_alert(alert), flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.3)  # let the last published alerts arrive
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pubsub.close()
+        self._client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None:
+    """Build and run the dataflow in this process (a cluster member when -i/-a are given)."""
+    from bytewax._bytewax import cli_main
+
+    from flows.pipeline import build_flow
+
+    flow = build_flow(settings)
+    addresses = getattr(args, "addresses", None)
+    cli_main(
+        flow,
+        workers_per_process=getattr(args, "workers_per_process", 1) or 1,
+        process_id=getattr(args, "process_id", None),
+        addresses=addresses.split(";") if addresses else None,
+        epoch_interval=timedelta(seconds=settings.flow.epoch_interval_seconds),
+    )
+
+
+def _summary(settings: Settings, started: float, printed: int | None = None) -> dict[str, Any]:
+    client = _client(settings)
+    prefix = settings.redis.prefix
+    try:
+        summary = {
+            "alerts_in_stream": client.xlen(f"{prefix}alerts"),
+            "dead_letters": client.xlen(f"{prefix}dlq"),
+            "elapsed_seconds": round(time.perf_counter() - started, 2),
+        }
+    finally:
+        client.close()
+    if printed is not None:
+        summary["alerts_printed"] = printed
+    return summary
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with _redis(settings) as resolved:
+        started = time.perf_counter()
+        _say(f"input: {resolved.input}")
+        if args.print_alerts:
+            with _LivePrinter(resolved) as printer:
+                run_flow(resolved, args)
+            summary = _summary(resolved, started, printer.count)
+        else:
+            run_flow(resolved, args)
+            summary = _summary(resolved, started)
+        _say("summary: " + orjson.dumps(summary).decode())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    truth = orjson.loads(DEMO_TRUTH.read_bytes())
+    settings = _settings(
+        args, input=f"jsonl:{DEMO_FEED}", brand_accounts=truth["brand_accounts"]
+    )
+    with _redis(settings) as resolved:
+        lines = sum(1 for _ in DEMO_FEED.open("rb"))
+        _say(f"demo: replaying {lines:,} events from {DEMO_FEED.name} ...")
+        started = time.perf_counter()
+        with _LivePrinter(resolved) as printer:
+            run_flow(resolved)
+        summary = _summary(resolved, started, printer.count)
+        expected = set(truth["expected_alerts"])
+        alerted = printer.customers
+        hits = len(alerted & expected)
+        summary |= {
+            "events": lines,
+            "events_per_second": round(lines / max(summary["elapsed_seconds"], 1e-9)),
+            "customers_alerted": len(alerted),
+            "planted_unhappy_influential": len(expected),
+            "precision": round(hits / len(alerted), 3) if alerted else None,
+            "recall": round(hits / len(expected), 3) if expected else None,
+        }
+        print("\nsummary")
+        for key, value in summary.items():
+            print(f"  {key:30} {value}")
+    return 0
+
+
+def cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from connectors.redis_source import AlertReader
+
+    settings = _settings(args)
+    if settings.redis.url is None:
+        _say("alerts tail needs --redis-url (or SR_REDIS__URL): the Redis the pipeline writes to")
+        return 2
+    client = _client(settings)
+    reader = AlertReader(
+        client, settings.redis.prefix, group=args.group, consumer=args.consumer, block_ms=1000
+    )
+    seen = 0
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batch = reader.read(count=100)
+            for entry_id, alert in batch:
+                print(format_alert(alert), flush=True)
+                reader.ack([entry_id])
+                seen += 1
+                if args.count and seen >= args.count:
+                    return 0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from operators.scoring import score_text
+
+    texts: Sequence[str] = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    for text in texts:
+        if not text.strip():
+            continue
+        s = score_text(text)
+        row = {"compound": s.compound, "pos": s.pos, "neu": s.neu, "neg": s.neg, "text": text}
+        print(orjson.dumps(row).decode())
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from connectors.inputs import split_spec
+    from connectors.redis_source import push_jsonl
+
+    scheme, key = split_spec(args.to)
+    if scheme != "redis":
+        _say("replay --to must be redis:STREAM_KEY")
+        return 2
+    settings = _settings(args)
+    if settings.redis.url is None:
+        _say("replay needs --redis-url (or SR_REDIS__URL): the Redis the pipeline reads from")
+        return 2
+    client = _client(settings)
+    try:
+        with open(args.file, "rb") as fh:
+            sent = push_jsonl(client, key, fh, rate=args.rate)
+    finally:
+        client.close()
+    _say(f"replayed {sent} lines into {key}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# argument parsing
+
+
+def _redis_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML settings file (default: $SR_CONFIG)")
+    p.add_argument("--redis-url", help="Redis URL (default: $SR_REDIS__URL, else embedded)")
+    p.add_argument("--prefix", help="key and channel prefix (default sr:)")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    top = argparse.ArgumentParser(prog="sense-respond", description=__doc__.splitlines()[0])
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline")
+    _redis_flags(run)
+    run.add_argument("--input", help="jsonl:PATH | jsonl:- | redis:KEY | jetstream:URL | mastodon:URL")
+    run.add_argument("--print-alerts", action="store_true", help="print alerts as they fire")
+    run.add_argument("-w", "--workers-per-process", type=int, default=1)
+    run.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
+    run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="replay the bundled sample feed on an embedded Redis")
+    _redis_flags(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    alerts = sub.add_parser("alerts", help="on-call tools")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    tail = alerts_sub.add_parser("tail", help="read alerts through a consumer group and ack them")
+    _redis_flags(tail)
+    tail.add_argument("--group", default="oncall")
+    tail.add_argument("--consumer", default=None, help="consumer name (default host-pid)")
+    tail.add_argument("--count", type=int, default=0, help="stop after N alerts (0: never)")
+    tail.add_argument("--timeout", type=float, default=None, help="stop after N seconds")
+    tail.set_defaults(func=cmd_alerts_tail)
+
+    score = sub.add_parser("score", help="VADER scores of texts (or stdin lines)")
+    score.add_argument("texts", nargs="*")
+    score.set_defaults(func=cmd_score)
+
+    replay = sub.add_parser("replay", help="push a JSONL file into a Redis stream")
+    _redis_flags(replay)
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--to", required=True, help="redis:STREAM_KEY")
+    replay.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
+    replay.set_defaults(func=cmd_replay)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        _say(f"sense-respond: error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
