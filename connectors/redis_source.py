@@ -1,0 +1,504 @@
+"""Read events from a Redis stream through a consumer group, and the small stream helpers.
+
+`RedisStreamSource` is a Bytewax `DynamicSource`: every worker (thread or process) is its own
+consumer in one consumer group, and Redis hands each entry to exactly one of them. That is the
+natural shape for consumer groups and why no Bytewax resume state is needed: the group itself
+remembers what was delivered (its last-delivered id) and what is still unacknowledged (the
+pending entries list, PEL). A `FixedPartitionedSource` with one partition would pin all reading
+to one worker and duplicate that bookkeeping in snapshots for nothing.
+
+Delivery is at-least-once:
+
+* an entry is acknowledged (XACK, pipelined with the next read) only when `next_batch` is
+  called again: Bytewax calls it after this worker has run the previous batch through its
+  steps (measured with Bytewax 0.21.1);
+* `close` does not acknowledge. Bytewax calls `close` also while unwinding from a failed step
+  (measured), and an unbounded stream never ends cleanly, so a batch seen at `close` may not
+  have been processed: it stays pending and is replayed;
+* a consumer that starts first re-reads its own pending entries (XREADGROUP from id 0), so a
+  restart with the same consumer name replays what it had not acknowledged;
+* entries left pending by a consumer that died are taken over with XAUTOCLAIM once they have
+  been idle for `claim_idle_ms` (at start, then every few seconds, a bounded number at a time).
+
+Caveats: with Bytewax recovery, an acknowledged entry whose effect on stateful steps was not yet
+in a snapshot is not replayed after a crash, nor is one still in flight to a worker of another
+process; that window is about one epoch (`flow.epoch_interval_seconds`). Downstream delivery is
+idempotent (see `redis_sinks`), so the duplicates at-least-once produces are harmless.
+
+The blocking XREADGROUP (BLOCK `block_ms`, never 0) holds this worker for at most `block_ms`
+when the stream is idle; keep it small (default 100 ms) so epochs keep closing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+from redis.exceptions import ResponseError
+
+from config.settings import RedisSettings
+from connectors.redis_client import alerts_key, make_client, redacted_url
+from operators.events import DeadLetter
+
+log = logging.getLogger(__name__)
+
+EVENT_FIELD = b"event"
+CLAIM_EVERY_SECONDS = 5.0
+"""How often idle pending entries of other consumers are looked for (at most)."""
+_ZERO_ID = "0-0"
+_Entry = tuple[Any, dict[bytes, bytes]]
+"""A stream entry as redis-py returns it: (id, fields); fields are empty for a deleted entry."""
+_MAX_READS_PER_BATCH = 4
+"""Round trips one `next_batch` may make (pending -> claim -> new) before returning."""
+
+
+def default_consumer(worker_index: int | None = None) -> str:
+    """`{hostname}-{pid}` (plus `-{worker_index}`): unique per process and worker."""
+    base = f"{socket.gethostname()}-{os.getpid()}"
+    return base if worker_index is None else f"{base}-{worker_index}"
+
+
+def ensure_group(client: redis.Redis, stream_key: str, group: str, start_id: str = "0") -> bool:
+    """Create consumer group `group` on `stream_key` (and the stream) unless it exists.
+
+    Returns whether it was created. `start_id` "0" reads the stream's history, "$" only new ones.
+    """
+    try:
+        client.xgroup_create(stream_key, group, id=start_id, mkstream=True)
+        return True
+    except ResponseError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise
+
+
+def _id(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+
+
+def _entries(reply: Any) -> list[_Entry]:
+    """The entries of a single-stream XREADGROUP reply (RESP2 list or RESP3 dict shape)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        value = next(iter(reply.values()), [])
+        # Older redis-py RESP3 parsing wraps the entries in a one-element list.
+        if value and isinstance(value[0], list):
+            value = value[0]
+        return list(value)
+    return list(reply[0][1])
+
+
+class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
+    """One consumer of the group: yields the `event` bytes of entries, or a `DeadLetter`."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream_key: str,
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block_ms: int,
+        claim_idle_ms: int,
+        claim_every_seconds: float = CLAIM_EVERY_SECONDS,
+        retire_on_close: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Join `group` on `stream_key` as `consumer` (creating the group from id 0 if needed).
+
+        `retire_on_close` deletes the consumer from the group on `close` when it holds no pending
+        entries (for throwaway host-pid names, so dead names do not pile up in the group).
+        """
+        if block_ms <= 0:
+            raise ValueError("block_ms must be > 0 (BLOCK 0 blocks forever)")
+        self._client = client
+        self._key = stream_key
+        self._group = group
+        self.consumer = consumer
+        self._count = count
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+        self._claim_every = claim_every_seconds
+        self._retire = retire_on_close
+        self._clock = clock
+        self._source = f"redis:{stream_key}"
+        # Own pending entries are replayed first, from this cursor; None once done.
+        self._pending_cursor: str | None = "0"
+        # XAUTOCLAIM scan: cursor of the current round, when the next round is due.
+        self._claim_cursor = _ZERO_ID
+        self._claim_due = clock()
+        self._unacked: list[str] = []
+        ensure_group(client, stream_key, group)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _run(self, read: Callable[[Any], None]) -> Any:
+        """One round trip: XACK the previous batch, then `read` (queued on the pipeline)."""
+        pipe = self._client.pipeline(transaction=False)
+        if self._unacked:
+            pipe.xack(self._key, self._group, *self._unacked)
+        read(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                # The stream or group was deleted under us: nothing left to ack; start over.
+                log.warning("consumer group %s on %s vanished; recreating", self._group, self._key)
+                self._unacked = []
+                self._pending_cursor = None
+                ensure_group(self._client, self._key, self._group)
+                return None
+            if isinstance(reply, Exception):
+                raise reply
+        self._unacked = []
+        return replies[-1]
+
+    def _read_pending(self) -> list[_Entry]:
+        cursor = self._pending_cursor
+        assert cursor is not None
+        reply = self._run(
+            lambda p: p.xreadgroup(
+                self._group, self.consumer, {self._key: cursor}, count=self._count
+            )
+        )
+        entries = _entries(reply)
+        if entries:
+            self._pending_cursor = _id(entries[-1][0])
+        else:
+            self._pending_cursor = None
+            log.debug("consumer %s: own pending entries replayed", self.consumer)
+        return entries
+
+    def _claim(self) -> list[_Entry]:
+        cursor = self._claim_cursor
+        reply = self._run(
+            lambda p: p.xautoclaim(
+                self._key,
+                self._group,
+                self.consumer,
+                self._claim_idle_ms,
+                start_id=cursor,
+                count=self._count,
+            )
+        )
+        if reply is None:
+            return []
+        next_cursor = _id(reply[0])
+        claimed = [(eid, fields) for eid, fields in reply[1] if eid is not None]
+        if next_cursor == _ZERO_ID:
+            self._claim_cursor = _ZERO_ID
+            self._claim_due = self._clock() + self._claim_every
+        else:
+            # More of the PEL to scan: continue with the next batch.
+            self._claim_cursor = next_cursor
+        if claimed:
+            log.info("consumer %s claimed %d idle entries", self.consumer, len(claimed))
+        return claimed
+
+    def _read_new(self) -> list[_Entry]:
+        return _entries(
+            self._run(
+                lambda p: p.xreadgroup(
+                    self._group,
+                    self.consumer,
+                    {self._key: ">"},
+                    count=self._count,
+                    block=self._block_ms,
+                )
+            )
+        )
+
+    def _convert(self, entries: Sequence[_Entry]) -> list[bytes | DeadLetter]:
+        out: list[bytes | DeadLetter] = []
+        for entry_id, fields in entries:
+            eid = _id(entry_id)
+            self._unacked.append(eid)
+            if not fields:
+                # A pending entry that was trimmed or deleted: nothing to process, just ack it.
+                continue
+            event = fields.get(EVENT_FIELD)
+            if event is None:
+                names = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields))
+                raw = orjson.dumps(
+                    {
+                        k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                        for k, v in fields.items()
+                    }
+                )
+                out.append(
+                    DeadLetter(
+                        f"stream entry {eid} has no 'event' field (fields: {names})",
+                        raw,
+                        datetime.now(UTC),
+                        f"{self._source}#{eid}",
+                    )
+                )
+            else:
+                out.append(event)
+        return out
+
+    def next_batch(self) -> list[bytes | DeadLetter]:
+        """Ack the previous batch, then read: own pending first, idle claims, then new entries."""
+        for _ in range(_MAX_READS_PER_BATCH):
+            if self._pending_cursor is not None:
+                entries = self._read_pending()
+            elif self._clock() >= self._claim_due:
+                entries = self._claim()
+            else:
+                return self._convert(self._read_new())
+            if entries:
+                return self._convert(entries)
+        return []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def ack_pending(self) -> int:
+        """Acknowledge the entries of the last batch now (only once they are known processed)."""
+        if not self._unacked:
+            return 0
+        n = int(self._client.xack(self._key, self._group, *self._unacked))
+        self._unacked = []
+        return n
+
+    def close(self) -> None:
+        """Close the connection; the last batch stays pending (see the module docstring).
+
+        A throwaway consumer name with nothing pending is removed from the group so dead
+        host-pid names do not pile up; one with pending entries stays until they are claimed.
+        """
+        try:
+            if self._retire and not self._unacked:
+                pending = self._client.xpending_range(
+                    self._key, self._group, min="-", max="+", count=1, consumername=self.consumer
+                )
+                if not pending:
+                    self._client.xgroup_delconsumer(self._key, self._group, self.consumer)
+        finally:
+            self._client.close()
+
+
+class RedisStreamSource(DynamicSource[bytes | DeadLetter]):
+    """Unbounded source over a Redis stream: each worker is a consumer of `settings.input_group`.
+
+    Items are the raw `event` field bytes (to be parsed by `operators.events.parse_event`), or a
+    `DeadLetter` for entries without that field. Entries per read: `min(batch_size,
+    settings.read_count)`. Consumer name: `settings.consumer` (suffixed `-{worker_index}` when
+    there are several workers, so they never share a PEL) or `{hostname}-{pid}-{worker_index}`.
+    A stable configured name lets a restarted process replay its own pending entries at once;
+    with the default name they are reclaimed after `claim_idle_ms`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        stream_key: str,
+        settings: RedisSettings,
+        batch_size: int | None = None,
+        *,
+        claim_every_seconds: float = CLAIM_EVERY_SECONDS,
+    ) -> None:
+        """Only remember where to read: each worker connects in `build`."""
+        if batch_size is not None and batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self._url = url
+        self._key = stream_key
+        self._settings = settings
+        self._count = min(batch_size or settings.read_count, settings.read_count)
+        self._claim_every = claim_every_seconds
+
+    def consumer_name(self, worker_index: int, worker_count: int) -> str:
+        """The consumer name of one worker (see the class docstring)."""
+        configured = self._settings.consumer
+        if configured:
+            return configured if worker_count == 1 else f"{configured}-{worker_index}"
+        return default_consumer(worker_index)
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> RedisStreamPartition:
+        """Connect this worker as its own consumer of the group."""
+        s = self._settings
+        consumer = self.consumer_name(worker_index, worker_count)
+        # The socket must outlive a blocked XREADGROUP, or the block would look like a timeout.
+        client = make_client(
+            self._url,
+            s,
+            socket_timeout=max(s.socket_timeout_seconds, s.block_ms / 1000 + 1.0),
+            client_name=f"sense-respond:source:{worker_index}",
+        )
+        log.info(
+            "reading %s from %s as %s/%s",
+            self._key,
+            redacted_url(self._url),
+            s.input_group,
+            consumer,
+        )
+        return RedisStreamPartition(
+            client,
+            self._key,
+            s.input_group,
+            consumer,
+            count=self._count,
+            block_ms=s.block_ms,
+            claim_idle_ms=s.claim_idle_ms,
+            claim_every_seconds=self._claim_every,
+            retire_on_close=not s.consumer,
+        )
+
+
+# -- replay: JSONL file -> stream ------------------------------------------------------------
+
+
+def push_jsonl(
+    client: redis.Redis,
+    stream_key: str,
+    lines: Iterable[bytes | str],
+    rate: float | None = None,
+    maxlen: int | None = None,
+    *,
+    chunk: int = 500,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """XADD each non-blank line as field `event` of `stream_key`; returns how many were added.
+
+    Lines go out in pipelined chunks. With `rate` (events/s) the chunks shrink to about a tenth
+    of a second's worth and are paced so the average rate stays at `rate`. `maxlen` trims the
+    stream approximately (MAXLEN ~).
+    """
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be > 0 events/s")
+    if chunk < 1:
+        raise ValueError("chunk must be >= 1")
+    size = chunk if rate is None else max(1, min(chunk, int(rate / 10)))
+    sent = 0
+    start = time.monotonic()
+    pipe = client.pipeline(transaction=False)
+    queued = 0
+
+    def flush() -> None:
+        nonlocal queued, sent
+        if queued:
+            pipe.execute()
+            sent += queued
+            queued = 0
+        if rate is not None:
+            ahead = start + sent / rate - time.monotonic()
+            if ahead > 0:
+                sleep(ahead)
+
+    for line in lines:
+        data = line.encode() if isinstance(line, str) else line
+        data = data.rstrip(b"\r\n")
+        if not data.strip():
+            continue
+        if maxlen is None:
+            pipe.xadd(stream_key, {EVENT_FIELD: data})
+        else:
+            pipe.xadd(stream_key, {EVENT_FIELD: data}, maxlen=maxlen, approximate=True)
+        queued += 1
+        if queued >= size:
+            flush()
+    if queued:
+        pipe.execute()
+        sent += queued
+    return sent
+
+
+# -- on-call: read the alerts stream -------------------------------------------------------------
+
+
+class AlertReader:
+    """Reads `{prefix}alerts` as a consumer group (for `sense-respond alerts tail`).
+
+    Each on-call tool instance is a consumer of `group`; alerts are acknowledged by the caller
+    once handled, so an alert shown to nobody stays pending. A new group starts at `start_id`
+    ("$": only alerts from now on; "0": everything still in the stream). At the first read, this
+    consumer's own pending alerts come first, then alerts other consumers left pending for more
+    than `claim_idle_ms`, then new ones (blocking up to `block_ms`; keep it below the client's
+    socket timeout).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        group: str | None = None,
+        consumer: str | None = None,
+        block_ms: int = 1000,
+        *,
+        start_id: str = "$",
+        claim_idle_ms: int = 60_000,
+    ) -> None:
+        """Join (or create) `group` (default "oncall") on the alerts stream."""
+        if block_ms <= 0:
+            raise ValueError("block_ms must be > 0")
+        self._client = client
+        self.key = alerts_key(prefix)
+        self.group = group or "oncall"
+        self.consumer = consumer or default_consumer()
+        self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
+        self._pending_cursor: str | None = "0"
+        self._claimed = False
+        ensure_group(client, self.key, self.group, start_id=start_id)
+
+    def read(self, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        """Up to `count` alerts as (entry id, parsed CloudEvent), oldest first; may be empty."""
+        if self._pending_cursor is not None:
+            entries = _entries(
+                self._client.xreadgroup(
+                    self.group, self.consumer, {self.key: self._pending_cursor}, count=count
+                )
+            )
+            if entries:
+                self._pending_cursor = _id(entries[-1][0])
+                return self._parse(entries)
+            self._pending_cursor = None
+        if not self._claimed:
+            self._claimed = True
+            reply = self._client.xautoclaim(
+                self.key, self.group, self.consumer, self._claim_idle_ms, count=count
+            )
+            claimed = [(eid, fields) for eid, fields in reply[1] if eid is not None]
+            if claimed:
+                return self._parse(claimed)
+        entries = _entries(
+            self._client.xreadgroup(
+                self.group, self.consumer, {self.key: ">"}, count=count, block=self._block_ms
+            )
+        )
+        return self._parse(entries)
+
+    def _parse(self, entries: Sequence[_Entry]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        junk: list[str] = []
+        for entry_id, fields in entries:
+            eid = _id(entry_id)
+            raw = fields.get(b"alert") if fields else None
+            try:
+                alert = orjson.loads(raw) if raw is not None else None
+            except orjson.JSONDecodeError:
+                alert = None
+            if isinstance(alert, dict):
+                out.append((eid, alert))
+            else:
+                # Nothing to show; acknowledged so it does not come back at every start.
+                log.warning("skipping alerts entry %s: no JSON object in field 'alert'", eid)
+                junk.append(eid)
+        if junk:
+            self.ack(junk)
+        return out
+
+    def ack(self, entry_ids: Iterable[str]) -> int:
+        """Acknowledge handled alerts; returns how many were pending."""
+        ids = list(entry_ids)
+        if not ids:
+            return 0
+        return int(self._client.xack(self.key, self.group, *ids))

@@ -1,0 +1,1 @@
+"""sense-respond: sense unhappy influential customers in social feeds, respond through Redis."""

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real Redis for the session, a unique key prefix per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from config.settings import RedisSettings
+from connectors.embedded_redis import EmbeddedRedis
+from connectors.redis_client import make_client, ping_url
+
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """$REDIS_URL if it answers, else the local Redis on 6379, else an embedded one."""
+    for url in (os.environ.get("REDIS_URL"), LOCAL_REDIS_URL):
+        if url and ping_url(url, timeout=1.0):
+            yield url
+            return
+    with EmbeddedRedis() as embedded:
+        yield embedded.url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A unique "test:<uuid>:" prefix; every key under it is deleted after the test."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        doomed: list[bytes] = []
+        for name in client.scan_iter(match=f"{prefix}*", count=1000):
+            doomed.append(name)
+            if len(doomed) >= 500:
+                client.unlink(*doomed)
+                doomed.clear()
+        if doomed:
+            client.unlink(*doomed)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A bytes client (decode_responses=False) built the way the connectors build theirs."""
+    client = make_client(redis_url, RedisSettings())
+    yield client
+    client.close()
