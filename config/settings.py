@@ -40,7 +40,7 @@ class RedisSettings(_Section):
 
     url: SecretStr | None = Field(
         default=None,
-        description="redis:// or rediss:// URL (may hold a password). None starts the embedded Redis.",
+        description="redis:// or rediss:// URL (may hold a password); unset: embedded Redis.",
     )
     prefix: str = Field(default="sr:", min_length=1, description="Prefix of every key and channel.")
     socket_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -137,7 +137,9 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    input: str = Field(default="jsonl:-", description="jsonl:PATH | jsonl:- | redis:STREAM_KEY | ...")
+    input: str = Field(
+        default="jsonl:-", description="jsonl:PATH | jsonl:- | redis:STREAM_KEY | ..."
+    )
     alert_source: str = Field(default="urn:sense-respond", description="CloudEvents `source`.")
     brand_accounts: list[str] = Field(
         default_factory=list, description="Handles or customer ids that are never alerted on."
@@ -173,7 +175,9 @@ class Settings(BaseSettings):
 
     def with_redis_url(self, url: str) -> Settings:
         """A copy with the Redis URL resolved (e.g. to the embedded server's)."""
-        return self.model_copy(update={"redis": self.redis.model_copy(update={"url": SecretStr(url)})})
+        return self.model_copy(
+            update={"redis": self.redis.model_copy(update={"url": SecretStr(url)})}
+        )
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain data, secrets masked: safe to log."""

@@ -85,7 +85,9 @@ class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Sentiment | None], Enriched
     def __init__(self, settings: Settings, resume: Enricher | None) -> None:
         self.enricher = resume if resume is not None else Enricher(settings)
 
-    def on_batch(self, values: list[tuple[Valid, Sentiment | None]]) -> tuple[Iterable[Enriched], bool]:
+    def on_batch(
+        self, values: list[tuple[Valid, Sentiment | None]]
+    ) -> tuple[Iterable[Enriched], bool]:
         process = self.enricher.process
         out = []
         for item, sentiment in values:

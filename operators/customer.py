@@ -65,7 +65,9 @@ class CustomerState:
         for name, value in zip(self.__slots__, state, strict=True):
             setattr(self, name, value)
 
-    def on_post(self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime) -> list[Output]:
+    def on_post(
+        self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[Output]:
         """Add a scored post; return the alert it triggers (if any) or the customer's new view."""
         self.handle = post.handle or self.handle
         self.platform = post.platform

@@ -36,7 +36,9 @@ class Enricher:
     def __setstate__(self, state: tuple) -> None:
         self.brands, self.graph, self.seen, self.duplicates = state
 
-    def process(self, item: SocialEvent | ControlRecord, sentiment: Sentiment | None) -> Enriched | None:
+    def process(
+        self, item: SocialEvent | ControlRecord, sentiment: Sentiment | None
+    ) -> Enriched | None:
         """One event in, at most one record out (None for duplicates and pure interactions)."""
         if not isinstance(item, SocialEvent):
             if isinstance(item, AccountPurge):

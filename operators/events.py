@@ -143,7 +143,9 @@ def _first_error(exc: ValidationError) -> str:
     return "invalid event: " + "; ".join(parts) + more
 
 
-def parse_event(raw: bytes | str, received_at: datetime, source: str = "") -> SocialEvent | DeadLetter | None:
+def parse_event(
+    raw: bytes | str, received_at: datetime, source: str = ""
+) -> SocialEvent | DeadLetter | None:
     """Parse one JSONL line into a `SocialEvent`, a `DeadLetter`, or None for a blank line."""
     data = raw.encode() if isinstance(raw, str) else raw
     if len(data) > MAX_LINE_BYTES:

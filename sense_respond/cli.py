@@ -1,10 +1,10 @@
 """`sense-respond`: run the pipeline, the demo, and the on-call tools.
 
-    sense-respond run [--config FILE] [--input SPEC] [--redis-url URL] [--prefix P]
-    sense-respond demo
-    sense-respond alerts tail [--group G] [--consumer C]
-    sense-respond score [TEXT ...]
-    sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
+sense-respond run [--config FILE] [--input SPEC] [--redis-url URL] [--prefix P]
+sense-respond demo
+sense-respond alerts tail [--group G] [--consumer C]
+sense-respond score [TEXT ...]
+sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def format_alert(alert: dict[str, Any]) -> str:
     who = data.get("handle") or ""
     head = (
         f"[{str(data.get('severity', '?')).upper():8}] {data.get('customer_id')}"
-        f"{' @' + who if who else ''}  mean {sent.get('mean', 0):+.2f} over {sent.get('posts')} posts"
+        f"{' @' + who if who else ''}"
+        f"  mean {sent.get('mean', 0):+.2f} over {sent.get('posts')} posts"
         f"  followers {inf.get('followers', 0):,}"
         f"  influence pct {'n/a' if pct is None else f'{pct:.2f}'}"
         f"  inbound {inf.get('inbound_accounts', 0)}"
@@ -189,9 +190,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     truth = orjson.loads(DEMO_TRUTH.read_bytes())
-    settings = _settings(
-        args, input=f"jsonl:{DEMO_FEED}", brand_accounts=truth["brand_accounts"]
-    )
+    settings = _settings(args, input=f"jsonl:{DEMO_FEED}", brand_accounts=truth["brand_accounts"])
     with _redis(settings) as resolved:
         lines = sum(1 for _ in DEMO_FEED.open("rb"))
         _say(f"demo: replaying {lines:,} events from {DEMO_FEED.name} ...")
@@ -225,7 +224,12 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
         return 2
     client = _client(settings)
     reader = AlertReader(
-        client, settings.redis.prefix, group=args.group, consumer=args.consumer, block_ms=1000
+        client,
+        settings.redis.prefix,
+        group=args.group,
+        consumer=args.consumer,
+        block_ms=1000,
+        start_id="0" if args.from_start else "$",
     )
     seen = 0
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -298,7 +302,9 @@ def parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline")
     _redis_flags(run)
-    run.add_argument("--input", help="jsonl:PATH | jsonl:- | redis:KEY | jetstream:URL | mastodon:URL")
+    run.add_argument(
+        "--input", help="jsonl:PATH | jsonl:- | redis:KEY | jetstream:URL | mastodon:URL"
+    )
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they fire")
     run.add_argument("-w", "--workers-per-process", type=int, default=1)
     run.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
@@ -315,6 +321,11 @@ def parser() -> argparse.ArgumentParser:
     _redis_flags(tail)
     tail.add_argument("--group", default="oncall")
     tail.add_argument("--consumer", default=None, help="consumer name (default host-pid)")
+    tail.add_argument(
+        "--from-start",
+        action="store_true",
+        help="a new group starts at the oldest alert kept (default: only new alerts)",
+    )
     tail.add_argument("--count", type=int, default=0, help="stop after N alerts (0: never)")
     tail.add_argument("--timeout", type=float, default=None, help="stop after N seconds")
     tail.set_defaults(func=cmd_alerts_tail)

@@ -63,15 +63,24 @@ def scenario() -> list[bytes]:
     # an angry nobody, and a brand apologising angrily-sounding words a lot
     lines += [ev(f"n{i}", "post", "nobody", 60 + i, ANGRY[i], followers=3) for i in range(3)]
     lines += [
-        ev(f"b{i}", "reply", "AcmeSupport", 61 + i, "So sorry, this is terrible, awful!",
-           followers=900_000, target={"id": "nobody"})
+        ev(
+            f"b{i}",
+            "reply",
+            "AcmeSupport",
+            61 + i,
+            "So sorry, this is terrible, awful!",
+            followers=900_000,
+            target={"id": "nobody"},
+        )
         for i in range(3)
     ]
     lines += [b"", b"{broken json", b'{"id": "x", "kind": "post"}', b"[1,2,3]"]
     return lines
 
 
-def test_flow_alerts_dead_letters_and_views(redis_url: str, redis_prefix: str, redis_client: Any) -> None:
+def test_flow_alerts_dead_letters_and_views(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
     run(scenario(), redis_url, redis_prefix)
     got = alerts(redis_client, redis_prefix)
     assert [a["subject"] for a in got] == ["twitter:vip"]
@@ -91,7 +100,9 @@ def test_flow_alerts_dead_letters_and_views(redis_url: str, redis_prefix: str, r
     assert redis_client.exists(f"{redis_prefix}customer:twitter:nobody")
 
 
-def test_replays_give_identical_alert_ids(redis_url: str, redis_prefix: str, redis_client: Any) -> None:
+def test_replays_give_identical_alert_ids(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
     run(scenario(), redis_url, redis_prefix + "one:")
     run(scenario(), redis_url, redis_prefix + "two:")
     one = [a["id"] for a in alerts(redis_client, redis_prefix + "one:")]

@@ -10,7 +10,14 @@ import pytest
 
 from config.settings import RuleSettings, WindowSettings
 from operators.customer import CustomerPolicy, CustomerState
-from operators.records import AlertRecord, CustomerView, Influence, ScoredPost, Sentiment, Withdrawal
+from operators.records import (
+    AlertRecord,
+    CustomerView,
+    Influence,
+    ScoredPost,
+    Sentiment,
+    Withdrawal,
+)
 from operators.rules import ALERT_TYPE, alert_id, cooldown_allows, evaluate
 from operators.window import WindowSummary
 
@@ -83,7 +90,9 @@ def test_alert_ids_are_deterministic() -> None:
 POLICY = CustomerPolicy(WindowSettings(), RULES, "urn:test")
 
 
-def sp(i: int, compound: float, minutes: float, influence: Influence | None = None, **kw) -> ScoredPost:
+def sp(
+    i: int, compound: float, minutes: float, influence: Influence | None = None, **kw
+) -> ScoredPost:
     return ScoredPost(
         event_id=f"p{i}",
         customer_id="twitter:c1",

@@ -43,7 +43,12 @@ def test_config_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize(
     "toml",
-    ["colour = 1\n", "[rules]\ncooldown = 5\n", "[nosuchsection]\nx = 1\n", "[rules]\nmin_posts = 0\n"],
+    [
+        "colour = 1\n",
+        "[rules]\ncooldown = 5\n",
+        "[nosuchsection]\nx = 1\n",
+        "[rules]\nmin_posts = 0\n",
+    ],
 )
 def test_unknown_or_invalid_toml_keys_are_errors(tmp_path: Path, toml: str) -> None:
     cfg = tmp_path / "bad.toml"
