@@ -133,7 +133,8 @@ class DeadLetter:
         }
 
 
-def _first_error(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
+    """A dead letter's reason for a failed validation: the first few errors, located."""
     errors = exc.errors(include_url=False, include_input=False)
     parts = []
     for err in errors[:3]:
@@ -162,4 +163,4 @@ def parse_event(
     try:
         return SocialEvent.model_validate(obj)
     except ValidationError as exc:
-        return DeadLetter(_first_error(exc), data, received_at, source)
+        return DeadLetter(describe_validation_error(exc), data, received_at, source)

@@ -1,0 +1,424 @@
+"""Real local servers for the live-feed tests, each on 127.0.0.1 with a free port, each in its own
+thread, each stopped by its context manager:
+
+- `JetstreamServer`: a WebSocket server replaying Jetstream frames; honours `cursor=` (frames with
+  `time_us >= cursor`) and can drop connections abruptly after N frames.
+- `SseServer`: an HTTP/1.1 server streaming Mastodon SSE frames (chunked, like Mastodon's
+  streaming server), with heartbeats, bearer-token checking, a redirect, and abrupt drops.
+- `ProfilesServer`: an `app.bsky.actor.getProfiles` endpoint with canned follower counts.
+
+Plus `cassette_sse_bodies`, which pulls the recorded SSE bodies out of Mastodon.py's vcrpy YAML
+cassettes without a YAML library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import ServerConnection, serve
+
+# -- Jetstream ---------------------------------------------------------------------------------
+
+
+def frame_time(frame: str | bytes, previous: int) -> int:
+    """The replay position of a frame: its time_us, or the previous one for unreadable frames."""
+    try:
+        obj = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        return previous
+    value = obj.get("time_us") if isinstance(obj, dict) else None
+    return value if type(value) is int else previous
+
+
+@dataclass
+class JetstreamServer:
+    """Replays `frames` to every connection, starting at `cursor=` when the client sends one.
+
+    `drops[i]`, when given, makes connection number i (0-based) abort without a close frame
+    after sending that many frames, as a network failure would.
+    """
+
+    frames: Sequence[str | bytes]
+    drops: dict[int, int] = field(default_factory=dict)
+    frame_delay: float = 0.0
+    reject_status: int | None = None
+    connections: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[list[str | bytes]] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        times, prev = [], 0
+        for frame in self.frames:
+            prev = frame_time(frame, prev)
+            times.append(prev)
+        self._times = times
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._main, name="jetstream-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The subscribe URL."""
+        return f"ws://127.0.0.1:{self.port}/subscribe"
+
+    def __enter__(self) -> JetstreamServer:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("jetstream test server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(5)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with serve(
+            self._handler, "127.0.0.1", 0, process_request=self._process_request
+        ) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            await self._stop.wait()
+            server.close(close_connections=True)
+
+    def _process_request(self, connection: ServerConnection, request: Any) -> Any:
+        if self.reject_status is not None:
+            return connection.respond(self.reject_status, "rejected by test server\n")
+        return None
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        query = parse_qs(urlsplit(ws.request.path).query)
+        cursor = int(query["cursor"][0]) if "cursor" in query else None
+        index = len(self.connections)
+        self.connections.append({"path": ws.request.path, "cursor": cursor, "query": query})
+        sent: list[str | bytes] = []
+        self.sent.append(sent)
+        drop_after = self.drops.get(index)
+        for frame, at in zip(self.frames, self._times, strict=True):
+            if cursor is not None and at < cursor:
+                continue
+            if drop_after is not None and len(sent) >= drop_after:
+                ws.transport.abort()  # no close frame: like a network failure
+                return
+            await ws.send(frame)
+            sent.append(frame)
+            if self.frame_delay:
+                await asyncio.sleep(self.frame_delay)
+        # A live stream goes quiet, it does not end: wait for the client to leave.
+        await ws.wait_closed()
+
+
+# -- Mastodon SSE ------------------------------------------------------------------------------
+
+
+def sse_blocks(text: str) -> list[str]:
+    """Split an SSE document into blocks: each frame (ending with a blank line) or comment line,
+    in order, each with its line terminators."""
+    blocks: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith(":") and not current:
+            blocks.append(line)
+            continue
+        current.append(line)
+        if line.strip() == "":
+            blocks.append("".join(current))
+            current = []
+    if current:
+        blocks.append("".join(current) + "\n")
+    return [b for b in blocks if b.strip()]
+
+
+class _SseHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _SseHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        return
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        record = {"path": self.path, "authorization": self.headers.get("Authorization")}
+        owner.requests.append(record)
+        if owner.redirect_from is not None and self.path.startswith(owner.redirect_from):
+            self.send_response(302)
+            self.send_header("Location", owner.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if owner.token is not None and record["authorization"] != f"Bearer {owner.token}":
+            body = b'{"error":"The access token is invalid"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        connection = len(owner.served)
+        owner.served.append([])
+        drop_after = owner.drops.get(connection)
+        sent = 0
+        try:
+            self._chunk(":)\n")
+            while True:
+                with owner.lock:
+                    if owner.position >= len(owner.blocks):
+                        block = None
+                    else:
+                        if drop_after is not None and sent >= drop_after:
+                            # Frames emitted while the client is away are lost (no replay).
+                            lost = 0
+                            while lost < owner.lost_on_drop and owner.position < len(owner.blocks):
+                                lost += not owner.blocks[owner.position].startswith(":")
+                                owner.position += 1
+                            self._abort()
+                            return
+                        block = owner.blocks[owner.position]
+                        owner.position += 1
+                if block is None:
+                    if owner.close_at_end:
+                        self._chunk("")  # the terminating zero-length chunk: a clean end
+                        return
+                    self._chunk(":thump\n")
+                    time.sleep(owner.heartbeat_interval)
+                    continue
+                self._chunk(block)
+                owner.served[connection].append(block)
+                if not block.startswith(":"):
+                    sent += 1
+                if owner.frame_delay:
+                    time.sleep(owner.frame_delay)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def _chunk(self, text: str) -> None:
+        data = text.encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _abort(self) -> None:
+        # Mid-stream, without the terminating chunk: the client sees a broken response.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class _SseHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: SseServer
+
+
+@dataclass
+class SseServer:
+    """Streams `text` (an SSE document) as a live Mastodon stream: every connection continues
+    where the stream is (no replay), connection i is dropped after `drops[i]` frames, and
+    `lost_on_drop` frames are skipped at each drop (posted while the client was away)."""
+
+    text: str
+    token: str | None = None
+    drops: dict[int, int] = field(default_factory=dict)
+    lost_on_drop: int = 0
+    close_at_end: bool = False
+    heartbeat_interval: float = 0.05
+    frame_delay: float = 0.0
+    redirect_from: str | None = None
+    redirect_to: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    served: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.blocks = sse_blocks(self.text)
+        self.position = 0
+        self.lock = threading.Lock()
+        self._httpd = _SseHttpServer(("127.0.0.1", 0), _SseHandler)
+        self._httpd.owner = self
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def url(self, path: str = "/api/v1/streaming/public") -> str:
+        """The stream URL."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> SseServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_at_end = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+# -- Bluesky getProfiles -----------------------------------------------------------------------
+
+
+class _ProfilesHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ProfilesHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        parts = urlsplit(self.path)
+        actors = parse_qs(parts.query).get("actors", [])
+        owner.requests.append(actors)
+        if owner.delay:
+            time.sleep(owner.delay)
+        if parts.path != "/xrpc/app.bsky.actor.getProfiles" or owner.fail:
+            body, status = b'{"error":"InternalServerError"}', 500
+        else:
+            profiles = [
+                {"did": a, "handle": h, "followersCount": n}
+                for a in actors
+                if a in owner.profiles
+                for h, n in [owner.profiles[a]]
+            ]
+            body, status = orjson.dumps({"profiles": profiles}), 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _ProfilesHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: ProfilesServer
+
+
+@dataclass
+class ProfilesServer:
+    """Answers getProfiles from `profiles` (DID -> (handle, followers)); can fail or be slow."""
+
+    profiles: dict[str, tuple[str, int]]
+    fail: bool = False
+    delay: float = 0.0
+    requests: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._httpd = _ProfilesHttpServer(("127.0.0.1", 0), _ProfilesHandler)
+        self._httpd.owner = self
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> ProfilesServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.005) -> bool:
+    """Poll `predicate` until true or `timeout`; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+_SINGLE_QUOTED = re.compile(r"^(\s*)string: '", re.MULTILINE)
+
+
+def _fold_single_quoted(raw: str) -> str:
+    """YAML single-quoted flow scalar folding: a lone line break is a space, n+1 line breaks are
+    n newlines, continuation lines lose their indentation, `''` is a quote."""
+    lines = raw.split("\n")
+    out = lines[0].rstrip(" \t")
+    empties = 0
+    for line in lines[1:]:
+        stripped = line.strip(" \t")
+        if not stripped:
+            empties += 1
+            continue
+        out += ("\n" * empties if empties else " ") + stripped
+        empties = 0
+    if empties:
+        out += "\n" * empties
+    return out.replace("''", "'")
+
+
+def cassette_sse_bodies(path: Path) -> list[tuple[str, str]]:
+    """(uri, body) of every recorded response to a `/api/v1/streaming/` request in a vcrpy
+    cassette whose body holds SSE frames."""
+    text = path.read_text(encoding="utf-8")
+    out: list[tuple[str, str]] = []
+    for match in re.finditer(r"^    uri: (\S+/api/v1/streaming/\S*)$", text, re.MULTILINE):
+        uri = match.group(1)
+        body_at = _SINGLE_QUOTED.search(text, match.end())
+        if body_at is None:
+            continue
+        i = body_at.end()
+        chars: list[str] = []
+        while i < len(text):
+            if text[i] == "'":
+                if text.startswith("''", i):
+                    chars.append("''")
+                    i += 2
+                    continue
+                break
+            chars.append(text[i])
+            i += 1
+        body = _fold_single_quoted("".join(chars))
+        if "event:" in body:
+            out.append((uri, body))
+    return out
+
+
+def jetstream_commit(
+    did: str,
+    time_us: int,
+    collection: str,
+    rkey: str,
+    record: dict[str, Any] | None = None,
+    operation: str = "create",
+) -> bytes:
+    """One Jetstream v1 commit frame, in the shape the public service sends."""
+    commit: dict[str, Any] = {
+        "rev": f"3l{rkey}",
+        "operation": operation,
+        "collection": collection,
+        "rkey": rkey,
+    }
+    if record is not None:
+        commit["record"] = {"$type": collection, **record}
+        commit["cid"] = f"bafyrei{rkey}"
+    return orjson.dumps({"did": did, "time_us": time_us, "kind": "commit", "commit": commit})
