@@ -118,14 +118,24 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
         now = datetime.now(UTC)
         self.touched = now
         out: list[Output] = []
+        stale_view = False  # the view in Redis lags the state
+        customer_id = ""
         for value in values:
+            customer_id = value.customer_id
             if isinstance(value, ScoredPost):
-                out.extend(self.state.on_post(value, self.policy, now))
+                alert = self.state.on_post(value, self.policy, now)
+                if alert is not None:
+                    out.append(alert)  # an alert carries the customer's view of its moment
+                stale_view = alert is None
             elif isinstance(value, Withdrawal):
-                out.extend(self.state.on_withdrawal(value))
+                stale_view |= self.state.on_withdrawal(value)
             elif isinstance(value, AccountPurge):
                 # The account went away: forget everything known about it so far.
                 self.state = CustomerState(self.policy.window)
+                stale_view = False
+        # Only the latest view matters: at most one per customer per batch.
+        if stale_view:
+            out.append(self.state.view(customer_id))
         return out, self._idle()
 
     def _idle(self) -> bool:
@@ -165,12 +175,14 @@ def build_flow(settings: Settings, source: Source | None = None) -> Dataflow:
     enriched = op.stateful_batch(
         Step.INFLUENCE, scored, lambda resume: InfluenceLogic(settings, resume)
     )
-    by_customer = op.map("key_by_customer", enriched, lambda kv: (kv[1].customer_id, kv[1]))
+    by_customer = op.flat_map_batch(
+        "key_by_customer", enriched, lambda batch: [(v.customer_id, v) for _, v in batch]
+    )
     policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
     outputs = op.stateful_batch(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, resume)
     )
-    deliveries = op.map("drop_key", outputs, lambda kv: kv[1])
+    deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
     op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))
     return flow
 

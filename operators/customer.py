@@ -18,7 +18,7 @@ from operators.records import (
     Withdrawal,
 )
 from operators.rules import build_alert, cooldown_allows, dumps, evaluate
-from operators.window import CustomerWindow, Placement, WindowPost, WindowSummary
+from operators.window import CustomerWindow, Placement, WindowPost
 
 Output = AlertRecord | CustomerView
 
@@ -67,8 +67,12 @@ class CustomerState:
 
     def on_post(
         self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
-    ) -> list[Output]:
-        """Add a scored post; return the alert it triggers (if any) or the customer's new view."""
+    ) -> AlertRecord | None:
+        """Add a scored post; return the alert it triggers, if any.
+
+        The customer's view changes with every placed post; the caller writes it once per batch
+        (`view()`), since only the latest one matters.
+        """
         self.handle = post.handle or self.handle
         self.platform = post.platform
         self.influence = post.influence
@@ -78,13 +82,13 @@ class CustomerState:
         )
         if placed is Placement.LATE:
             self.late_posts += 1
-            return []
-        summary = self.window.summary()
+            return None
         if post.is_brand:
-            return [self.view(post.customer_id, summary)]
+            return None
+        summary = self.window.summary()
         decision = evaluate(summary, post.influence, policy.rules)
         if not decision.fires or decision.severity is None:
-            return [self.view(post.customer_id, summary)]
+            return None
         # Cooldown runs on the customer's event clock so that replays decide the same way.
         if not cooldown_allows(
             decision.severity,
@@ -93,7 +97,7 @@ class CustomerState:
             self.last_severity,
             policy.rules.cooldown_seconds,
         ):
-            return [self.view(post.customer_id, summary)]
+            return None
         aid, envelope = build_alert(
             post,
             summary,
@@ -106,14 +110,11 @@ class CustomerState:
         self.last_alert_ts = self.window.now
         self.last_severity = decision.severity
         self.last_alert_id = aid
-        payload = dumps(envelope)
-        return [AlertRecord(aid, post.customer_id, payload, self.view(post.customer_id, summary))]
+        return AlertRecord(aid, post.customer_id, dumps(envelope), self.view(post.customer_id))
 
-    def on_withdrawal(self, withdrawal: Withdrawal) -> list[Output]:
-        """Take a deleted post out of the window; return the updated view if it was there."""
-        if not self.window.remove(withdrawal.event_id):
-            return []
-        return [self.view(withdrawal.customer_id, self.window.summary())]
+    def on_withdrawal(self, withdrawal: Withdrawal) -> bool:
+        """Take a deleted post out of the window; True if it was there (the view changed)."""
+        return self.window.remove(withdrawal.event_id)
 
     def advance(self, now_ts: float) -> None:
         """Advance the customer's event clock (idle expiry)."""
@@ -127,8 +128,9 @@ class CustomerState:
             return True
         return self.window.now - self.last_alert_ts >= cooldown_seconds
 
-    def view(self, customer_id: str, summary: WindowSummary) -> CustomerView:
+    def view(self, customer_id: str) -> CustomerView:
         """The customer's one view: identity, latest sentiment, influence, last alert id."""
+        summary = self.window.summary()
         inf = self.influence
         fields: dict[str, bytes] = {
             "customer_id": customer_id.encode(),
