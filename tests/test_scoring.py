@@ -25,7 +25,12 @@ TEXTS = [
 def test_scores_equal_the_reference(text: str) -> None:
     ref = SentimentIntensityAnalyzer().polarity_scores(text)
     s = score_text(text)
-    assert (s.compound, s.pos, s.neu, s.neg) == (ref["compound"], ref["pos"], ref["neu"], ref["neg"])
+    assert (s.compound, s.pos, s.neu, s.neg) == (
+        ref["compound"],
+        ref["pos"],
+        ref["neu"],
+        ref["neg"],
+    )
 
 
 def test_batch_equals_single() -> None:
