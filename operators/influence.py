@@ -21,8 +21,9 @@ accounts (a brand's reply still records that its target exists, just not the edg
 recomputed inside `observe` - never on wall clock - when the ranking has at least
 `min_accounts_to_rank` accounts to rank and something changed, and either
 `refresh_every_events` interactions arrived since the last refresh, or event time advanced by
-`refresh_every_seconds` and at least 0.5% of the graph changed, or the graph grew by a quarter since it was last ranked (so a small,
-young graph is re-ranked often while that is cheap; geometric, so amortised O(1)).
+`refresh_every_seconds` and at least 0.5% of the graph changed, or the graph grew by a quarter
+since it was last ranked (so a small, young graph is re-ranked often while that is cheap;
+geometric, so amortised O(1)).
 
 Influence score. Followers and PageRank live on unrelated scales (a heavy-tailed count versus a
 probability that shrinks with the graph), so each is turned into a percentile among the ranked
