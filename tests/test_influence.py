@@ -507,7 +507,8 @@ def test_pickle_round_trip() -> None:
     feed(graph, events[:900])
     blob = pickle.dumps(graph)
     restored = pickle.loads(blob)
-    assert pickle.dumps(restored) == blob
+    # equal state (not equal bytes: pickle's memo depends on object identity, e.g. interning)
+    assert restored.__getstate__() == graph.__getstate__()
     for i in range(200):
         assert restored.influence_of(cid(f"u{i}")) == graph.influence_of(cid(f"u{i}"))
     assert nx.utils.graphs_equal(restored.to_networkx(), graph.to_networkx())
