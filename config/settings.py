@@ -57,6 +57,11 @@ class RedisSettings(_Section):
     block_ms: int = Field(default=100, ge=1, le=5_000, description="XREADGROUP block time.")
     read_count: int = Field(default=500, ge=1, description="Entries per XREADGROUP.")
     claim_idle_ms: int = Field(default=60_000, ge=1_000, description="Reclaim pending after.")
+    input_idle_exit_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="End a --input redis:KEY run once the stream is idle this long (backfills).",
+    )
 
 
 class WindowSettings(_Section):

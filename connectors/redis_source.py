@@ -112,12 +112,15 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
         claim_idle_ms: int,
         claim_every_seconds: float = CLAIM_EVERY_SECONDS,
         retire_on_close: bool = False,
+        idle_exit_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Join `group` on `stream_key` as `consumer` (creating the group from id 0 if needed).
 
         `retire_on_close` deletes the consumer from the group on `close` when it holds no pending
         entries (for throwaway host-pid names, so dead names do not pile up in the group).
+        `idle_exit_seconds` ends this partition (EOF) once nothing new arrived for that long,
+        after acknowledging the last batch: a bounded run over a stream (backfills, tests).
         """
         if block_ms <= 0:
             raise ValueError("block_ms must be > 0 (BLOCK 0 blocks forever)")
@@ -131,6 +134,8 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
         self._claim_every = claim_every_seconds
         self._retire = retire_on_close
         self._clock = clock
+        self._idle_exit = idle_exit_seconds
+        self._last_data = clock()
         self._source = f"redis:{stream_key}"
         # Own pending entries are replayed first, from this cursor; None once done.
         self._pending_cursor: str | None = "0"
@@ -248,6 +253,16 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
 
     def next_batch(self) -> list[bytes | DeadLetter]:
         """Ack the previous batch, then read: own pending first, idle claims, then new entries."""
+        batch = self._next_entries()
+        if batch:
+            self._last_data = self._clock()
+        elif self._idle_exit is not None and self._clock() - self._last_data >= self._idle_exit:
+            # Bytewax has run everything handed out so far: acknowledge it, then end.
+            self.ack_pending()
+            raise StopIteration
+        return batch
+
+    def _next_entries(self) -> list[bytes | DeadLetter]:
         for _ in range(_MAX_READS_PER_BATCH):
             if self._pending_cursor is not None:
                 entries = self._read_pending()
@@ -350,6 +365,7 @@ class RedisStreamSource(DynamicSource[bytes | DeadLetter]):
             claim_idle_ms=s.claim_idle_ms,
             claim_every_seconds=self._claim_every,
             retire_on_close=not s.consumer,
+            idle_exit_seconds=s.input_idle_exit_seconds,
         )
 
 

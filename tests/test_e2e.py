@@ -164,3 +164,29 @@ def test_stdin_input_dead_letters_and_on_call_tail(
         assert customer in out
     info = {g["name"]: g for g in redis_client.xinfo_groups(f"{redis_prefix}alerts")}
     assert info[b"oncall"]["pending"] == 0  # every alert shown was acknowledged
+
+
+def test_redis_stream_input_end_to_end(
+    scenario: tuple[Path, Path, dict[str, Any]],
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: Any,
+) -> None:
+    feed, config, truth = scenario
+    stream = f"{redis_prefix}events"
+    pushed = cli("replay", str(feed), "--to", f"redis:{stream}", "--redis-url", redis_url)
+    assert pushed.returncode == 0, pushed.stderr.decode()
+    lines = sum(1 for line in feed.read_bytes().splitlines() if line.strip())
+    assert redis_client.xlen(stream) == lines
+    env_idle = {"SR_REDIS__INPUT_IDLE_EXIT_SECONDS": "1.5"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sense_respond", "run", "--config", str(config), "--input",
+         f"redis:{stream}", "--redis-url", redis_url, "--prefix", redis_prefix],
+        capture_output=True, timeout=240, check=False,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("SR_")}, **env_idle},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    alerted = {a["subject"] for a in stream_alerts(redis_client, redis_prefix)}
+    assert alerted == set(truth["expected_alerts"])
+    groups = {g["name"]: g for g in redis_client.xinfo_groups(stream)}
+    assert groups[b"sense-respond"]["pending"] == 0  # every entry processed was acknowledged

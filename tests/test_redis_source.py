@@ -88,6 +88,26 @@ def test_empty_stream_read_returns_after_block(
     assert part.next_batch() == []
 
 
+def test_idle_exit_acks_everything_then_ends(
+    build: Callable[..., RedisStreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    part = build(input_idle_exit_seconds=0.2)
+    add(redis_client, key, b'{"a":1}')
+    assert part.next_batch() == [b'{"a":1}']
+    with pytest.raises(StopIteration):
+        for _ in range(100):  # ~50 ms per empty read: ends after about 0.2 s of nothing new
+            part.next_batch()
+    assert pending(redis_client, key) == {}
+
+
+def test_without_idle_exit_an_idle_stream_never_ends(
+    build: Callable[..., RedisStreamPartition],
+) -> None:
+    part = build()
+    for _ in range(8):
+        assert part.next_batch() == []
+
+
 def test_entry_without_event_field_becomes_a_dead_letter(
     build: Callable[..., RedisStreamPartition], redis_client: redis.Redis, key: str
 ) -> None:
