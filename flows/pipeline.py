@@ -29,7 +29,7 @@ from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.customer import CustomerPolicy, CustomerState, Output
 from operators.enrich import Enriched, Enricher
 from operators.events import DeadLetter, SocialEvent, parse_event
-from operators.records import AccountPurge, ScoredPost, Sentiment, Withdrawal
+from operators.records import AccountPurge, InfluenceRise, ScoredPost, Sentiment, Withdrawal
 from operators.scoring import score_texts
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,9 @@ class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Sentiment | None], Enriched
         self, values: list[tuple[Valid, Sentiment | None]]
     ) -> tuple[Iterable[Enriched], bool]:
         process = self.enricher.process
-        out = []
+        out: list[Enriched] = []
         for item, sentiment in values:
-            enriched = process(item, sentiment)
-            if enriched is not None:
-                out.append(enriched)
+            out.extend(process(item, sentiment))
         return out, False
 
     def snapshot(self) -> Enricher:
@@ -127,6 +125,10 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
                 if alert is not None:
                     out.append(alert)  # an alert carries the customer's view of its moment
                 stale_view = alert is None
+            elif isinstance(value, InfluenceRise):
+                alert = self.state.on_influence(value, self.policy, now)
+                if alert is not None:
+                    out.append(alert)
             elif isinstance(value, Withdrawal):
                 stale_view |= self.state.on_withdrawal(value)
             elif isinstance(value, AccountPurge):

@@ -14,10 +14,11 @@ from operators.records import (
     AlertRecord,
     CustomerView,
     Influence,
+    InfluenceRise,
     ScoredPost,
     Withdrawal,
 )
-from operators.rules import build_alert, cooldown_allows, dumps, evaluate
+from operators.rules import Subject, build_alert, cooldown_allows, dumps, evaluate
 from operators.window import CustomerWindow, Placement, WindowPost
 
 Output = AlertRecord | CustomerView
@@ -38,6 +39,7 @@ class CustomerState:
     __slots__ = (
         "handle",
         "influence",
+        "is_brand",
         "last_alert_id",
         "last_alert_ts",
         "last_severity",
@@ -53,6 +55,7 @@ class CustomerState:
         self.handle: str | None = None
         self.platform: str = ""
         self.influence: Influence | None = None
+        self.is_brand = False
         self.last_alert_ts: float | None = None
         self.last_severity: str | None = None
         self.last_alert_id: str | None = None
@@ -76,6 +79,7 @@ class CustomerState:
         self.handle = post.handle or self.handle
         self.platform = post.platform
         self.influence = post.influence
+        self.is_brand = post.is_brand
         ts = post.created_at.timestamp()
         placed = self.window.add(
             WindowPost(ts, post.event_id, post.sentiment.compound, _cap(post.text, policy))
@@ -83,10 +87,31 @@ class CustomerState:
         if placed is Placement.LATE:
             self.late_posts += 1
             return None
-        if post.is_brand:
+        return self._check(post.customer_id, post.event_id, post.created_at, policy, detected_at)
+
+    def on_influence(
+        self, rise: InfluenceRise, policy: CustomerPolicy, detected_at: datetime
+    ) -> AlertRecord | None:
+        """The customer's reach grew: alert now if they are already unhappy."""
+        self.influence = rise.influence
+        if self.window.is_empty():
+            return None
+        self.window.advance(rise.created_at.timestamp())
+        return self._check(rise.customer_id, rise.event_id, rise.created_at, policy, detected_at)
+
+    def _check(
+        self,
+        customer_id: str,
+        trigger_event_id: str,
+        event_time: datetime,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+    ) -> AlertRecord | None:
+        """Evaluate the rule after a change; the alert, when it fires and the cooldown allows."""
+        if self.is_brand or self.influence is None:
             return None
         summary = self.window.summary()
-        decision = evaluate(summary, post.influence, policy.rules)
+        decision = evaluate(summary, self.influence, policy.rules)
         if not decision.fires or decision.severity is None:
             return None
         # Cooldown runs on the customer's event clock so that replays decide the same way.
@@ -98,8 +123,11 @@ class CustomerState:
             policy.rules.cooldown_seconds,
         ):
             return None
+        subject = Subject(
+            customer_id, self.platform, self.handle, trigger_event_id, event_time, self.influence
+        )
         aid, envelope = build_alert(
-            post,
+            subject,
             summary,
             decision,
             self.window.current(),
@@ -110,7 +138,7 @@ class CustomerState:
         self.last_alert_ts = self.window.now
         self.last_severity = decision.severity
         self.last_alert_id = aid
-        return AlertRecord(aid, post.customer_id, dumps(envelope), self.view(post.customer_id))
+        return AlertRecord(aid, customer_id, dumps(envelope), self.view(customer_id))
 
     def on_withdrawal(self, withdrawal: Withdrawal) -> bool:
         """Take a deleted post out of the window; True if it was there (the view changed)."""

@@ -12,10 +12,10 @@ from operators.brands import BrandAccounts
 from operators.dedupe import RecentIds
 from operators.events import SocialEvent
 from operators.influence import InfluenceGraph
-from operators.records import AccountPurge, ScoredPost, Sentiment, Withdrawal
+from operators.records import AccountPurge, InfluenceRise, ScoredPost, Sentiment, Withdrawal
 
 ControlRecord = Withdrawal | AccountPurge
-Enriched = ScoredPost | ControlRecord
+Enriched = ScoredPost | InfluenceRise | ControlRecord
 
 
 class Enricher:
@@ -25,7 +25,9 @@ class Enricher:
 
     def __init__(self, settings: Settings) -> None:
         self.brands = BrandAccounts(settings.brand_accounts)
-        self.graph = InfluenceGraph(settings.influence, self.brands)
+        self.graph = InfluenceGraph(
+            settings.influence, self.brands, watch_percentile=settings.rules.influence_percentile
+        )
         horizon = settings.window.length_seconds + settings.window.allowed_lateness_seconds
         self.seen = RecentIds(horizon_seconds=horizon)
         self.duplicates = 0
@@ -38,27 +40,39 @@ class Enricher:
 
     def process(
         self, item: SocialEvent | ControlRecord, sentiment: Sentiment | None
-    ) -> Enriched | None:
-        """One event in, at most one record out (None for duplicates and pure interactions)."""
+    ) -> list[Enriched]:
+        """One event in; out go its scored post (if it has text), the accounts whose influence
+        rose to the alerting percentile because of it, and control records as they are."""
         if not isinstance(item, SocialEvent):
             if isinstance(item, AccountPurge):
                 self.graph.forget(item.customer_id)
-            return item
+            return [item]
         if not self.seen.first_time(item.dedupe_key, item.created_at.timestamp()):
             self.duplicates += 1
-            return None
-        self.graph.observe(item)
+            return []
+        graph = self.graph
+        refreshes = graph.refresh_count
+        graph.observe(item)
+        out: list[Enriched] = []
+        if graph.refresh_count != refreshes:
+            out.extend(
+                InfluenceRise(cid, graph.influence_of(cid), item.id, item.created_at)
+                for cid in graph.take_risen()
+            )
         if sentiment is None or item.text is None:
-            return None
+            return out
         customer_id = item.customer_id
-        return ScoredPost(
-            event_id=item.id,
-            customer_id=customer_id,
-            platform=item.platform,
-            handle=item.author.handle,
-            created_at=item.created_at,
-            text=item.text,
-            sentiment=sentiment,
-            influence=self.graph.influence_of(customer_id),
-            is_brand=self.brands.matches(customer_id, item.author.handle),
+        out.append(
+            ScoredPost(
+                event_id=item.id,
+                customer_id=customer_id,
+                platform=item.platform,
+                handle=item.author.handle,
+                created_at=item.created_at,
+                text=item.text,
+                sentiment=sentiment,
+                influence=graph.influence_of(customer_id),
+                is_brand=self.brands.matches(customer_id, item.author.handle),
+            )
         )
+        return out

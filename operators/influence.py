@@ -85,7 +85,7 @@ _TIME_TRIGGER_FRACTION = 0.005
 quiet stretch cannot move a large ranking, and re-ranking 300k accounts for them every
 `refresh_every_seconds` would dominate a backfill."""
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2
 
 
 def _default_kind_weights() -> dict[str, float]:
@@ -95,10 +95,24 @@ def _default_kind_weights() -> dict[str, float]:
 class InfluenceGraph:
     """Decaying, brand-filtered interaction graph with an incremental influence ranking."""
 
-    def __init__(self, settings: InfluenceSettings, brands: BrandAccounts) -> None:
-        """An empty graph; `brands` are the accounts whose interactions do not count."""
+    def __init__(
+        self,
+        settings: InfluenceSettings,
+        brands: BrandAccounts,
+        watch_percentile: float | None = None,
+    ) -> None:
+        """An empty graph; `brands` are the accounts whose interactions do not count.
+
+        With `watch_percentile`, every refresh records the accounts that rose to that influence
+        percentile since the previous one (`take_risen()`): the alert rule's threshold, so that
+        a customer who is already unhappy is alerted when their reach grows, not only when they
+        post again.
+        """
         self._settings = settings
         self._brands = brands
+        self._watch = watch_percentile
+        self._above: set[str] = set()  # accounts at or above the watched percentile
+        self._risen: list[str] = []  # accounts that rose there at the last refreshes
         self._init_derived()
         # Nodes: customer id <-> index, per-index columns. Tombstones (forgotten) hold None.
         self._index: dict[str, int] = {}
@@ -400,10 +414,24 @@ class InfluenceGraph:
         quantized = np.round(ranks * n, 9)
         pp = np.searchsorted(np.sort(quantized), quantized, side="left") / n
         scores = np.maximum(fp, pp)
+        sorted_scores = np.sort(scores)
         self._pagerank = _to_array("d", ranks)
         self._pp = _to_array("d", pp)
         self._sorted_followers = _to_array("q", sorted_followers)
-        self._sorted_scores = _to_array("d", np.sort(scores))
+        self._sorted_scores = _to_array("d", sorted_scores)
+        if self._watch is not None and len(self._index) >= self._min_accounts:
+            self._track_risen(np.searchsorted(sorted_scores, scores, side="left") / n)
+
+    def _track_risen(self, percentiles: np.ndarray) -> None:
+        ids = self._ids
+        above = {cid for cid in (ids[i] for i in np.flatnonzero(percentiles >= self._watch)) if cid}
+        self._risen.extend(sorted(above - self._above))  # sorted: replays emit the same order
+        self._above = above
+
+    def take_risen(self) -> list[str]:
+        """Accounts that rose to the watched percentile since the last call (oldest first)."""
+        risen, self._risen = self._risen, []
+        return risen
 
     def _pagerank_vector(self, n: int, warm_start: bool) -> np.ndarray:
         src = np.array(self._src, dtype=np.int32)
@@ -537,6 +565,7 @@ class InfluenceGraph:
                 self.refresh_count,
                 self.last_iterations,
             ),
+            "watch": (self._watch, self._above, self._risen),
             "n_ranked": self._n_ranked,
             "pagerank": self._pagerank,
             "pp": self._pp,
@@ -578,6 +607,7 @@ class InfluenceGraph:
             self.last_iterations,
         ) = state["refresh"]
         self._time_due = max(1.0, self._growth_due / _GROWTH_FRACTION * _TIME_TRIGGER_FRACTION)
+        self._watch, self._above, self._risen = state["watch"]
         self._n_ranked = state["n_ranked"]
         self._pagerank = state["pagerank"]
         self._pp = state["pp"]

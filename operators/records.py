@@ -52,6 +52,20 @@ class ScoredPost:
 
 
 @dataclass(frozen=True, slots=True)
+class InfluenceRise:
+    """An account rose to the alerting influence percentile, on the event `event_id`.
+
+    Sent to the account's customer state so that a customer who is already unhappy is alerted
+    when their reach grows (their complaint is being shared), without waiting for another post.
+    """
+
+    customer_id: str
+    influence: Influence
+    event_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Withdrawal:
     """A post taken back (deleted) by its author: it stops counting in the author's window."""
 

@@ -19,7 +19,7 @@ from typing import Literal
 import orjson
 
 from config.settings import RuleSettings
-from operators.records import Influence, ScoredPost
+from operators.records import Influence
 from operators.window import WindowPost, WindowSummary
 
 ALERT_TYPE = "sense_respond.unhappy_influential_customer"
@@ -96,8 +96,20 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who an alert is about, and the event that made the rule true."""
+
+    customer_id: str
+    platform: str
+    handle: str | None
+    trigger_event_id: str
+    event_time: datetime
+    influence: Influence
+
+
 def build_alert(
-    post: ScoredPost,
+    subject: Subject,
     summary: WindowSummary,
     decision: Decision,
     evidence: list[WindowPost],
@@ -107,18 +119,18 @@ def build_alert(
 ) -> tuple[str, dict]:
     """The alert's id and CloudEvents 1.0 envelope (as a dict ready for orjson)."""
     assert decision.severity is not None
-    aid = alert_id(post.customer_id, post.event_id, decision.severity)
+    aid = alert_id(subject.customer_id, subject.trigger_event_id, decision.severity)
     cap = rules.evidence_text_chars
     # Most negative first: the posts an on-call person should read before answering.
     worst = sorted(evidence, key=lambda p: (p.compound, p.ts))[: rules.evidence_posts]
-    inf = post.influence
+    inf = subject.influence
     data = {
-        "customer_id": post.customer_id,
-        "platform": post.platform,
-        "handle": post.handle,
+        "customer_id": subject.customer_id,
+        "platform": subject.platform,
+        "handle": subject.handle,
         "severity": decision.severity,
-        "event_time": _iso(post.created_at),
-        "trigger_event_id": post.event_id,
+        "event_time": _iso(subject.event_time),
+        "trigger_event_id": subject.trigger_event_id,
         "sentiment": {
             "mean": round(summary.mean, 4),
             "posts": summary.posts,
@@ -149,7 +161,7 @@ def build_alert(
         "id": aid,
         "source": source,
         "type": ALERT_TYPE,
-        "subject": post.customer_id,
+        "subject": subject.customer_id,
         "time": _iso(detected_at),
         "datacontenttype": "application/json",
         "data": data,

@@ -130,3 +130,34 @@ def test_out_of_order_input_alerts_once_on_the_second_arrival(
     assert [a["data"]["trigger_event_id"] for a in got] == [f"v{order[1]}"]
     view = redis_client.hgetall(f"{redis_prefix}customer:twitter:vip")
     assert orjson.loads(view[b"sentiment"])["posts"] == 3
+
+
+@pytest.mark.parametrize(("shared_after_minutes", "alerts_expected"), [(30, 1), (7 * 60, 0)])
+def test_complaint_going_viral_alerts_without_another_post(
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: Any,
+    shared_after_minutes: int,
+    alerts_expected: int,
+) -> None:
+    # an ordinary customer complains twice (not influential yet: no alert) ...
+    lines = [
+        ev(f"bg{i}", "post", f"bg{i}", i * 0.1, "what a nice day", followers=1000 + i)
+        for i in range(60)
+    ]
+    lines += [ev(f"c{i}", "post", "carl", 20 + i, ANGRY[i], followers=150) for i in range(2)]
+    # ... then 40 distinct accounts share and answer the complaint: carl's reach grows
+    lines += [
+        ev(f"rt{i}", "repost", f"bg{i}", shared_after_minutes + i * 0.2, target={"id": "carl"})
+        for i in range(40)
+    ]
+    run(lines, redis_url, redis_prefix)
+    got = alerts(redis_client, redis_prefix)
+    assert len(got) == alerts_expected
+    if got:
+        data = got[0]["data"]
+        assert data["customer_id"] == "twitter:carl"
+        assert data["trigger_event_id"].startswith("rt")  # the share that tipped it
+        assert data["influence"]["percentile"] >= 0.9
+        assert data["influence"]["followers"] == 150
+        assert {e["id"] for e in data["evidence"]} == {"c0", "c1"}
