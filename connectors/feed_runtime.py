@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from bytewax.inputs import StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config.feeds import _FeedSection
 from operators.events import DeadLetter, SocialEvent
@@ -359,3 +359,33 @@ class FeedPartition(StatefulSourcePartition[FeedItem, P | None]):
         """Stop the reader thread."""
         self._done = True
         self.reader.stop()
+
+
+class FeedSource(FixedPartitionedSource[FeedItem, P | None], Generic[P]):
+    """A live feed as a Bytewax source: one connection, one partition resumable at a position.
+
+    Subclasses name the partition and build the platform's reader and partition.
+    """
+
+    part_name = "feed"
+
+    def __init__(self, url: str, settings: _FeedSection, batch_size: int) -> None:
+        """`url`: the feed endpoint; `settings`: its section of the settings."""
+        self.url = url
+        self.settings = settings
+        self.batch_size = batch_size
+        self.partitions: list[FeedPartition[P]] = []
+
+    def list_parts(self) -> list[str]:
+        """One connection, one partition."""
+        return [self.part_name]
+
+    @abstractmethod
+    def make_partition(self, resume_state: P | None) -> FeedPartition[P]:
+        """Connect a reader and wrap it in the platform's partition."""
+
+    def build_part(self, step_id: str, for_part: str, resume_state: P | None) -> FeedPartition[P]:
+        """Connect, resuming from `resume_state` when given."""
+        part = self.make_partition(resume_state)
+        self.partitions.append(part)
+        return part

@@ -34,7 +34,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
-from bytewax.inputs import FixedPartitionedSource
 from pydantic import ValidationError
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus, InvalidURI
@@ -46,6 +45,7 @@ from connectors.feed_runtime import (
     FeedItem,
     FeedPartition,
     FeedReader,
+    FeedSource,
     redact_url,
 )
 from operators.events import MAX_LINE_BYTES, DeadLetter, SocialEvent, describe_validation_error
@@ -667,25 +667,16 @@ class JetstreamPartition(FeedPartition[int]):
             self._position = position
 
 
-class JetstreamSource(FixedPartitionedSource[FeedItem, int | None]):
-    """Bluesky Jetstream as a Bytewax source (one partition, resumable by `time_us` cursor)."""
+class JetstreamSource(FeedSource[int]):
+    """Bluesky Jetstream as a Bytewax source (one partition, resumable by `time_us` cursor).
 
-    def __init__(self, url: str, settings: JetstreamSettings, batch_size: int) -> None:
-        """`url`: ws(s)://HOST[/subscribe][?wantedCollections=...]."""
-        self.url = url
-        self.settings = settings
-        self.batch_size = batch_size
-        self.partitions: list[JetstreamPartition] = []
+    `url`: ws(s)://HOST[/subscribe][?wantedCollections=...].
+    """
 
-    def list_parts(self) -> list[str]:
-        """One WebSocket, one partition."""
-        return ["jetstream"]
+    part_name = "jetstream"
+    settings: JetstreamSettings
 
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: int | None
-    ) -> JetstreamPartition:
+    def make_partition(self, resume_state: int | None) -> JetstreamPartition:
         """Connect, resuming a few seconds before `resume_state` (a time_us) when given."""
         reader = JetstreamReader(self.url, self.settings, resume_state)
-        part = JetstreamPartition(reader, self.batch_size, resume_state)
-        self.partitions.append(part)
-        return part
+        return JetstreamPartition(reader, self.batch_size, resume_state)

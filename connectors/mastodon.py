@@ -34,7 +34,6 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 import orjson
-from bytewax.inputs import FixedPartitionedSource
 from pydantic import SecretStr, ValidationError
 
 from config.feeds import MastodonSettings
@@ -44,6 +43,7 @@ from connectors.feed_runtime import (
     FeedItem,
     FeedPartition,
     FeedReader,
+    FeedSource,
     redact_url,
 )
 from operators.events import MAX_LINE_BYTES, DeadLetter, SocialEvent, describe_validation_error
@@ -532,25 +532,16 @@ class MastodonPartition(FeedPartition[str]):
     """The single Mastodon stream partition; its snapshot is the last status id delivered."""
 
 
-class MastodonSource(FixedPartitionedSource[FeedItem, str | None]):
-    """A Mastodon streaming endpoint as a Bytewax source (one partition)."""
+class MastodonSource(FeedSource[str]):
+    """A Mastodon streaming endpoint as a Bytewax source (one partition).
 
-    def __init__(self, url: str, settings: MastodonSettings, batch_size: int) -> None:
-        """`url`: https://HOST/api/v1/streaming/public (or public/local, hashtag?tag=, user...)."""
-        self.url = url
-        self.settings = settings
-        self.batch_size = batch_size
-        self.partitions: list[MastodonPartition] = []
+    `url`: https://HOST/api/v1/streaming/public (or public/local, hashtag?tag=, user...).
+    """
 
-    def list_parts(self) -> list[str]:
-        """One stream, one partition."""
-        return ["mastodon"]
+    part_name = "mastodon"
+    settings: MastodonSettings
 
-    def build_part(
-        self, step_id: str, for_part: str, resume_state: str | None
-    ) -> MastodonPartition:
+    def make_partition(self, resume_state: str | None) -> MastodonPartition:
         """Connect; a `resume_state` only serves to report the gap since the last run."""
         reader = MastodonReader(self.url, self.settings, resume_state)
-        part = MastodonPartition(reader, self.batch_size, resume_state)
-        self.partitions.append(part)
-        return part
+        return MastodonPartition(reader, self.batch_size, resume_state)

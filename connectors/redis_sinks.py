@@ -251,8 +251,8 @@ class AlertSinkPartition(StatelessSinkPartition[AlertRecord | CustomerView]):
         self._client.close()
 
 
-class AlertSink(DynamicSink[AlertRecord | CustomerView]):
-    """Delivers `AlertRecord`s (idempotently) and `CustomerView`s; one client per worker."""
+class _RedisSink:
+    """What both sinks share: where to write, and totals over this process's partitions."""
 
     def __init__(self, url: str, settings: RedisSettings) -> None:
         """Only remember where to write: each worker connects in `build`."""
@@ -265,12 +265,21 @@ class AlertSink(DynamicSink[AlertRecord | CustomerView]):
         """Totals over this process's partitions (e.g. for the CLI summary)."""
         return self._stats.snapshot()
 
+    def _connect(self, kind: str, step_id: str, worker_index: int) -> redis.Redis:
+        log.debug(
+            "%s sink %s worker %d -> %s", kind, step_id, worker_index, redacted_url(self._url)
+        )
+        return make_client(
+            self._url, self._settings, client_name=_client_name(kind, step_id, worker_index)
+        )
+
+
+class AlertSink(_RedisSink, DynamicSink[AlertRecord | CustomerView]):
+    """Delivers `AlertRecord`s (idempotently) and `CustomerView`s; one client per worker."""
+
     def build(self, step_id: str, worker_index: int, worker_count: int) -> AlertSinkPartition:
         """Connect this worker's partition."""
-        client = make_client(
-            self._url, self._settings, client_name=_client_name("alerts", step_id, worker_index)
-        )
-        log.debug("alert sink %s worker %d -> %s", step_id, worker_index, redacted_url(self._url))
+        client = self._connect("alerts", step_id, worker_index)
         return AlertSinkPartition(client, self._settings, self._stats)
 
 
@@ -312,23 +321,10 @@ class DeadLetterSinkPartition(StatelessSinkPartition[DeadLetter]):
         self._client.close()
 
 
-class DeadLetterSink(DynamicSink[DeadLetter]):
+class DeadLetterSink(_RedisSink, DynamicSink[DeadLetter]):
     """Appends `DeadLetter`s to the stream `{prefix}dlq`; one client per worker."""
-
-    def __init__(self, url: str, settings: RedisSettings) -> None:
-        """Only remember where to write: each worker connects in `build`."""
-        self._url = url
-        self._settings = settings
-        self._stats = _SharedStats()
-
-    @property
-    def stats(self) -> DeliveryStats:
-        """Totals over this process's partitions."""
-        return self._stats.snapshot()
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> DeadLetterSinkPartition:
         """Connect this worker's partition."""
-        client = make_client(
-            self._url, self._settings, client_name=_client_name("dlq", step_id, worker_index)
-        )
+        client = self._connect("dlq", step_id, worker_index)
         return DeadLetterSinkPartition(client, self._settings, self._stats)
