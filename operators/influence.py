@@ -87,6 +87,19 @@ quiet stretch cannot move a large ranking, and re-ranking 300k accounts for them
 
 _STATE_VERSION = 2
 
+_REFRESH_FIELDS = (
+    "_dirty",
+    "_interactions_since",
+    "_accounts_since",
+    "_refresh_clock",
+    "_next_refresh_clock",
+    "_growth_due",
+    "_total_interactions",
+    "refresh_count",
+    "last_iterations",
+)
+"""The refresh bookkeeping, in the order the snapshot stores it."""
+
 
 def _default_kind_weights() -> dict[str, float]:
     return dict(InfluenceSettings().kind_weights)
@@ -554,17 +567,7 @@ class InfluenceGraph:
             "w": self._w,
             "clock": self._clock,
             "t_ref": self._t_ref,
-            "refresh": (
-                self._dirty,
-                self._interactions_since,
-                self._accounts_since,
-                self._refresh_clock,
-                self._next_refresh_clock,
-                self._growth_due,
-                self._total_interactions,
-                self.refresh_count,
-                self.last_iterations,
-            ),
+            "refresh": tuple(getattr(self, name) for name in _REFRESH_FIELDS),
             "watch": (self._watch, self._above, self._risen),
             "n_ranked": self._n_ranked,
             "pagerank": self._pagerank,
@@ -595,17 +598,8 @@ class InfluenceGraph:
         self._order = None
         self._clock = state["clock"]
         self._t_ref = state["t_ref"]
-        (
-            self._dirty,
-            self._interactions_since,
-            self._accounts_since,
-            self._refresh_clock,
-            self._next_refresh_clock,
-            self._growth_due,
-            self._total_interactions,
-            self.refresh_count,
-            self.last_iterations,
-        ) = state["refresh"]
+        for name, value in zip(_REFRESH_FIELDS, state["refresh"], strict=True):
+            setattr(self, name, value)
         self._time_due = max(1.0, self._growth_due / _GROWTH_FRACTION * _TIME_TRIGGER_FRACTION)
         self._watch, self._above, self._risen = state["watch"]
         self._n_ranked = state["n_ranked"]
