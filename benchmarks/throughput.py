@@ -15,10 +15,13 @@ import argparse
 import csv
 import gc
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,11 +107,53 @@ def pipeline(path: Path, url: str, brands: list[str]) -> tuple[float, int]:
     return elapsed, alerts
 
 
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in socks]
+    for sock in socks:
+        sock.close()
+    return ports
+
+
+def cluster(lines: list[bytes], tmp: Path, url: str, brands: list[str], processes: int) -> float:
+    """`sense-respond run` as a cluster of processes over input partitioned by author."""
+    parts = tmp / "parts"
+    parts.mkdir()
+    files = [(parts / f"part{i}.jsonl").open("wb") for i in range(processes)]
+    for line in lines:
+        author = orjson.loads(line)["author"]["id"]
+        files[zlib.crc32(author.encode()) % processes].write(line + b"\n")
+    for fh in files:
+        fh.close()
+    config = tmp / "bench.toml"
+    config.write_bytes(b"brand_accounts = " + orjson.dumps(brands) + b"\n")
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    cmd = [sys.executable, "-m", "sense_respond", "run", "--config", str(config), "--input",
+           f"jsonl:{parts}", "--redis-url", url, "--prefix", prefix, "-a", addresses]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen([*cmd, "-i", str(i)], env=env, stderr=subprocess.DEVNULL)
+        for i in range(processes)
+    ]
+    codes = [p.wait() for p in procs]
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        raise RuntimeError(f"cluster run failed: exit codes {codes}")
+    return elapsed
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--feed", type=Path, help="a SocialEvent JSONL file")
     ap.add_argument("--repeat", type=int, default=4, help="airline tweets repetitions")
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    ap.add_argument(
+        "--processes", type=int, default=2, help="also time a cluster of N processes (0: skip)"
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,6 +176,9 @@ def main() -> int:
             bare_before = bare_vader(texts)
             run_seconds, alerts = pipeline(path, url, brands)
             bare_after = bare_vader(texts)
+            cluster_seconds = (
+                cluster(lines, Path(tmp), url, brands, args.processes) if args.processes else None
+            )
         finally:
             if embedded is not None:
                 embedded.stop()
@@ -149,6 +197,15 @@ def main() -> int:
         ("alerts delivered", f"{alerts}"),
         ("throughput ratio run/bare", f"{bare / run_seconds:.2f}x"),
     ]
+    if cluster_seconds is not None:
+        rate = len(lines) / cluster_seconds
+        rows += [
+            (
+                f"cluster of {args.processes} processes",
+                f"{cluster_seconds:.2f} s  ({rate:,.0f} events/s, incl. start-up)",
+            ),
+            ("throughput ratio cluster/bare", f"{bare / cluster_seconds:.2f}x"),
+        ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")

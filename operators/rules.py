@@ -47,23 +47,22 @@ class Decision:
 
 def evaluate(summary: WindowSummary, influence: Influence, rules: RuleSettings) -> Decision:
     """Apply the rule to a window summary and the customer's influence."""
-    reasons: list[str] = []
     unhappy = summary.posts >= rules.min_posts and summary.mean <= rules.unhappy_mean_compound
-    if unhappy:
-        reasons.append(
-            f"mean sentiment {summary.mean:.2f} over {summary.posts} posts"
-            f" <= {rules.unhappy_mean_compound:.2f}"
-        )
     pct = influence.percentile
     by_rank = pct is not None and pct >= rules.influence_percentile
     by_followers = influence.followers >= rules.followers_threshold
+    influential = by_rank or by_followers
+    if not (unhappy and influential):
+        # The common case, on every post: no reasons spelled out, nobody reads them.
+        return Decision(unhappy, influential, None, ())
+    reasons = [
+        f"mean sentiment {summary.mean:.2f} over {summary.posts} posts"
+        f" <= {rules.unhappy_mean_compound:.2f}"
+    ]
     if by_rank:
         reasons.append(f"influence percentile {pct:.3f} >= {rules.influence_percentile:.2f}")
     if by_followers:
         reasons.append(f"{influence.followers} followers >= {rules.followers_threshold}")
-    influential = by_rank or by_followers
-    if not (unhappy and influential):
-        return Decision(unhappy, influential, None, tuple(reasons))
     critical = (
         summary.mean <= rules.critical_mean_compound
         or (pct is not None and pct >= rules.critical_percentile)

@@ -51,7 +51,7 @@ EMPTY = WindowSummary(posts=0, mean=0.0, min=0.0, latest=0.0, window_seconds=0)
 class CustomerWindow:
     """Sorted posts within `length_seconds` of the customer's event-time clock."""
 
-    __slots__ = ("_lateness", "_length", "_max_posts", "now", "posts")
+    __slots__ = ("_lateness", "_length", "_max_posts", "_summary", "now", "posts")
 
     def __init__(self, length_seconds: float, allowed_lateness_seconds: float, max_posts: int):
         self._length = float(length_seconds)
@@ -59,12 +59,14 @@ class CustomerWindow:
         self._max_posts = max_posts
         self.posts: list[WindowPost] = []
         self.now = float("-inf")
+        self._summary: WindowSummary | None = None  # cached until the window changes
 
     def __getstate__(self) -> tuple:
         return (self._length, self._lateness, self._max_posts, self.posts, self.now)
 
     def __setstate__(self, state: tuple) -> None:
         self._length, self._lateness, self._max_posts, self.posts, self.now = state
+        self._summary = None
 
     def add(self, post: WindowPost) -> Placement:
         """Place a post by its event time; a post with a known id replaces it (an edit)."""
@@ -72,6 +74,7 @@ class CustomerWindow:
             return Placement.LATE
         replaced = self.remove(post.event_id)
         insort(self.posts, post)
+        self._summary = None
         if len(self.posts) > self._max_posts:
             del self.posts[0]
         self.advance(post.ts)
@@ -82,6 +85,7 @@ class CustomerWindow:
         for i, kept in enumerate(self.posts):
             if kept.event_id == event_id:
                 del self.posts[i]
+                self._summary = None
                 return True
         return False
 
@@ -90,6 +94,7 @@ class CustomerWindow:
         if now <= self.now:
             return
         self.now = now
+        self._summary = None
         cutoff = now - self._length
         posts = self.posts
         drop = 0
@@ -98,24 +103,36 @@ class CustomerWindow:
         if drop:
             del posts[:drop]
 
+    def _first_inside(self) -> int:
+        # Posts are sorted and none is newer than `now`; only a late post that landed before
+        # the window's start (kept for the allowed lateness) can sit at the front.
+        cutoff = self.now - self._length
+        posts = self.posts
+        i = 0
+        while i < len(posts) and posts[i].ts <= cutoff:
+            i += 1
+        return i
+
     def current(self) -> list[WindowPost]:
         """The posts inside the window at `now`, oldest first."""
-        cutoff = self.now - self._length
-        return [p for p in self.posts if cutoff < p.ts <= self.now]
+        return self.posts[self._first_inside() :]
 
     def summary(self) -> WindowSummary:
         """Count, mean, min and latest compound of the posts in the window at `now`."""
-        posts = self.current()
-        if not posts:
-            return EMPTY
-        compounds = [p.compound for p in posts]
-        return WindowSummary(
-            posts=len(compounds),
-            mean=sum(compounds) / len(compounds),
-            min=min(compounds),
-            latest=posts[-1].compound,
-            window_seconds=int(self._length),
-        )
+        if self._summary is None:
+            compounds = [p.compound for p in self.current()]
+            self._summary = (
+                WindowSummary(
+                    posts=len(compounds),
+                    mean=sum(compounds) / len(compounds),
+                    min=min(compounds),
+                    latest=compounds[-1],
+                    window_seconds=int(self._length),
+                )
+                if compounds
+                else EMPTY
+            )
+        return self._summary
 
     def is_empty(self) -> bool:
         """True when no post is left: the state can be dropped."""
