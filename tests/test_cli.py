@@ -1,0 +1,97 @@
+"""The command line: scoring, readable alerts, and errors a user can act on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from sense_respond.cli import format_alert, main
+
+
+def sr(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+    return subprocess.run(
+        [sys.executable, "-m", "sense_respond", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        env={**base, **(env or {})},
+        check=False,
+    )
+
+
+def test_score_arguments_match_vader(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["score", "I love this!", "worst flight ever"]) == 0
+    rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ref = SentimentIntensityAnalyzer()
+    assert [r["text"] for r in rows] == ["I love this!", "worst flight ever"]
+    for row in rows:
+        expected = ref.polarity_scores(row["text"])
+        assert {k: row[k] for k in ("compound", "pos", "neu", "neg")} == expected
+
+
+def test_score_reads_stdin_lines() -> None:
+    done = sr("score", stdin=b"great service\n\nterrible service\n")
+    assert done.returncode == 0, done.stderr
+    rows = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert [r["text"] for r in rows] == ["great service", "terrible service"]
+    assert rows[0]["compound"] > 0 > rows[1]["compound"]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["run", "--input", "jsonl:/nonexistent/feed.jsonl"], {}, b"not found"),
+        (["run", "--config", "/nonexistent.toml"], {}, b"config file not found"),
+        (["run", "--input", "jsonl:-"], {"SR_RULES__COOLDOWN": "5"}, b"unknown setting"),
+        (["run", "--input", "jsonl:-"], {"SR_RULES__MIN_POSTS": "zero"}, b"min_posts"),
+        (["replay", "x.jsonl", "--to", "kafka:topic"], {}, b"redis:STREAM_KEY"),
+    ],
+)
+def test_errors_exit_2_with_a_message(args: list[str], env: dict[str, str], message: bytes) -> None:
+    done = sr(*args, env=env, stdin=b"")
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
+def test_bad_toml_key_is_reported(tmp_path: Path) -> None:
+    cfg = tmp_path / "sr.toml"
+    cfg.write_text("[rules]\ncooldown = 5\n")
+    done = sr("run", "--config", str(cfg), "--input", "jsonl:-", stdin=b"")
+    assert done.returncode == 2
+    assert b"cooldown" in done.stderr
+
+
+def test_secrets_never_reach_the_output(redis_url: str, redis_prefix: str) -> None:
+    # a password-bearing URL (this Redis has no password; it only must not be echoed)
+    url = redis_url.replace("redis://", "redis://:s3cr3t-pw@", 1)
+    done = sr("run", "--input", "jsonl:-", "--redis-url", url, "--prefix", redis_prefix, stdin=b"")
+    assert b"s3cr3t-pw" not in done.stderr + done.stdout
+
+
+def test_format_alert_is_readable() -> None:
+    alert = {
+        "id": "a1",
+        "data": {
+            "customer_id": "twitter:1",
+            "handle": "ann",
+            "severity": "critical",
+            "event_time": "2026-03-02T10:00:00Z",
+            "sentiment": {"mean": -0.71, "posts": 3},
+            "influence": {"followers": 25000, "percentile": 0.97, "inbound_accounts": 12},
+            "evidence": [{"compound": -0.8, "text": "never again"}],
+        },
+    }
+    text = format_alert(alert)
+    assert "[CRITICAL" in text
+    assert "twitter:1 @ann" in text
+    assert "-0.71 over 3 posts" in text
+    assert "25,000" in text
+    assert "never again" in text
