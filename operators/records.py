@@ -6,8 +6,25 @@ Bytewax moves them between workers or snapshots them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import astuple, dataclass
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime | None) -> int | None:
+    """An aware datetime as exact integer microseconds since the epoch (None stays None).
+
+    Records cross Bytewax workers pickled, and pickling an aware datetime costs ~7 µs (its
+    tzinfo is pickled by reference each time); an int costs nothing and round-trips exactly.
+    """
+    return None if moment is None else (moment - EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int | None) -> datetime | None:
+    """The inverse of `to_micros`: an aware UTC datetime."""
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +66,9 @@ class ScoredPost:
     sentiment: Sentiment
     influence: Influence
     is_brand: bool = False
+
+    def __reduce__(self) -> tuple:
+        return (_scored_post, (*astuple(self)[:4], to_micros(self.created_at), *astuple(self)[5:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +118,11 @@ class AlertRecord:
     customer_id: str
     payload: bytes
     view: CustomerView
+
+
+def _scored_post(*values: object) -> ScoredPost:
+    fields = list(values)
+    fields[4] = from_micros(fields[4])  # type: ignore[arg-type]
+    fields[6] = Sentiment(*fields[6])  # type: ignore[misc]
+    fields[7] = Influence(*fields[7])  # type: ignore[misc]
+    return ScoredPost(*fields)  # type: ignore[arg-type]

@@ -130,3 +130,30 @@ def test_dedupe_key_distinguishes_edits() -> None:
     assert isinstance(plain, SocialEvent) and isinstance(edited, SocialEvent)
     assert plain.dedupe_key == "twitter:e1"
     assert edited.dedupe_key != plain.dedupe_key
+
+
+def test_events_pickle_compactly_and_exactly() -> None:
+    import pickle
+
+    from operators.records import Influence, ScoredPost, Sentiment
+
+    raw = line(
+        kind="reply",
+        created_at="2026-03-02T12:00:00.123457+02:00",
+        edited_at="2026-03-02T10:05:00.000001Z",
+        target={"id": "u2", "followers": 7},
+        mentions=[{"id": "u3", "handle": "cy"}],
+    )
+    ev = parse_event(raw, NOW)
+    assert isinstance(ev, SocialEvent)
+    clone = pickle.loads(pickle.dumps(ev))
+    assert clone == ev
+    assert clone.model_dump() == ev.model_dump()
+    assert clone.created_at == datetime(2026, 3, 2, 10, 0, 0, 123457, tzinfo=UTC)
+    assert clone.created_at.tzinfo == UTC
+    assert clone.customer_id == ev.customer_id and clone.dedupe_key == ev.dedupe_key
+    post = ScoredPost(
+        "e1", "twitter:u1", "twitter", "ann", ev.created_at, "t",
+        Sentiment(-0.5, 0.0, 0.5, 0.5), Influence(0.9, 0.95, 10, 0.01, 3, 100), True,
+    )  # fmt: skip
+    assert pickle.loads(pickle.dumps(post)) == post
