@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench clean
+.PHONY: install demo test lint fmt bench bench-latency bench-influence clean
 
 install: $(STAMP)
 
@@ -34,6 +34,12 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+
+bench-latency: $(STAMP)
+	$(BIN)/python benchmarks/latency.py
+
+bench-influence: $(STAMP)
+	$(BIN)/python benchmarks/influence_higgs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
