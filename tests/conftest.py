@@ -18,8 +18,13 @@ LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """$REDIS_URL if it answers, else the local Redis on 6379, else an embedded one."""
-    for url in (os.environ.get("REDIS_URL"), LOCAL_REDIS_URL):
+    """$REDIS_URL if it answers, else the local Redis on 6379, else an embedded one.
+
+    `REDIS_URL=embedded` forces the embedded server (what a machine without Redis gets).
+    """
+    configured = os.environ.get("REDIS_URL")
+    candidates = () if configured == "embedded" else (configured, LOCAL_REDIS_URL)
+    for url in candidates:
         if url and ping_url(url, timeout=1.0):
             yield url
             return
