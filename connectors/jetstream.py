@@ -436,6 +436,10 @@ class JetstreamReader(FeedReader[int]):
         self.url = url
         self.js: JetstreamSettings = settings
         self.position_seen = resume_cursor
+        # Newest time_us read off the socket. Frames held for a profile lookup are read but not
+        # yet "seen"; they survive a reconnect in memory, so the reconnect cursor may start from
+        # here rather than from the last released frame (which may be None early on).
+        self._newest_read = resume_cursor
         self._profiles = ProfileCache(settings.profiles_cache_size)
         self._bucket = TokenBucket(
             settings.profiles_requests_per_second,
@@ -451,10 +455,13 @@ class JetstreamReader(FeedReader[int]):
         self._client: httpx.AsyncClient | None = None
 
     def connect_cursor(self) -> int | None:
-        """Where the next connection starts: a few seconds before the newest frame seen."""
-        if self.position_seen is None:
+        """Where the next connection starts: a few seconds before the newest frame read."""
+        newest = max(
+            (t for t in (self.position_seen, self._newest_read) if t is not None), default=None
+        )
+        if newest is None:
             return None
-        return max(0, self.position_seen - int(self.js.rewind_seconds * 1_000_000))
+        return max(0, newest - int(self.js.rewind_seconds * 1_000_000))
 
     async def run(self) -> None:
         """Run sessions; with profile lookups on, also the task that releases held events."""
@@ -520,6 +527,10 @@ class JetstreamReader(FeedReader[int]):
         received_at = datetime.now(UTC)
         self.metrics.frames += 1
         frame = map_frame(raw, received_at, self.js.max_future_skew_seconds)
+        if frame.time_us is not None and (
+            self._newest_read is None or frame.time_us > self._newest_read
+        ):
+            self._newest_read = frame.time_us
         if frame.ignored is not None:
             self.metrics.ignored += 1
         if self._wake is None:

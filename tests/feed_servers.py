@@ -47,11 +47,14 @@ class JetstreamServer:
     """Replays `frames` to every connection, starting at `cursor=` when the client sends one.
 
     `drops[i]`, when given, makes connection number i (0-based) abort without a close frame
-    after sending that many frames, as a network failure would.
+    after sending that many frames, as a network failure would. `drop_after_index[i]` does the
+    same right after sending `frames[k]` (k an index into `frames`): a drop at a fixed point of
+    the stream, wherever the client's cursor made that connection start.
     """
 
     frames: Sequence[str | bytes]
     drops: dict[int, int] = field(default_factory=dict)
+    drop_after_index: dict[int, int] = field(default_factory=dict)
     frame_delay: float = 0.0
     reject_status: int | None = None
     connections: list[dict[str, Any]] = field(default_factory=list)
@@ -113,7 +116,8 @@ class JetstreamServer:
         sent: list[str | bytes] = []
         self.sent.append(sent)
         drop_after = self.drops.get(index)
-        for frame, at in zip(self.frames, self._times, strict=True):
+        drop_index = self.drop_after_index.get(index)
+        for k, (frame, at) in enumerate(zip(self.frames, self._times, strict=True)):
             if cursor is not None and at < cursor:
                 continue
             if drop_after is not None and len(sent) >= drop_after:
@@ -121,6 +125,13 @@ class JetstreamServer:
                 return
             await ws.send(frame)
             sent.append(frame)
+            if drop_index is not None and k >= drop_index:
+                # Let the kernel have every frame sent so far, so the client sees exactly
+                # frames[..k] before the connection breaks.
+                while ws.transport.get_write_buffer_size():
+                    await asyncio.sleep(0.001)
+                ws.transport.abort()
+                return
             if self.frame_delay:
                 await asyncio.sleep(self.frame_delay)
         # A live stream goes quiet, it does not end: wait for the client to leave.
