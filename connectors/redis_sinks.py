@@ -55,22 +55,27 @@ log = logging.getLogger(__name__)
 # ARGV: 1 alert id, 2 payload, 3 alert-id ttl, 4 stream maxlen, 5 view ttl, 6 channel,
 #       7.. view field/value pairs.
 ALERT_SCRIPT = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then
-  return 0
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'alert', ARGV[2], 'id', ARGV[1])
-redis.call('PUBLISH', ARGV[6], ARGV[2])
+local new = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3])
 local fields = {}
 for i = 7, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
-fields[#fields + 1] = 'last_alert'
-fields[#fields + 1] = ARGV[2]
 fields[#fields + 1] = 'last_alert_id'
 fields[#fields + 1] = ARGV[1]
+if new then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'alert', ARGV[2], 'id', ARGV[1])
+  redis.call('PUBLISH', ARGV[6], ARGV[2])
+  fields[#fields + 1] = 'last_alert'
+  fields[#fields + 1] = ARGV[2]
+end
+-- The view is written even for a replayed alert: views replayed before it (after a recovery
+-- resume) rolled the hash back, and this one is the customer's view at the alert's moment.
 redis.call('HSET', KEYS[3], unpack(fields))
 redis.call('EXPIRE', KEYS[3], ARGV[5])
-return 1
+if new then
+  return 1
+end
+return 0
 """
 ALERT_SCRIPT_SHA = hashlib.sha1(ALERT_SCRIPT.encode()).hexdigest()
 

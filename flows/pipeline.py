@@ -83,6 +83,8 @@ class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Sentiment | None], Enriched
     """Bytewax shell around `Enricher` (one key: the whole interaction graph)."""
 
     def __init__(self, settings: Settings, resume: Enricher | None) -> None:
+        if resume is not None:
+            resume.reconfigure(settings)  # a snapshot carries the settings of the run that took it
         self.enricher = resume if resume is not None else Enricher(settings)
 
     def on_batch(
@@ -109,6 +111,8 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
 
     def __init__(self, policy: CustomerPolicy, resume: CustomerState | None) -> None:
         self.policy = policy
+        if resume is not None:
+            resume.reconfigure(policy.window)
         self.state = resume if resume is not None else CustomerState(policy.window)
         self.touched = datetime.now(UTC)
 

@@ -68,6 +68,12 @@ class CustomerState:
         for name, value in zip(self.__slots__, state, strict=True):
             setattr(self, name, value)
 
+    def reconfigure(self, window: WindowSettings) -> None:
+        """Apply the current window settings to a state restored from a snapshot (resume)."""
+        self.window.reconfigure(
+            window.length_seconds, window.allowed_lateness_seconds, window.max_posts
+        )
+
     def on_post(
         self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
     ) -> AlertRecord | None:

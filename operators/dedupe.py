@@ -22,6 +22,15 @@ class RecentIds:
         self._expiry: deque[tuple[float, str]] = deque()
         self._watermark = float("-inf")
 
+    @property
+    def horizon_seconds(self) -> float:
+        """How long (event time) an id is remembered past the newest event."""
+        return self._horizon
+
+    @horizon_seconds.setter
+    def horizon_seconds(self, seconds: float) -> None:
+        self._horizon = float(seconds)
+
     def __len__(self) -> int:
         return len(self._seen)
 

@@ -18,6 +18,11 @@ ControlRecord = Withdrawal | AccountPurge
 Enriched = ScoredPost | InfluenceRise | ControlRecord
 
 
+def _dedupe_horizon(settings: Settings) -> float:
+    # Ids must be remembered as long as a duplicate could still change a window.
+    return settings.window.length_seconds + settings.window.allowed_lateness_seconds
+
+
 class Enricher:
     """De-duplication + influence graph; turns scored events into `ScoredPost`s."""
 
@@ -28,9 +33,20 @@ class Enricher:
         self.graph = InfluenceGraph(
             settings.influence, self.brands, watch_percentile=settings.rules.influence_percentile
         )
-        horizon = settings.window.length_seconds + settings.window.allowed_lateness_seconds
-        self.seen = RecentIds(horizon_seconds=horizon)
+        self.seen = RecentIds(horizon_seconds=_dedupe_horizon(settings))
         self.duplicates = 0
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply the current settings to an enricher restored from a snapshot (recovery resume).
+
+        The snapshot holds the brand accounts and influence settings of the run that took it;
+        the current configuration wins, so a brand added to the config counts from the restart on.
+        """
+        self.brands = BrandAccounts(settings.brand_accounts)
+        self.graph.reconfigure(
+            settings.influence, self.brands, watch_percentile=settings.rules.influence_percentile
+        )
+        self.seen.horizon_seconds = _dedupe_horizon(settings)
 
     def __getstate__(self) -> tuple:
         return (self.brands, self.graph, self.seen, self.duplicates)

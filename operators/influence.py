@@ -175,6 +175,27 @@ class InfluenceGraph:
         self._every_seconds = settings.refresh_every_seconds
         self._min_accounts = settings.min_accounts_to_rank
 
+    def reconfigure(
+        self,
+        settings: InfluenceSettings,
+        brands: BrandAccounts,
+        watch_percentile: float | None = None,
+    ) -> None:
+        """Apply the current settings to a graph restored from a snapshot (recovery resume).
+
+        A snapshot holds the settings of the run that took it; without this, changed
+        `brand_accounts` or `[influence]` settings would be ignored until the state is dropped.
+        Recorded interactions keep their weights: a new half-life applies from the graph clock
+        on (the stored weights are first decayed to the clock under the old one), new kind
+        weights and brands apply to new interactions.
+        """
+        if settings.half_life_seconds != self._settings.half_life_seconds:
+            self._rebase()
+        self._settings = settings
+        self._brands = brands
+        self._watch = watch_percentile
+        self._init_derived()
+
     # ------------------------------------------------------------------ observe (hot path)
 
     def observe(self, event: SocialEvent) -> None:

@@ -68,6 +68,17 @@ class CustomerWindow:
         self._length, self._lateness, self._max_posts, self.posts, self.now = state
         self._summary = None
 
+    def reconfigure(
+        self, length_seconds: float, allowed_lateness_seconds: float, max_posts: int
+    ) -> None:
+        """Apply changed window settings to a restored window (recovery resume)."""
+        self._length = float(length_seconds)
+        self._lateness = float(allowed_lateness_seconds)
+        self._max_posts = max_posts
+        if len(self.posts) > max_posts:
+            del self.posts[: len(self.posts) - max_posts]  # the oldest go, as in `add`
+        self._summary = None
+
     def add(self, post: WindowPost) -> Placement:
         """Place a post by its event time; a post with a known id replaces it (an edit)."""
         if post.ts <= self.now - self._length - self._lateness:

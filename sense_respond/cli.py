@@ -1,6 +1,7 @@
 """`sense-respond`: run the pipeline, the demo, and the on-call tools.
 
 sense-respond run [--config FILE] [--input SPEC] [--redis-url URL] [--prefix P]
+                  [--recovery-dir DIR [--snapshot-interval S] [--backup-interval S]]
 sense-respond demo
 sense-respond alerts tail [--group G] [--consumer C]
 sense-respond score [TEXT ...]
@@ -18,11 +19,14 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from config.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sense_respond.recovery import RecoveryOptions
 
 log = logging.getLogger("sense_respond")
 
@@ -139,12 +143,59 @@ class _LivePrinter:
 # commands
 
 
+def _recovery_options(args: argparse.Namespace | None) -> RecoveryOptions | None:
+    """The recovery flags of `run`, or None when recovery is off."""
+    if args is None or getattr(args, "recovery_dir", None) is None:
+        for flag in ("recovery_partitions", "snapshot_interval", "backup_interval"):
+            if getattr(args, flag, None) is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs --recovery-dir")
+        return None
+    from sense_respond.recovery import RecoveryOptions
+
+    return RecoveryOptions(
+        db_dir=args.recovery_dir,
+        partitions=1 if args.recovery_partitions is None else args.recovery_partitions,
+        snapshot_interval_seconds=args.snapshot_interval,
+        backup_interval_seconds=0.0 if args.backup_interval is None else args.backup_interval,
+    )
+
+
+def _prepare_recovery(options: RecoveryOptions, args: argparse.Namespace | None) -> None:
+    """Create the partitions on first use and say whether the run starts fresh or resumes."""
+    from sense_respond import recovery
+
+    in_cluster = bool(getattr(args, "addresses", None))
+    created = recovery.prepare(options.db_dir, options.partitions, may_create=not in_cluster)
+    state = recovery.inspect(options.db_dir)
+    if created:
+        what = f"created {state.partitions} partition(s), starting fresh"
+    elif state.fresh:
+        what = f"{state.partitions} partition(s), nothing committed yet: starting fresh"
+    else:
+        what = (
+            f"{state.partitions} partition(s), {state.executions} earlier run(s): resuming from"
+            f" epoch {state.resume_epoch} (output since that snapshot is replayed; alerts are"
+            " de-duplicated by id)"
+        )
+    _say(f"recovery: {options.db_dir}: {what}")
+
+
 def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None:
-    """Build and run the dataflow in this process (a cluster member when -i/-a are given)."""
+    """Build and run the dataflow in this process (a cluster member when -i/-a are given).
+
+    With `--recovery-dir`, state is snapshotted at the end of every epoch (the snapshot
+    interval, by default `flow.epoch_interval_seconds`) and a run on the same directory resumes
+    where the last one's last snapshot left off.
+    """
     from bytewax._bytewax import cli_main
 
     from flows.pipeline import build_flow
 
+    options = _recovery_options(args)
+    epoch = timedelta(seconds=settings.flow.epoch_interval_seconds)
+    if options is not None:
+        _prepare_recovery(options, args)
+        epoch = options.epoch_interval(settings.flow.epoch_interval_seconds)
     flow = build_flow(settings)
     addresses = getattr(args, "addresses", None)
     cli_main(
@@ -152,7 +203,8 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         workers_per_process=getattr(args, "workers_per_process", 1) or 1,
         process_id=getattr(args, "process_id", None),
         addresses=addresses.split(";") if addresses else None,
-        epoch_interval=timedelta(seconds=settings.flow.epoch_interval_seconds),
+        epoch_interval=epoch,
+        recovery_config=None if options is None else options.config(),
     )
 
 
@@ -173,6 +225,7 @@ def _summary(settings: Settings, started: float, printed: int | None = None) -> 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _recovery_options(args)  # bad recovery flags fail before any Redis is started
     settings = _settings(args)
     with _redis(settings) as resolved:
         started = time.perf_counter()
@@ -309,6 +362,33 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-w", "--workers-per-process", type=int, default=1)
     run.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
     run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
+    rec = run.add_argument_group(
+        "recovery", "resume after a crash or restart from Bytewax state snapshots in DIR"
+    )
+    rec.add_argument(
+        "--recovery-dir",
+        type=Path,
+        metavar="DIR",
+        help="recovery partitions (created on first use); a run on the same DIR resumes",
+    )
+    rec.add_argument(
+        "--recovery-partitions",
+        type=int,
+        metavar="N",
+        help="partitions to create in an empty DIR (default 1)",
+    )
+    rec.add_argument(
+        "--snapshot-interval",
+        type=float,
+        metavar="S",
+        help="seconds between snapshots: the epoch length (default flow.epoch_interval_seconds)",
+    )
+    rec.add_argument(
+        "--backup-interval",
+        type=float,
+        metavar="S",
+        help="seconds to keep superseded snapshots, for backing DIR up (default 0)",
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="replay the bundled sample feed on an embedded Redis")

@@ -1,0 +1,130 @@
+"""Bytewax recovery for `sense-respond run --recovery-dir DIR`.
+
+Bytewax 0.21 keeps recovery state in SQLite "partitions" (`part-N.sqlite3`) in a local
+directory: at the end of every epoch it snapshots each stateful step (the input's byte offsets,
+the influence graph with its de-duplication memory, every customer's window and cooldown) and
+commits the epoch. A run that finds committed state resumes from the last committed epoch: the
+sources rewind to their snapshotted positions and everything after is processed again, so output
+since the last snapshot is replayed (at-least-once). Alerts stay exactly-once in Redis because
+their ids are deterministic and the alert sink writes each id once (`connectors.redis_sinks`).
+
+This module only prepares the directory (creating the partitions on first use, the same as
+`python -m bytewax.recovery DIR N`), builds the `RecoveryConfig`, and describes what a directory
+holds so the CLI can say whether it starts fresh or resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bytewax.recovery import RecoveryConfig, init_db_dir
+
+PARTITION_GLOB = "part-*.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryOptions:
+    """What the `run` command's recovery flags asked for."""
+
+    db_dir: Path
+    partitions: int = 1
+    snapshot_interval_seconds: float | None = None
+    """None: the flow's epoch interval (`flow.epoch_interval_seconds`)."""
+    backup_interval_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError("--recovery-partitions must be at least 1")
+        if self.snapshot_interval_seconds is not None and self.snapshot_interval_seconds <= 0:
+            raise ValueError("--snapshot-interval must be > 0 seconds")
+        if self.backup_interval_seconds < 0:
+            raise ValueError("--backup-interval must be >= 0 seconds")
+
+    def epoch_interval(self, default_seconds: float) -> timedelta:
+        """The epoch length of the run: Bytewax snapshots once per epoch."""
+        seconds = self.snapshot_interval_seconds
+        return timedelta(seconds=default_seconds if seconds is None else seconds)
+
+    def config(self) -> RecoveryConfig:
+        """The Bytewax `RecoveryConfig` for this directory."""
+        return RecoveryConfig(self.db_dir, timedelta(seconds=self.backup_interval_seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryState:
+    """What a recovery directory holds (read from Bytewax's tables, best effort)."""
+
+    partitions: int
+    executions: int
+    """Runs recorded so far (0: nothing has run on these partitions yet)."""
+    resume_epoch: int | None
+    """The epoch a run resumes from (epochs start at 1); None when none was recorded yet."""
+    size_bytes: int
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing committed yet: a run starts from the beginning of its input."""
+        return self.resume_epoch is None or self.resume_epoch <= 1
+
+
+def partition_files(db_dir: Path) -> list[Path]:
+    """The recovery partitions in `db_dir`, sorted."""
+    return sorted(db_dir.glob(PARTITION_GLOB)) if db_dir.is_dir() else []
+
+
+def prepare(db_dir: Path, partitions: int, *, may_create: bool = True) -> bool:
+    """Make `db_dir` ready for a recovery run; True if partitions were created now.
+
+    A directory that already holds partitions is used as it is, whatever their count (Bytewax
+    checks that the set is complete and consistent when the run starts). An empty or missing
+    directory gets `partitions` new ones unless `may_create` is False (cluster members: the
+    partitions of a cluster are created once, with `python -m bytewax.recovery`, and spread
+    over the processes; each creating its own set would make them inconsistent).
+    """
+    if db_dir.exists() and not db_dir.is_dir():
+        raise ValueError(f"recovery directory {db_dir} is not a directory")
+    if partition_files(db_dir):
+        return False
+    if not may_create:
+        raise FileNotFoundError(
+            f"no recovery partitions in {db_dir}: a cluster's partitions are created once, with"
+            " `python -m bytewax.recovery DIR N`, before its processes start"
+        )
+    db_dir.mkdir(parents=True, exist_ok=True)
+    init_db_dir(db_dir, partitions)
+    return True
+
+
+def inspect(db_dir: Path) -> RecoveryState:
+    """Describe a recovery directory without changing it.
+
+    Reads Bytewax 0.21's own tables: `exs` (one row per execution) and `fronts` (each worker's
+    frontier in each execution, the epoch it had not finished yet). A run resumes from the
+    oldest frontier of the latest execution. The layout is Bytewax's, so any surprise reads as
+    "unknown" instead of failing the run.
+    """
+    files = partition_files(db_dir)
+    executions = 0
+    fronts: dict[int, dict[int, int]] = {}  # execution -> worker -> frontier
+    for path in files:
+        with contextlib.suppress(sqlite3.Error):
+            con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+            try:
+                for (ex,) in con.execute("SELECT ex_num FROM exs"):
+                    executions = max(executions, int(ex) + 1)
+                rows = con.execute("SELECT ex_num, worker_index, worker_frontier FROM fronts")
+                for ex, worker, frontier in rows:
+                    fronts.setdefault(int(ex), {})[int(worker)] = int(frontier)
+            finally:
+                con.close()
+    resume = min(fronts[max(fronts)].values()) if fronts else None
+    return RecoveryState(len(files), executions, resume, directory_size(db_dir))
+
+
+def directory_size(db_dir: Path) -> int:
+    """Bytes used by the files of a recovery directory (SQLite files and their journals)."""
+    return sum(f.stat().st_size for f in db_dir.iterdir() if f.is_file()) if db_dir.is_dir() else 0

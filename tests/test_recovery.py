@@ -1,0 +1,496 @@
+"""Bytewax recovery: `sense-respond run --recovery-dir` killed with SIGKILL, then resumed.
+
+The resumed run must leave Redis exactly as one uninterrupted run does: the same set of alert
+ids in the stream, each once, and each published once on the channel, although the resumed run
+replays everything after the last snapshot (at-least-once inside the flow, exactly-once in Redis
+thanks to deterministic alert ids and the sink's `SET NX` marker).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import orjson
+import pytest
+import redis
+from bytewax.testing import TestingSource, run_main
+
+from config.settings import Settings
+from flows.pipeline import build_flow
+from operators.customer import CustomerPolicy, CustomerState
+from operators.enrich import Enricher
+from operators.events import Account, SocialEvent, parse_event
+from operators.records import InfluenceRise, ScoredPost, Sentiment
+from operators.scoring import score_texts
+from sense_respond import recovery
+from sense_respond.cli import main
+from sense_respond.recovery import RecoveryOptions
+from sense_respond.scenario import DEFAULT_START, generate
+
+COPIES = 4
+"""Scenario copies in the feed (distinct seeds, two days apart): ~30k events, 32 alerts, ~4 s."""
+SNAPSHOT_INTERVAL = "0.25"
+TIMEOUT = 90.0
+END = b"--end-of-test--"
+BAD_LINES = (b"not json\n", b'{"kind": "post"}\n', b"[1, 2, 3]\n")
+"""Dead letters at the head of the feed: a resumed run must not read them again."""
+
+
+# ---------------------------------------------------------------------------------------------
+# the recovery directory (no Bytewax run)
+
+
+def test_prepare_creates_partitions_once(tmp_path: Path) -> None:
+    db = tmp_path / "nested" / "recovery"
+    assert recovery.prepare(db, 3) is True
+    assert [p.name for p in recovery.partition_files(db)] == [f"part-{i}.sqlite3" for i in range(3)]
+    assert recovery.prepare(db, 5) is False  # existing partitions are used as they are
+    assert len(recovery.partition_files(db)) == 3
+    state = recovery.inspect(db)
+    assert (state.partitions, state.executions, state.resume_epoch) == (3, 0, None)
+    assert state.fresh
+    assert state.size_bytes > 0
+
+
+def test_cluster_members_never_create_partitions(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"python -m bytewax\.recovery"):
+        recovery.prepare(tmp_path / "empty", 1, may_create=False)
+    recovery.prepare(tmp_path / "ready", 2)
+    assert recovery.prepare(tmp_path / "ready", 2, may_create=False) is False
+
+
+def test_recovery_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        recovery.prepare(path, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"partitions": 0}, "at least 1"),
+        ({"snapshot_interval_seconds": 0.0}, "> 0"),
+        ({"snapshot_interval_seconds": -1.0}, "> 0"),
+        ({"backup_interval_seconds": -0.5}, ">= 0"),
+    ],
+)
+def test_bad_recovery_options(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RecoveryOptions(tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "default", "epoch"),
+    [(None, 2.0, 2.0), (0.25, 2.0, 0.25), (30.0, 0.5, 30.0)],
+)
+def test_snapshot_interval_is_the_epoch_interval(
+    tmp_path: Path, snapshot: float | None, default: float, epoch: float
+) -> None:
+    options = RecoveryOptions(tmp_path, snapshot_interval_seconds=snapshot)
+    assert options.epoch_interval(default) == timedelta(seconds=epoch)
+    assert Path(options.config().db_dir) == tmp_path
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--snapshot-interval", "1"], ["--backup-interval", "1"], ["--recovery-partitions", "2"]],
+)
+def test_recovery_flags_need_a_recovery_dir(
+    flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--input", "jsonl:-", *flags]) == 2
+    assert "needs --recovery-dir" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the recovered state: a snapshot taken anywhere, restored, must carry on exactly
+
+
+@pytest.fixture(scope="module")
+def scored_events() -> tuple[list[tuple[SocialEvent, Sentiment | None]], list[str]]:
+    """A small scenario, parsed and scored, with its brand accounts."""
+    sc = generate(seed=11, background=400)
+    now = datetime.now(UTC)
+    events = [parse_event(line, now) for line in sc.jsonl_bytes().splitlines()]
+    valid = [e for e in events if isinstance(e, SocialEvent)]
+    scores = iter(score_texts([e.text for e in valid if e.text is not None]))
+    pairs = [(e, next(scores) if e.text is not None else None) for e in valid]
+    return pairs, list(sc.brand_accounts)
+
+
+class Stages:
+    """The flow's two stateful stages (influence, then one state per customer), without Bytewax."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
+        self.enricher = Enricher(settings)
+        self.customers: dict[str, CustomerState] = {}
+
+    def feed(self, pairs: list[tuple[SocialEvent, Sentiment | None]]) -> list[Any]:
+        """Process events; returns what the influence stage emitted and the alert ids."""
+        detected = datetime(2030, 1, 1, tzinfo=UTC)
+        out: list[Any] = []
+        for event, sentiment in pairs:
+            for item in self.enricher.process(event, sentiment):
+                out.append(item)
+                state = self.customers.get(item.customer_id)
+                if state is None:
+                    state = self.customers[item.customer_id] = CustomerState(self.settings.window)
+                if isinstance(item, ScoredPost):
+                    alert = state.on_post(item, self.policy, detected)
+                elif isinstance(item, InfluenceRise):
+                    alert = state.on_influence(item, self.policy, detected)
+                else:
+                    alert = None
+                if alert is not None:
+                    out.append(alert.alert_id)
+        return out
+
+    def restored(self, settings: Settings) -> Stages:
+        """A copy through pickle, as Bytewax stores and loads snapshots, then reconfigured."""
+        copy = Stages.__new__(Stages)
+        copy.settings = settings
+        copy.policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
+        copy.enricher = pickle.loads(pickle.dumps(self.enricher))
+        copy.enricher.reconfigure(settings)
+        copy.customers = {k: pickle.loads(pickle.dumps(v)) for k, v in self.customers.items()}
+        for state in copy.customers.values():
+            state.reconfigure(settings.window)
+        return copy
+
+
+@pytest.mark.parametrize("split", [0.05, 0.37, 0.5, 0.81, 0.99])
+def test_restored_state_carries_on_exactly_like_the_uninterrupted_one(
+    scored_events: tuple[list[tuple[SocialEvent, Sentiment | None]], list[str]], split: float
+) -> None:
+    pairs, brands = scored_events
+    settings = Settings(brand_accounts=brands)
+    k = int(len(pairs) * split)
+    whole = Stages(settings)
+    expected = whole.feed(pairs)
+    first = Stages(settings)
+    head = first.feed(pairs[:k])
+    resumed = first.restored(settings)
+    tail = resumed.feed(pairs[k:])
+    assert head + tail == expected  # same records, same influence numbers, same alert ids
+    assert any(isinstance(x, str) for x in expected)  # the scenario does alert
+
+
+def test_resume_applies_the_current_brands_and_influence_settings(
+    scored_events: tuple[list[tuple[SocialEvent, Sentiment | None]], list[str]],
+) -> None:
+    pairs, brands = scored_events
+    before = Settings(brand_accounts=brands)
+    stages = Stages(before)
+    stages.feed(pairs)
+    graph = stages.enricher.graph
+    weights = nx.get_edge_attributes(graph.to_networkx(), "weight")
+    busiest = max(
+        (e for e, _ in pairs if e.target is not None),
+        key=lambda e: graph.influence_of(e.customer_id).inbound_accounts,
+    )
+    new_brand = busiest.customer_id
+    after = Settings(
+        brand_accounts=[*brands, new_brand],
+        influence={"half_life_seconds": 86_400},
+        window={"length_seconds": 3600, "max_posts": 2},
+    )
+    # Without reconfiguring, the snapshot's own settings would stay in force.
+    stale = pickle.loads(pickle.dumps(stages.enricher))
+    assert not stale.brands.matches(new_brand, None)
+
+    resumed = stages.restored(after)
+    enricher = resumed.enricher
+    assert enricher.brands.matches(new_brand, None)
+    assert enricher.seen.horizon_seconds == 3600 + after.window.allowed_lateness_seconds
+    # the decayed weights at the graph clock are what they were: a new half-life applies from
+    # the clock on, not retroactively
+    again = nx.get_edge_attributes(enricher.graph.to_networkx(), "weight")
+    assert again.keys() == weights.keys()
+    assert all(math.isclose(again[e], w, rel_tol=1e-9) for e, w in weights.items())
+    # the new brand's interactions no longer count as reach (they still would without)
+    replay = busiest.model_copy(update={"id": "after-resume", "target": Account(id="new-one")})
+    edges = stale.graph.edge_count
+    stale.process(replay, None)
+    assert stale.graph.edge_count > edges
+    edges = enricher.graph.edge_count
+    enricher.process(replay, None)
+    assert enricher.graph.edge_count == edges
+    # windows take the new length and size
+    for state in resumed.customers.values():
+        assert len(state.window.posts) <= 2
+        if state.window.posts:
+            assert state.window.summary().window_seconds in (0, 3600)
+
+
+def vip_post(event_id: str, minutes: float, text: str) -> bytes:
+    created = DEFAULT_START + timedelta(minutes=minutes)
+    return orjson.dumps(
+        {"id": event_id, "platform": "twitter", "kind": "post", "created_at": created.isoformat(),
+         "author": {"id": "vip", "handle": "vip", "followers": 50_000}, "text": text}
+    )  # fmt: skip
+
+
+def test_replayed_alert_leaves_the_view_of_its_moment(
+    tmp_path: Path, redis_url: str, redis_prefix: str, redis_client: redis.Redis
+) -> None:
+    """v1 writes a plain view, v2 fires the alert; a crash before any snapshot replays both."""
+    lines = [
+        vip_post("v1", 0, "This is the worst service ever. I am furious and disgusted."),
+        vip_post("v2", 10, "Still no refund. Terrible, awful, horrible experience!!"),
+    ]
+    settings = Settings().with_redis_url(redis_url)
+    settings = settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"prefix": redis_prefix})}
+    )
+    recovery.prepare(tmp_path, 1)
+    config = RecoveryOptions(tmp_path).config()
+    crash = [*lines, TestingSource.PAUSE(timedelta(seconds=0.3)), TestingSource.ABORT()]
+    flow = build_flow(settings, TestingSource(crash))
+    epoch = timedelta(seconds=60)  # no snapshot before the crash: the resume replays v1 and v2
+    run_main(flow, epoch_interval=epoch, recovery_config=config)  # stops at the ABORT
+    key = f"{redis_prefix}customer:twitter:vip"
+    assert orjson.loads(redis_client.hget(key, "sentiment"))["posts"] == 2  # type: ignore[arg-type]
+    run_main(flow, epoch_interval=epoch, recovery_config=config)  # the ABORT fires only once
+    assert redis_client.xlen(f"{redis_prefix}alerts") == 1
+    view = redis_client.hgetall(key)
+    last = orjson.loads(view[b"last_alert"])
+    assert orjson.loads(view[b"sentiment"]) == last["data"]["sentiment"]
+
+
+# ---------------------------------------------------------------------------------------------
+# kill -9 and resume, end to end through the CLI
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A feed of several scenario copies one after another in event time, and its config."""
+    tmp = tmp_path_factory.mktemp("recovery")
+    path = tmp / "feed.jsonl"
+    brands: set[str] = set()
+    with path.open("wb") as fh:
+        fh.write(b"".join(BAD_LINES))
+        for k in range(COPIES):
+            start = DEFAULT_START + timedelta(days=2 * k)
+            sc = generate(seed=100 + k, background=3000, start=start)
+            brands.update(sc.brand_accounts)
+            fh.write(sc.jsonl_bytes())
+    config = tmp / "sense-respond.toml"
+    config.write_bytes(b"brand_accounts = " + orjson.dumps(sorted(brands)) + b"\n")
+    return path, config
+
+
+def run_command(feed: tuple[Path, Path], url: str, prefix: str, *extra: str) -> list[str]:
+    path, config = feed
+    return [
+        sys.executable, "-m", "sense_respond", "run", "--config", str(config),
+        "--input", f"jsonl:{path}", "--redis-url", url, "--prefix", prefix, *extra,
+    ]  # fmt: skip
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+
+
+def run_to_end(cmd: list[str]) -> subprocess.CompletedProcess[bytes]:
+    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, env=clean_env(), check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return done
+
+
+def stream_ids(client: redis.Redis, prefix: str) -> list[str]:
+    return [f[b"id"].decode() for _, f in client.xrange(f"{prefix}alerts")]
+
+
+def customer_views(client: redis.Redis, prefix: str) -> dict[str, dict[bytes, bytes]]:
+    """Every customer hash under `prefix`; `last_alert` reduced to its id (its `time` is the
+    wall clock of delivery)."""
+    keys = sorted(client.scan_iter(match=f"{prefix}customer:*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    views = {}
+    for key, fields in zip(keys, pipe.execute(), strict=True):
+        if b"last_alert" in fields:
+            fields[b"last_alert"] = orjson.loads(fields[b"last_alert"])["id"].encode()
+        views[key.decode()[len(prefix) :]] = fields
+    return views
+
+
+@dataclass(frozen=True)
+class CleanRun:
+    """What one uninterrupted run (no recovery) of the feed leaves in Redis."""
+
+    alert_ids: list[str]
+    views: dict[str, dict[bytes, bytes]]
+
+
+@pytest.fixture(scope="module")
+def clean_run(feed: tuple[Path, Path], redis_url: str) -> Iterator[CleanRun]:
+    """One uninterrupted run of the feed, without recovery, into its own prefix."""
+    prefix = f"test:recovery-clean:{os.getpid()}:{time.time_ns()}:"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        run_to_end(run_command(feed, redis_url, prefix))
+        yield CleanRun(stream_ids(client, prefix), customer_views(client, prefix))
+    finally:
+        doomed = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for i in range(0, len(doomed), 500):
+            client.unlink(*doomed[i : i + 500])
+        client.close()
+
+
+@pytest.fixture
+def subscriber(redis_client: redis.Redis, redis_prefix: str) -> Iterator[redis.client.PubSub]:
+    """Subscribed to the alerts channel before any run starts."""
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(f"{redis_prefix}alerts")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        msg = pubsub.get_message(timeout=1.0)
+        if msg is not None and msg["type"] == "subscribe":
+            break
+    else:
+        pytest.fail("no subscribe confirmation")
+    yield pubsub
+    pubsub.close()
+
+
+def published_ids(pubsub: redis.client.PubSub, client: redis.Redis, channel: str) -> list[str]:
+    """Ids of every alert published on `channel` so far (a sentinel marks the end)."""
+    client.publish(channel, END)
+    ids: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if msg is None:
+            continue
+        if msg["data"] == END:
+            return ids
+        ids.append(orjson.loads(msg["data"])["id"])
+    raise AssertionError("sentinel never arrived")
+
+
+def kill_when(
+    proc: subprocess.Popen[bytes],
+    client: redis.Redis,
+    stream: str,
+    min_alerts: int,
+    db_dir: Path,
+    min_resume_epoch: int | None,
+) -> int:
+    """SIGKILL `proc` once `min_alerts` are in `stream` (and, if asked, an epoch is committed).
+
+    Returns the stream length after the kill. Fails if the run ends first.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (rc {proc.returncode}) before it could be killed")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(10)
+            pytest.fail("the run never reached the point to kill it")
+        if client.xlen(stream) >= min_alerts:
+            if min_resume_epoch is None:
+                break
+            resume = recovery.inspect(db_dir).resume_epoch
+            if resume is not None and resume >= min_resume_epoch:
+                break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(10) == -signal.SIGKILL
+    # Redis may still be running the commands of the last pipeline the process sent.
+    n = client.xlen(stream)
+    while True:
+        time.sleep(0.2)
+        settled, n = n, client.xlen(stream)
+        if settled == n:
+            return n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("snapshot_interval", "kill_at_fraction", "min_resume_epoch"),
+    [
+        # mid-run: a third of the alerts out and at least one epoch committed
+        pytest.param(SNAPSHOT_INTERVAL, 1 / 3, 2, id="mid-run"),
+        # before the first snapshot: the resumed run starts over and replays every alert
+        pytest.param("60", 0.0, None, id="before-first-snapshot"),
+    ],
+)
+def test_kill_9_and_resume_delivers_every_alert_once(
+    feed: tuple[Path, Path],
+    clean_run: CleanRun,
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
+    subscriber: redis.client.PubSub,
+    tmp_path: Path,
+    snapshot_interval: str,
+    kill_at_fraction: float,
+    min_resume_epoch: int | None,
+) -> None:
+    expected = set(clean_run.alert_ids)
+    assert len(expected) == len(clean_run.alert_ids) >= 8 * COPIES  # the clean run: no duplicates
+    db_dir = tmp_path / "recovery dir #1"  # a path that needs quoting in a SQLite URI
+    stream = f"{redis_prefix}alerts"
+    cmd = run_command(
+        feed, redis_url, redis_prefix, "--recovery-dir", str(db_dir),
+        "--snapshot-interval", snapshot_interval,
+    )  # fmt: skip
+    min_alerts = max(1, int(len(expected) * kill_at_fraction))
+
+    with (tmp_path / "killed.err").open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
+        delivered = kill_when(proc, redis_client, stream, min_alerts, db_dir, min_resume_epoch)
+    assert min_alerts <= delivered < len(expected), "killed too late to prove anything"
+    state = recovery.inspect(db_dir)
+    if min_resume_epoch is None:
+        assert state.resume_epoch in (None, 1), "a snapshot was committed before the kill"
+    else:
+        assert state.resume_epoch is not None and state.resume_epoch >= min_resume_epoch
+
+    resumed = run_to_end(cmd)
+    stderr = resumed.stderr.decode()
+    dead_letters = redis_client.xlen(f"{redis_prefix}dlq")
+    suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) duplicate", stderr))
+    if min_resume_epoch is not None:
+        # It really resumed mid-file: the head of the feed (the bad lines) was not read again.
+        assert f"resuming from epoch {state.resume_epoch}" in stderr, stderr[-2000:]
+        assert dead_letters == len(BAD_LINES)
+        assert suppressed <= delivered
+    else:
+        # Nothing was committed: it started over, so every alert delivered before the kill was
+        # replayed, and written once, and dead letters (at-least-once) came again.
+        assert "nothing committed yet: starting fresh" in stderr, stderr[-2000:]
+        assert suppressed == delivered
+        assert dead_letters == 2 * len(BAD_LINES)
+
+    ids = stream_ids(redis_client, redis_prefix)
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert not duplicates
+    assert set(ids) == expected
+    published = published_ids(subscriber, redis_client, stream)
+    assert sorted(published) == sorted(ids)  # every alert published once, none twice
+    # every customer's view ends as after the uninterrupted run, last alert included
+    views = customer_views(redis_client, redis_prefix)
+    assert views.keys() == clean_run.views.keys()
+    differ = sorted(c for c in views if views[c] != clean_run.views[c])
+    assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
