@@ -59,6 +59,8 @@ def _redis(settings: Settings, quiet: bool = False) -> Iterator[Settings]:
     configured = settings.redis.url.get_secret_value() if settings.redis.url else None
     url, embedded = resolve_redis_url(configured)
     try:
+        if embedded is None:
+            _check_reachable(url, settings)
         if embedded is not None and not quiet:
             _say(f"no Redis URL configured: started an embedded Redis at {url} for this run")
         elif not quiet:
@@ -67,6 +69,25 @@ def _redis(settings: Settings, quiet: bool = False) -> Iterator[Settings]:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+class RedisUnavailable(RuntimeError):
+    """The configured Redis does not answer (reported without a traceback)."""
+
+
+def _check_reachable(url: str, settings: Settings) -> None:
+    """Fail fast, with the reason, before any flow starts against a Redis that is not there."""
+    from redis.exceptions import RedisError
+
+    from connectors.redis_client import make_client, redacted_url
+
+    client = make_client(url, settings.redis.model_copy(update={"retries": 0}))
+    try:
+        client.ping()
+    except RedisError as exc:
+        raise RedisUnavailable(f"cannot use Redis at {redacted_url(url)}: {exc}") from None
+    finally:
+        client.close()
 
 
 def _say(message: str) -> None:
@@ -432,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RedisUnavailable) as exc:
         _say(f"sense-respond: error: {exc}")
         return 2
 

@@ -52,6 +52,8 @@ def test_score_reads_stdin_lines() -> None:
         (["run", "--input", "jsonl:-"], {"SR_RULES__COOLDOWN": "5"}, b"unknown setting"),
         (["run", "--input", "jsonl:-"], {"SR_RULES__MIN_POSTS": "zero"}, b"min_posts"),
         (["replay", "x.jsonl", "--to", "kafka:topic"], {}, b"redis:STREAM_KEY"),
+        (["run", "--redis-url", "redis://127.0.0.1:1/0"], {}, b"cannot use Redis"),
+        (["run", "--redis-url", "redis://:pw@127.0.0.1:1/0"], {}, b"redis://:***@127.0.0.1:1"),
     ],
 )
 def test_errors_exit_2_with_a_message(args: list[str], env: dict[str, str], message: bytes) -> None:
