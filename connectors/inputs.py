@@ -8,7 +8,8 @@
 | `mastodon:URL` | Mastodon streaming API (`connectors.mastodon`) |
 
 Every source yields raw lines (bytes, validated by the flow's `parse` step) or records already
-validated at the edge (`SocialEvent`, `DeadLetter`, `Withdrawal`, `AccountPurge`).
+validated at the edge (`SocialEvent`, `DeadLetter`, `Withdrawal`, `AccountPurge`). With Bytewax
+recovery on, a Redis stream is read by one resumable partition (`make_source(resumable=True)`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,16 @@ def split_spec(spec: str) -> tuple[str, str]:
     return scheme, rest
 
 
-def make_source(spec: str, settings: Settings, redis_url: str | None) -> Source:
-    """Build the source named by an input spec."""
+def make_source(
+    spec: str, settings: Settings, redis_url: str | None, *, resumable: bool = False
+) -> Source:
+    """Build the source named by an input spec.
+
+    `resumable`: the run has Bytewax recovery on. A Redis stream is then read by one
+    snapshotted partition (`ResumableRedisStreamSource`) so a resumed run re-reads what followed
+    the restored snapshot; without it every worker is a consumer of the group. The other
+    sources are the same either way.
+    """
     scheme, rest = split_spec(spec)
     batch = settings.flow.source_batch_size
     if scheme == "jsonl":
@@ -39,10 +48,12 @@ def make_source(spec: str, settings: Settings, redis_url: str | None) -> Source:
 
         return JsonlSource(rest, batch_size=batch)
     if scheme == "redis":
-        from connectors.redis_source import RedisStreamSource
+        from connectors.redis_source import RedisStreamSource, ResumableRedisStreamSource
 
         if redis_url is None:
             raise ValueError("--input redis:KEY needs a Redis URL")
+        if resumable:
+            return ResumableRedisStreamSource(redis_url, rest, settings.redis, batch_size=batch)
         return RedisStreamSource(redis_url, rest, settings.redis, batch_size=batch)
     if scheme == "jetstream":
         from connectors.jetstream import JetstreamSource

@@ -14,6 +14,8 @@ Run it with `sense-respond run ...`, or the Bytewax way with settings from the e
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -164,16 +166,21 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
         return self.state
 
 
-def build_flow(settings: Settings, source: Source | None = None) -> Dataflow:
+def build_flow(
+    settings: Settings, source: Source | None = None, *, resumable: bool = False
+) -> Dataflow:
     """The dataflow for these settings; `settings.redis.url` must be resolved already.
 
     `source` replaces the one named by `settings.input` (tests use `TestingSource`).
+    `resumable`: the run has Bytewax recovery on (see `connectors.inputs.make_source`).
     """
     if settings.redis.url is None:
         raise ValueError("build_flow needs settings.redis.url (resolve the embedded Redis first)")
     url = settings.redis.url.get_secret_value()
     flow = Dataflow(FLOW_ID)
-    raw = op.input(Step.INGEST, flow, source or make_source(settings.input, settings, url))
+    raw = op.input(
+        Step.INGEST, flow, source or make_source(settings.input, settings, url, resumable=resumable)
+    )
     parsed = op.flat_map_batch(Step.PARSE, raw, parse_batch)
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
     op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
@@ -203,7 +210,21 @@ def flow_from_env() -> Dataflow:
     url, embedded = resolve_redis_url(configured)
     if embedded is not None:
         log.warning("no SR_REDIS__URL: started an embedded Redis at %s for this process", url)
-    return build_flow(settings.with_redis_url(url))
+    return build_flow(settings.with_redis_url(url), resumable=_bytewax_recovery_requested())
+
+
+def _bytewax_recovery_requested(argv: list[str] | None = None) -> bool:
+    """Whether `python -m bytewax.run` was asked for recovery (`-r DIR` or its environment).
+
+    The flow is built before Bytewax's runner applies its arguments, and recovery changes how a
+    Redis stream is read (one resumable reader whose acks follow the snapshots).
+    """
+    args = sys.argv if argv is None else argv
+    if os.environ.get("BYTEWAX_RECOVERY_DIRECTORY"):
+        return True
+    return any(
+        a in ("-r", "--recovery-directory") or a.startswith("--recovery-directory=") for a in args
+    )
 
 
 def __getattr__(name: str) -> Dataflow:

@@ -217,7 +217,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     if options is not None:
         _prepare_recovery(options, args)
         epoch = options.epoch_interval(settings.flow.epoch_interval_seconds)
-    flow = build_flow(settings)
+    flow = build_flow(settings, resumable=options is not None)
     addresses = getattr(args, "addresses", None)
     cli_main(
         flow,

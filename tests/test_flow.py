@@ -161,3 +161,23 @@ def test_complaint_going_viral_alerts_without_another_post(
         assert data["influence"]["percentile"] >= 0.9
         assert data["influence"]["followers"] == 150
         assert {e["id"] for e in data["evidence"]} == {"c0", "c1"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["bytewax.run", "flows.pipeline:flow"], {}, False),
+        (["bytewax.run", "flows.pipeline:flow", "-r", "/tmp/rec"], {}, True),
+        (["bytewax.run", "flows.pipeline:flow", "--recovery-directory=/tmp/rec"], {}, True),
+        (["bytewax.run", "flows.pipeline:flow"], {"BYTEWAX_RECOVERY_DIRECTORY": "/tmp/r"}, True),
+    ],
+)
+def test_bytewax_runner_recovery_is_detected(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str], expected: bool
+) -> None:
+    from flows.pipeline import _bytewax_recovery_requested
+
+    monkeypatch.delenv("BYTEWAX_RECOVERY_DIRECTORY", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert _bytewax_recovery_requested(argv) is expected

@@ -30,6 +30,7 @@ import redis
 from bytewax.testing import TestingSource, run_main
 
 from config.settings import Settings
+from connectors.redis_source import RESUMABLE_CONSUMER, push_jsonl
 from flows.pipeline import build_flow
 from operators.customer import CustomerPolicy, CustomerState
 from operators.enrich import Enricher
@@ -308,8 +309,11 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
 
 
-def run_to_end(cmd: list[str]) -> subprocess.CompletedProcess[bytes]:
-    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, env=clean_env(), check=False)
+def run_to_end(
+    cmd: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    env = clean_env() if env is None else env
+    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, env=env, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     return done
 
@@ -494,3 +498,102 @@ def test_kill_9_and_resume_delivers_every_alert_once(
     assert views.keys() == clean_run.views.keys()
     differ = sorted(c for c in views if views[c] != clean_run.views[c])
     assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
+
+
+# ---------------------------------------------------------------------------------------------
+# kill -9 and resume with --input redis:KEY (the resumable stream partition)
+
+IDLE_EXIT_SECONDS = "1.0"
+"""The runs over a stream end once it was idle this long."""
+
+
+def stream_env() -> dict[str, str]:
+    return {**clean_env(), "SR_REDIS__INPUT_IDLE_EXIT_SECONDS": IDLE_EXIT_SECONDS}
+
+
+def stream_command(
+    feed: tuple[Path, Path], url: str, prefix: str, stream: str, *extra: str
+) -> list[str]:
+    cmd = run_command(feed, url, prefix, *extra)
+    cmd[cmd.index("--input") + 1] = f"redis:{stream}"
+    return cmd
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("first_interval", "kill_at_fraction", "min_resume_epoch"),
+    [
+        # mid-run: a third of the alerts out and at least one epoch committed; entries read
+        # (and acknowledged) after that snapshot must be read again
+        pytest.param(SNAPSHOT_INTERVAL, 1 / 3, 2, id="mid-run"),
+        # before the first snapshot: the resumed run starts over from the group's pending list
+        pytest.param("60", 0.0, None, id="before-first-snapshot"),
+    ],
+)
+def test_kill_9_and_resume_from_a_redis_stream_delivers_every_alert_once(
+    feed: tuple[Path, Path],
+    clean_run: CleanRun,
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: redis.Redis,
+    subscriber: redis.client.PubSub,
+    tmp_path: Path,
+    first_interval: str,
+    kill_at_fraction: float,
+    min_resume_epoch: int | None,
+) -> None:
+    expected = set(clean_run.alert_ids)  # the uninterrupted run of the same lines from a file
+    stream = f"{redis_prefix}in"
+    with feed[0].open("rb") as fh:
+        pushed = push_jsonl(redis_client, stream, fh)
+    db_dir = tmp_path / "recovery"
+    alerts = f"{redis_prefix}alerts"
+
+    def command(snapshot_interval: str) -> list[str]:
+        return stream_command(
+            feed, redis_url, redis_prefix, stream, "--recovery-dir", str(db_dir),
+            "--snapshot-interval", snapshot_interval,
+        )  # fmt: skip
+
+    min_alerts = max(1, int(len(expected) * kill_at_fraction))
+    with (tmp_path / "killed.err").open("wb") as err:
+        proc = subprocess.Popen(
+            command(first_interval), stdout=subprocess.DEVNULL, stderr=err, env=stream_env()
+        )
+        delivered = kill_when(proc, redis_client, alerts, min_alerts, db_dir, min_resume_epoch)
+    assert min_alerts <= delivered < len(expected), "killed too late to prove anything"
+    state = recovery.inspect(db_dir)
+    if min_resume_epoch is None:
+        assert state.resume_epoch in (None, 1), "a snapshot was committed before the kill"
+    else:
+        assert state.resume_epoch is not None and state.resume_epoch >= min_resume_epoch
+
+    # Frequent snapshots: a bounded run with nothing committed yet ends only once a snapshot
+    # covers its last entry.
+    resumed = run_to_end(command(SNAPSHOT_INTERVAL), env=stream_env())
+    stderr = resumed.stderr.decode()
+    dead_letters = redis_client.xlen(f"{redis_prefix}dlq")
+    suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) duplicate", stderr))
+    if min_resume_epoch is not None:
+        assert f"resuming from epoch {state.resume_epoch}" in stderr, stderr[-2000:]
+        assert dead_letters == len(BAD_LINES)  # the head of the stream was not read again
+        assert suppressed <= delivered
+    else:
+        assert "nothing committed yet: starting fresh" in stderr, stderr[-2000:]
+        assert suppressed == delivered
+        assert dead_letters == 2 * len(BAD_LINES)
+
+    ids = stream_ids(redis_client, redis_prefix)
+    assert not [i for i, n in Counter(ids).items() if n > 1]
+    assert set(ids) == expected
+    published = published_ids(subscriber, redis_client, alerts)
+    assert sorted(published) == sorted(ids)
+    views = customer_views(redis_client, redis_prefix)
+    assert views.keys() == clean_run.views.keys()
+    differ = sorted(c for c in views if views[c] != clean_run.views[c])
+    assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
+    # The whole stream was read, by one stable consumer, and nothing is left pending.
+    group = redis_client.xinfo_groups(stream)[0]
+    assert (group["pending"], group["entries-read"]) == (0, pushed)
+    consumers = redis_client.xinfo_consumers(stream, group["name"])
+    assert [c["name"].decode() for c in consumers] == [RESUMABLE_CONSUMER]

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import bytewax.operators as op
 import orjson
 import pytest
 import redis
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import run_main
 
-from config.settings import RedisSettings
-from connectors.redis_client import alerts_key
+from config.settings import RedisSettings, Settings
+from connectors.inputs import make_source
+from connectors.redis_client import alerts_key, make_client
 from connectors.redis_sinks import AlertSink
 from connectors.redis_source import (
+    RESUMABLE_CONSUMER,
     AlertReader,
     RedisStreamPartition,
     RedisStreamSource,
+    ResumableRedisStreamSource,
+    ResumableStreamPartition,
     default_consumer,
     push_jsonl,
 )
@@ -307,3 +314,251 @@ def test_bytewax_flow_reads_the_stream_as_a_dynamic_source(
     assert pending(redis_client, key) == {"flow": 5}
     # ...and the restarted flow (same consumer name) starts by replaying it.
     assert run_until(5) == events[20:]
+
+
+# ---------------------------------------------------------------------------------------------
+# the resumable source (Bytewax recovery on): one snapshotted partition
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def resumable(redis_url: str, key: str) -> Iterator[Callable[..., ResumableStreamPartition]]:
+    """Build resumable partitions on `key` (closed at teardown)."""
+    built: list[ResumableStreamPartition] = []
+
+    def make(
+        resume_state: str | bytes | None = None,
+        *,
+        count: int = 100,
+        idle_exit_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ResumableStreamPartition:
+        if isinstance(resume_state, bytes):
+            resume_state = resume_state.decode()
+        part = ResumableStreamPartition(
+            make_client(redis_url, RedisSettings()),
+            key,
+            GROUP,
+            RESUMABLE_CONSUMER,
+            resume_id=resume_state,
+            count=count,
+            block_ms=50,
+            idle_exit_seconds=idle_exit_seconds,
+            clock=clock,
+        )
+        built.append(part)
+        return part
+
+    yield make
+    for part in built:
+        part.close()
+
+
+def read_n(part: ResumableStreamPartition, n: int) -> list[bytes | DeadLetter]:
+    """Batches until `n` items came (fails after 50 reads)."""
+    out: list[bytes | DeadLetter] = []
+    for _ in range(50):
+        out += part.next_batch()
+        if len(out) >= n:
+            return out
+    raise AssertionError(f"only {len(out)} of {n} items: {out}")
+
+
+def test_resumable_source_is_one_partition_named_after_the_stream(
+    redis_url: str, redis_prefix: str, key: str
+) -> None:
+    source = ResumableRedisStreamSource(redis_url, key, RedisSettings())
+    assert source.list_parts() == [key]
+    assert source.consumer == RESUMABLE_CONSUMER
+    assert ResumableRedisStreamSource(redis_url, key, RedisSettings(consumer="svc")).consumer == (
+        "svc"
+    )
+    part = source.build_part("in", key, "5-0")
+    try:
+        assert part.snapshot() == "5-0"  # resumed and nothing read yet: the same position
+    finally:
+        part.close()
+    settings = Settings(redis=RedisSettings(prefix=redis_prefix))
+    spec = f"redis:{key}"
+    assert isinstance(make_source(spec, settings, redis_url), RedisStreamSource)
+    resumable_source = make_source(spec, settings, redis_url, resumable=True)
+    assert isinstance(resumable_source, ResumableRedisStreamSource)
+
+
+def test_resumable_fresh_start_takes_every_pending_entry_first_in_order(
+    resumable: Callable[..., ResumableStreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    ids = add(redis_client, key, b"1", b"2", b"3", b"4", b"5", b"6")
+    redis_client.xgroup_create(key, GROUP, id="0")
+    # A run without recovery (or one killed before its first snapshot) left 1 and 3 pending
+    # under two consumer names; 2 was processed and acknowledged.
+    redis_client.xreadgroup(GROUP, "old-a", {key: ">"}, count=2)
+    redis_client.xreadgroup(GROUP, "old-b", {key: ">"}, count=1)
+    redis_client.xack(key, GROUP, ids[1])
+    part = resumable()
+    assert part.next_batch() == [b"1", b"3"]
+    assert pending(redis_client, key) == {RESUMABLE_CONSUMER: 2}
+    assert part.next_batch() == [b"4", b"5", b"6"]
+    # Nothing is acknowledged before a snapshot covers it and Bytewax asks for more after it.
+    assert part.next_batch() == []
+    assert pending(redis_client, key) == {RESUMABLE_CONSUMER: 5}
+    assert part.snapshot() == ids[5].decode()
+    add(redis_client, key, b"7")
+    assert part.next_batch() == [b"7"]
+    assert pending(redis_client, key) == {RESUMABLE_CONSUMER: 1}
+    assert part.snapshot() == part.last_id
+
+
+@pytest.mark.parametrize("count", [2, 100])
+def test_resume_rereads_what_followed_the_snapshot_then_new_entries(
+    resumable: Callable[..., ResumableStreamPartition],
+    redis_client: redis.Redis,
+    key: str,
+    count: int,
+) -> None:
+    ids = add(redis_client, key, *[str(i).encode() for i in range(1, 8)])
+    redis_client.xgroup_create(key, GROUP, id="0")
+    # The crashed run read 1..5 and acknowledged 1..4, but its last committed snapshot is 2:
+    # 3 and 4 were acknowledged after it, 5 is pending, 6 and 7 were never read.
+    redis_client.xreadgroup(GROUP, "crashed", {key: ">"}, count=5)
+    redis_client.xack(key, GROUP, *ids[:4])
+    part = resumable(ids[1], count=count)
+    first = part.next_batch()
+    # Everything pending up to the group's last-delivered id is acknowledged at start.
+    assert pending(redis_client, key) == {}
+    rest = read_n(part, 5 - len(first))
+    assert first + rest == [b"3", b"4", b"5", b"6", b"7"]
+    assert pending(redis_client, key) == {RESUMABLE_CONSUMER: 2}  # 6, 7 through the group
+    assert part.snapshot() == ids[6].decode()
+    add(redis_client, key, b"8")
+    assert part.next_batch() == [b"8"]
+    assert pending(redis_client, key) == {RESUMABLE_CONSUMER: 1}
+
+
+def test_resume_recreates_a_missing_group_after_the_snapshot(
+    resumable: Callable[..., ResumableStreamPartition],
+    redis_client: redis.Redis,
+    key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ids = add(redis_client, key, b"1", b"2", b"3")
+    part = resumable(ids[0])
+    assert read_n(part, 2) == [b"2", b"3"]
+    assert "missing" in caplog.text
+
+
+def test_resume_moves_a_group_that_is_behind_the_snapshot(
+    resumable: Callable[..., ResumableStreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    ids = add(redis_client, key, b"1", b"2", b"3", b"4")
+    redis_client.xgroup_create(key, GROUP, id="0")  # e.g. recreated: it would hand out 1 and 2
+    part = resumable(ids[1])
+    assert read_n(part, 2) == [b"3", b"4"]
+
+
+def test_resume_skips_entries_deleted_since_and_warns(
+    resumable: Callable[..., ResumableStreamPartition],
+    redis_client: redis.Redis,
+    key: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ids = add(redis_client, key, b"1", b"2", b"3", b"4", b"5")
+    redis_client.xgroup_create(key, GROUP, id="0")
+    redis_client.xreadgroup(GROUP, "crashed", {key: ">"}, count=5)
+    redis_client.xdel(key, ids[2])
+    part = resumable(ids[0])
+    assert read_n(part, 3) == [b"2", b"4", b"5"]
+    assert pending(redis_client, key) == {}
+    assert "deleted or trimmed" in caplog.text
+
+
+def test_resumable_fresh_run_ends_only_once_a_snapshot_covers_what_it_read(
+    resumable: Callable[..., ResumableStreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    clock = Clock()
+    part = resumable(idle_exit_seconds=1.0, clock=clock)
+    ids = add(redis_client, key, b"1")
+    assert part.next_batch() == [b"1"]
+    clock.now += 5
+    # Idle long enough, but no snapshot is committed: a crash after acknowledging would lose
+    # entry 1, so the partition waits for the next snapshot.
+    assert part.next_batch() == []
+    assert pending(redis_client, key) == {RESUMABLE_CONSUMER: 1}
+    assert part.snapshot() == ids[0].decode()
+    with pytest.raises(StopIteration):
+        part.next_batch()
+    assert pending(redis_client, key) == {}
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_resumable_run_that_read_nothing_or_was_resumed_ends_at_once(
+    resumable: Callable[..., ResumableStreamPartition],
+    redis_client: redis.Redis,
+    key: str,
+    resumed: bool,
+) -> None:
+    clock = Clock()
+    ids = add(redis_client, key, b"1", b"2")
+    redis_client.xgroup_create(key, GROUP, id="$" if not resumed else "0")
+    if resumed:
+        redis_client.xreadgroup(GROUP, "crashed", {key: ">"}, count=2)
+    part = resumable(ids[0] if resumed else None, idle_exit_seconds=1.0, clock=clock)
+    assert part.next_batch() == ([b"2"] if resumed else [])
+    clock.now += 5
+    with pytest.raises(StopIteration):
+        for _ in range(3):
+            part.next_batch()
+    assert pending(redis_client, key) == {}
+
+
+def test_bytewax_recovery_resumes_the_stream_after_the_committed_snapshot(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, key: str, tmp_path: Path
+) -> None:
+    events = [orjson.dumps({"n": i}) for i in range(40)]
+    add(redis_client, key, *events)
+    settings = RedisSettings(prefix=redis_prefix, block_ms=20, input_idle_exit_seconds=0.3)
+    init_db_dir(tmp_path, 1)
+    recovery = RecoveryConfig(str(tmp_path))
+
+    def run(crash_after: int | None = None) -> list[bytes | DeadLetter]:
+        seen: list[bytes | DeadLetter] = []
+
+        def collect(_step: str, item: bytes | DeadLetter) -> None:
+            seen.append(item)
+            time.sleep(0.01)  # several epochs per run
+            if len(seen) == crash_after:
+                raise _Enough
+
+        flow = Dataflow("resumable_e2e")
+        source = ResumableRedisStreamSource(redis_url, key, settings, batch_size=4)
+        op.inspect("collect", op.input("inp", flow, source), collect)
+        epoch = timedelta(seconds=0.05)
+        if crash_after is None:
+            run_main(flow, epoch_interval=epoch, recovery_config=recovery)
+        else:
+            with pytest.raises(Exception) as info:
+                run_main(flow, epoch_interval=epoch, recovery_config=recovery)
+            assert isinstance(info.value.__cause__, _Enough)
+        return seen
+
+    first = run(crash_after=23)
+    assert first == events[:23]
+    second = run()
+    # The resumed run re-reads exactly what followed the last committed snapshot, in order.
+    done = len(events) - len(second)
+    assert 0 < done <= len(first)
+    assert second == events[done:]
+    assert pending(redis_client, key) == {}
+    more = [orjson.dumps({"n": i}) for i in range(40, 45)]
+    add(redis_client, key, *more)
+    assert run() == more  # the finished run's snapshot is after its last entry
+    assert pending(redis_client, key) == {}
