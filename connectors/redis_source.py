@@ -130,7 +130,77 @@ def _items(entries: Sequence[_Entry], source: str) -> list[bytes | DeadLetter]:
     return out
 
 
-class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
+_ACK_CHUNK = 1000
+"""Entry ids per XACK (and per XPENDING page when sweeping the pending entries list)."""
+
+
+class _GroupConsumer:
+    """What both stream partitions share: one consumer of a group on one stream, whose
+    acknowledgements ride on the round trip of its next read."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream_key: str,
+        group: str,
+        consumer: str,
+        *,
+        count: int,
+        block_ms: int,
+        idle_exit_seconds: float | None,
+        clock: Callable[[], float],
+    ) -> None:
+        if block_ms <= 0:
+            raise ValueError("block_ms must be > 0 (BLOCK 0 blocks forever)")
+        self._client = client
+        self._key = stream_key
+        self._group = group
+        self.consumer = consumer
+        self._count = count
+        self._block_ms = block_ms
+        self._idle_exit = idle_exit_seconds
+        self._clock = clock
+        self._last_data = clock()
+        self._source = f"redis:{stream_key}"
+        self._to_ack: list[str] = []
+
+    def _group_vanished(self) -> None:
+        """The stream or group was deleted under us (NOGROUP): recreate it and carry on."""
+        raise NotImplementedError
+
+    def _run(self, read: Callable[[Any], None]) -> Any:
+        """One round trip: the due acknowledgements, then `read` (queued on the pipeline)."""
+        pipe = self._client.pipeline(transaction=False)
+        for i in range(0, len(self._to_ack), _ACK_CHUNK):
+            pipe.xack(self._key, self._group, *self._to_ack[i : i + _ACK_CHUNK])
+        read(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                log.warning("consumer group %s on %s vanished; recreating", self._group, self._key)
+                self._to_ack = []  # nothing left to acknowledge
+                self._group_vanished()
+                return None
+            if isinstance(reply, Exception):
+                raise reply
+        self._to_ack = []
+        return replies[-1]
+
+    def _read_new(self) -> list[_Entry]:
+        return _entries(
+            self._run(
+                lambda p: p.xreadgroup(
+                    self._group,
+                    self.consumer,
+                    {self._key: ">"},
+                    count=self._count,
+                    block=self._block_ms,
+                )
+            )
+        )
+
+
+class RedisStreamPartition(_GroupConsumer, StatelessSourcePartition[bytes | DeadLetter]):
     """One consumer of the group: yields the `event` bytes of entries, or a `DeadLetter`."""
 
     def __init__(
@@ -155,50 +225,31 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
         `idle_exit_seconds` ends this partition (EOF) once nothing new arrived for that long,
         after acknowledging the last batch: a bounded run over a stream (backfills, tests).
         """
-        if block_ms <= 0:
-            raise ValueError("block_ms must be > 0 (BLOCK 0 blocks forever)")
-        self._client = client
-        self._key = stream_key
-        self._group = group
-        self.consumer = consumer
-        self._count = count
-        self._block_ms = block_ms
+        super().__init__(
+            client,
+            stream_key,
+            group,
+            consumer,
+            count=count,
+            block_ms=block_ms,
+            idle_exit_seconds=idle_exit_seconds,
+            clock=clock,
+        )
         self._claim_idle_ms = claim_idle_ms
         self._claim_every = claim_every_seconds
         self._retire = retire_on_close
-        self._clock = clock
-        self._idle_exit = idle_exit_seconds
-        self._last_data = clock()
-        self._source = f"redis:{stream_key}"
         # Own pending entries are replayed first, from this cursor; None once done.
         self._pending_cursor: str | None = "0"
         # XAUTOCLAIM scan: cursor of the current round, when the next round is due.
         self._claim_cursor = _ZERO_ID
         self._claim_due = clock()
-        self._unacked: list[str] = []
         ensure_group(client, stream_key, group)
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _run(self, read: Callable[[Any], None]) -> Any:
-        """One round trip: XACK the previous batch, then `read` (queued on the pipeline)."""
-        pipe = self._client.pipeline(transaction=False)
-        if self._unacked:
-            pipe.xack(self._key, self._group, *self._unacked)
-        read(pipe)
-        replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
-                # The stream or group was deleted under us: nothing left to ack; start over.
-                log.warning("consumer group %s on %s vanished; recreating", self._group, self._key)
-                self._unacked = []
-                self._pending_cursor = None
-                ensure_group(self._client, self._key, self._group)
-                return None
-            if isinstance(reply, Exception):
-                raise reply
-        self._unacked = []
-        return replies[-1]
+    def _group_vanished(self) -> None:
+        self._pending_cursor = None
+        ensure_group(self._client, self._key, self._group)
 
     def _read_pending(self) -> list[_Entry]:
         cursor = self._pending_cursor
@@ -242,21 +293,8 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
             log.info("consumer %s claimed %d idle entries", self.consumer, len(claimed))
         return claimed
 
-    def _read_new(self) -> list[_Entry]:
-        return _entries(
-            self._run(
-                lambda p: p.xreadgroup(
-                    self._group,
-                    self.consumer,
-                    {self._key: ">"},
-                    count=self._count,
-                    block=self._block_ms,
-                )
-            )
-        )
-
     def _convert(self, entries: Sequence[_Entry]) -> list[bytes | DeadLetter]:
-        self._unacked.extend(_id(entry_id) for entry_id, _ in entries)
+        self._to_ack.extend(_id(entry_id) for entry_id, _ in entries)
         return _items(entries, self._source)
 
     def next_batch(self) -> list[bytes | DeadLetter]:
@@ -286,10 +324,10 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
 
     def ack_pending(self) -> int:
         """Acknowledge the entries of the last batch now (only once they are known processed)."""
-        if not self._unacked:
+        if not self._to_ack:
             return 0
-        n = int(self._client.xack(self._key, self._group, *self._unacked))
-        self._unacked = []
+        n = int(self._client.xack(self._key, self._group, *self._to_ack))
+        self._to_ack = []
         return n
 
     def close(self) -> None:
@@ -299,7 +337,7 @@ class RedisStreamPartition(StatelessSourcePartition[bytes | DeadLetter]):
         host-pid names do not pile up; one with pending entries stays until they are claimed.
         """
         try:
-            if self._retire and not self._unacked:
+            if self._retire and not self._to_ack:
                 pending = self._client.xpending_range(
                     self._key, self._group, min="-", max="+", count=1, consumername=self.consumer
                 )
@@ -381,8 +419,6 @@ class RedisStreamSource(DynamicSource[bytes | DeadLetter]):
 
 RESUMABLE_CONSUMER = "sense-respond-recovery"
 """Consumer name of the resumable source unless one is configured: the same after a restart."""
-_ACK_CHUNK = 1000
-"""Entry ids per XACK (and per XPENDING page when sweeping the pending entries list)."""
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -401,7 +437,9 @@ class _Phase(enum.Enum):
     """XREADGROUP '>'."""
 
 
-class ResumableStreamPartition(StatefulSourcePartition[bytes | DeadLetter, str | None]):
+class ResumableStreamPartition(
+    _GroupConsumer, StatefulSourcePartition[bytes | DeadLetter, str | None]
+):
     """The group's only reader, snapshotted by Bytewax: every entry affects recovered state once.
 
     The snapshot is the id of the last entry handed out (None before the first). Entries are
@@ -441,18 +479,16 @@ class ResumableStreamPartition(StatefulSourcePartition[bytes | DeadLetter, str |
 
         Nothing is sent to Redis before the first `next_batch` (which looks at the group).
         """
-        if block_ms <= 0:
-            raise ValueError("block_ms must be > 0 (BLOCK 0 blocks forever)")
-        self._client = client
-        self._key = stream_key
-        self._group = group
-        self.consumer = consumer
-        self._count = count
-        self._block_ms = block_ms
-        self._idle_exit = idle_exit_seconds
-        self._clock = clock
-        self._last_data = clock()
-        self._source = f"redis:{stream_key}"
+        super().__init__(
+            client,
+            stream_key,
+            group,
+            consumer,
+            count=count,
+            block_ms=block_ms,
+            idle_exit_seconds=idle_exit_seconds,
+            clock=clock,
+        )
         self._resume_id = resume_id
         self.last_id = resume_id
         """The id of the last entry handed out: the snapshot."""
@@ -463,7 +499,6 @@ class ResumableStreamPartition(StatefulSourcePartition[bytes | DeadLetter, str |
         self._snapshotted: list[str] = []  # covered by the last snapshot, not known committed
         self._snapshot_taken = False
         self._snapshot_id: str | None = None
-        self._to_ack: list[str] = []
         # A committed snapshot of this run's recovery state holds an entry id: any later run
         # resumes from XRANGE and no longer depends on what is acknowledged.
         self._committed = resume_id is not None
@@ -598,26 +633,10 @@ class ResumableStreamPartition(StatefulSourcePartition[bytes | DeadLetter, str |
                 self._client.xack(self._key, self._group, *[r["message_id"] for r in rows])
             )
 
-    def _run(self, read: Callable[[Any], None]) -> Any:
-        """One round trip: the due acknowledgements, then `read` (queued on the pipeline)."""
-        pipe = self._client.pipeline(transaction=False)
-        for i in range(0, len(self._to_ack), _ACK_CHUNK):
-            pipe.xack(self._key, self._group, *self._to_ack[i : i + _ACK_CHUNK])
-        read(pipe)
-        replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
-                # Stream or group deleted under us: nothing left to ack; go on after the last
-                # entry handed out (a stream created anew has larger ids).
-                log.warning("consumer group %s on %s vanished; recreating", self._group, self._key)
-                self._to_ack = []
-                self._phase = _Phase.NEW
-                ensure_group(self._client, self._key, self._group, start_id=self.last_id or "0")
-                return None
-            if isinstance(reply, Exception):
-                raise reply
-        self._to_ack = []
-        return replies[-1]
+    def _group_vanished(self) -> None:
+        # Go on after the last entry handed out (a stream created anew has larger ids).
+        self._phase = _Phase.NEW
+        ensure_group(self._client, self._key, self._group, start_id=self.last_id or "0")
 
     def _claim(self) -> list[_Entry]:
         cursor = self._cursor
@@ -645,19 +664,6 @@ class ResumableStreamPartition(StatefulSourcePartition[bytes | DeadLetter, str |
         if len(entries) < self._count or self._cursor == self._replay_end:
             self._phase = _Phase.NEW
         return entries
-
-    def _read_new(self) -> list[_Entry]:
-        return _entries(
-            self._run(
-                lambda p: p.xreadgroup(
-                    self._group,
-                    self.consumer,
-                    {self._key: ">"},
-                    count=self._count,
-                    block=self._block_ms,
-                )
-            )
-        )
 
     def _flush_acks(self) -> None:
         if self._to_ack:
