@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -57,3 +58,21 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = make_client(redis_url, RedisSettings())
     yield client
     client.close()
+
+
+@pytest.fixture
+def alerts_subscriber(
+    redis_client: redis.Redis, redis_prefix: str
+) -> Iterator[redis.client.PubSub]:
+    """Subscribed to `{prefix}alerts`, confirmed live on the server, before the test runs."""
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(f"{redis_prefix}alerts")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        msg = pubsub.get_message(timeout=1.0)
+        if msg is not None and msg["type"] == "subscribe":
+            break
+    else:
+        pytest.fail("no subscribe confirmation")
+    yield pubsub
+    pubsub.close()

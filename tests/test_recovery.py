@@ -28,6 +28,7 @@ import orjson
 import pytest
 import redis
 from bytewax.testing import TestingSource, run_main
+from redis_helpers import drain_channel
 
 from config.settings import Settings
 from connectors.redis_source import RESUMABLE_CONSUMER, push_jsonl
@@ -360,35 +361,9 @@ def clean_run(feed: tuple[Path, Path], redis_url: str) -> Iterator[CleanRun]:
         client.close()
 
 
-@pytest.fixture
-def subscriber(redis_client: redis.Redis, redis_prefix: str) -> Iterator[redis.client.PubSub]:
-    """Subscribed to the alerts channel before any run starts."""
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe(f"{redis_prefix}alerts")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(timeout=1.0)
-        if msg is not None and msg["type"] == "subscribe":
-            break
-    else:
-        pytest.fail("no subscribe confirmation")
-    yield pubsub
-    pubsub.close()
-
-
 def published_ids(pubsub: redis.client.PubSub, client: redis.Redis, channel: str) -> list[str]:
-    """Ids of every alert published on `channel` so far (a sentinel marks the end)."""
-    client.publish(channel, END)
-    ids: list[str] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        if msg is None:
-            continue
-        if msg["data"] == END:
-            return ids
-        ids.append(orjson.loads(msg["data"])["id"])
-    raise AssertionError("sentinel never arrived")
+    """Ids of every alert published on `channel` so far."""
+    return [orjson.loads(data)["id"] for data in drain_channel(pubsub, client, channel)]
 
 
 def kill_when(
@@ -445,7 +420,7 @@ def test_kill_9_and_resume_delivers_every_alert_once(
     redis_url: str,
     redis_prefix: str,
     redis_client: redis.Redis,
-    subscriber: redis.client.PubSub,
+    alerts_subscriber: redis.client.PubSub,
     tmp_path: Path,
     snapshot_interval: str,
     kill_at_fraction: float,
@@ -491,7 +466,7 @@ def test_kill_9_and_resume_delivers_every_alert_once(
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     assert not duplicates
     assert set(ids) == expected
-    published = published_ids(subscriber, redis_client, stream)
+    published = published_ids(alerts_subscriber, redis_client, stream)
     assert sorted(published) == sorted(ids)  # every alert published once, none twice
     # every customer's view ends as after the uninterrupted run, last alert included
     views = customer_views(redis_client, redis_prefix)
@@ -536,7 +511,7 @@ def test_kill_9_and_resume_from_a_redis_stream_delivers_every_alert_once(
     redis_url: str,
     redis_prefix: str,
     redis_client: redis.Redis,
-    subscriber: redis.client.PubSub,
+    alerts_subscriber: redis.client.PubSub,
     tmp_path: Path,
     first_interval: str,
     kill_at_fraction: float,
@@ -586,7 +561,7 @@ def test_kill_9_and_resume_from_a_redis_stream_delivers_every_alert_once(
     ids = stream_ids(redis_client, redis_prefix)
     assert not [i for i, n in Counter(ids).items() if n > 1]
     assert set(ids) == expected
-    published = published_ids(subscriber, redis_client, alerts)
+    published = published_ids(alerts_subscriber, redis_client, alerts)
     assert sorted(published) == sorted(ids)
     views = customer_views(redis_client, redis_prefix)
     assert views.keys() == clean_run.views.keys()

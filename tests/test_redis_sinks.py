@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -12,6 +11,7 @@ import pytest
 import redis
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
+from redis_helpers import drain_channel
 
 from config.settings import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
@@ -59,40 +59,9 @@ def alert_part(redis_url: str, settings: RedisSettings) -> Iterator[AlertSinkPar
     part.close()
 
 
-@pytest.fixture
-def subscriber(redis_client: redis.Redis, settings: RedisSettings) -> Iterator[redis.client.PubSub]:
-    pubsub = redis_client.pubsub()
-    pubsub.subscribe(alerts_key(settings.prefix))
-    # Wait for the confirmation: only then is the subscription live on the server.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(timeout=1.0)
-        if msg is not None and msg["type"] == "subscribe":
-            break
-    else:
-        pytest.fail("no subscribe confirmation")
-    yield pubsub
-    pubsub.close()
-
-
-def published(pubsub: redis.client.PubSub, client: redis.Redis, channel: str) -> list[bytes]:
-    """Everything published on `channel` so far, counted exactly via a sentinel message."""
-    client.publish(channel, END)
-    got: list[bytes] = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        if msg is None:
-            continue
-        if msg["data"] == END:
-            return got
-        got.append(msg["data"])
-    raise AssertionError("sentinel never arrived")
-
-
 def test_alert_goes_to_stream_channel_and_customer_hash(
     alert_part: AlertSinkPartition,
-    subscriber: redis.client.PubSub,
+    alerts_subscriber: redis.client.PubSub,
     redis_client: redis.Redis,
     settings: RedisSettings,
 ) -> None:
@@ -101,7 +70,9 @@ def test_alert_goes_to_stream_channel_and_customer_hash(
 
     entries = redis_client.xrange(alerts_key(settings.prefix))
     assert [fields for _, fields in entries] == [{b"alert": a.payload, b"id": b"a-1"}]
-    assert published(subscriber, redis_client, alerts_key(settings.prefix)) == [a.payload]
+    assert drain_channel(alerts_subscriber, redis_client, alerts_key(settings.prefix)) == [
+        a.payload
+    ]
 
     hkey = customer_key(settings.prefix, "x:42")
     assert redis_client.hgetall(hkey) == {
@@ -119,7 +90,7 @@ def test_alert_goes_to_stream_channel_and_customer_hash(
 def test_same_alert_is_delivered_once_within_and_across_batches(
     redis_url: str,
     alert_part: AlertSinkPartition,
-    subscriber: redis.client.PubSub,
+    alerts_subscriber: redis.client.PubSub,
     redis_client: redis.Redis,
     settings: RedisSettings,
 ) -> None:
@@ -133,7 +104,7 @@ def test_same_alert_is_delivered_once_within_and_across_batches(
 
     ids = [f[b"id"] for _, f in redis_client.xrange(alerts_key(settings.prefix))]
     assert ids == [b"dup-1", b"other-2"]
-    assert published(subscriber, redis_client, alerts_key(settings.prefix)) == [
+    assert drain_channel(alerts_subscriber, redis_client, alerts_key(settings.prefix)) == [
         a.payload,
         b.payload,
     ]
