@@ -26,6 +26,8 @@ from config.feeds import JetstreamSettings, MastodonSettings
 
 ENV_PREFIX = "SR_"
 CONFIG_ENV = "SR_CONFIG"
+REDIS_URL_ENV = "SR_REDIS_URL"
+"""A short alias of `SR_REDIS__URL`, the variable deployments set most."""
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 
 _config_file: ContextVar[Path | None] = ContextVar("sense_respond_config_file", default=None)
@@ -199,7 +201,7 @@ def _check_env(environ: Mapping[str, str]) -> None:
     }
     for key in environ:
         upper = key.upper()
-        if not upper.startswith(ENV_PREFIX) or upper == CONFIG_ENV:
+        if not upper.startswith(ENV_PREFIX) or upper in (CONFIG_ENV, REDIS_URL_ENV):
             continue
         name = upper[len(ENV_PREFIX) :]
         head, _, rest = name.partition("__")
@@ -231,6 +233,11 @@ def load_settings(
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    alias = next((v for k, v in env.items() if k.upper() == REDIS_URL_ENV), None)
+    nested = any(k.upper() == "SR_REDIS__URL" for k in env)
+    if alias and not nested and not (clean.get("redis") or {}).get("url"):
+        # Same rank as SR_REDIS__URL: above the TOML file, below an explicit --redis-url.
+        clean["redis"] = {**(clean.get("redis") or {}), "url": alias}
     token = _config_file.set(path)
     try:
         return Settings(**clean)

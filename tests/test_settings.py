@@ -87,3 +87,19 @@ def test_with_redis_url() -> None:
 def test_inconsistent_thresholds_are_rejected() -> None:
     with pytest.raises(ValidationError):
         Settings(rules={"unhappy_mean_compound": -0.7, "critical_mean_compound": -0.5})
+
+
+def test_sr_redis_url_alias(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "sr.toml"
+    cfg.write_text('[redis]\nurl = "redis://toml:6379/0"\nprefix = "t:"\n')
+    monkeypatch.setenv("SR_REDIS_URL", "redis://alias:6379/0")
+    s = load_settings(cfg)
+    assert s.redis.url is not None and s.redis.url.get_secret_value() == "redis://alias:6379/0"
+    assert s.redis.prefix == "t:"  # the rest of the section still comes from the file
+    flag = load_settings(cfg, {"redis": {"url": "redis://flag:6379/0"}})
+    assert flag.redis.url is not None
+    assert flag.redis.url.get_secret_value() == "redis://flag:6379/0"
+    monkeypatch.setenv("SR_REDIS__URL", "redis://nested:6379/0")
+    nested = load_settings(cfg)
+    assert nested.redis.url is not None
+    assert nested.redis.url.get_secret_value() == "redis://nested:6379/0"
