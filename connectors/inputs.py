@@ -14,6 +14,8 @@ recovery on, a Redis stream is read by one resumable partition (`make_source(res
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from bytewax.inputs import Source
 
 from config.settings import Settings
@@ -29,6 +31,17 @@ def split_spec(spec: str) -> tuple[str, str]:
     if not rest:
         raise ValueError(f"input spec {spec!r} names no {scheme} location")
     return scheme, rest
+
+
+def input_name(spec: str) -> str:
+    """The input spec as dead letters name their source: URLs without credentials or query."""
+    scheme, rest = split_spec(spec)
+    if scheme in ("jetstream", "mastodon"):
+        parts = urlsplit(rest)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{scheme}:{parts.scheme}://{host}{port}{parts.path}"
+    return f"{scheme}:{rest}"
 
 
 def make_source(

@@ -26,7 +26,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 
 from config.settings import Settings
-from connectors.inputs import make_source
+from connectors.inputs import input_name, make_source
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.customer import CustomerPolicy, CustomerState, Output
 from operators.enrich import Enriched, Enricher
@@ -56,13 +56,16 @@ class Step:
 Valid = SocialEvent | Withdrawal | AccountPurge
 
 
-def parse_batch(items: list[Any]) -> list[Valid | DeadLetter]:
-    """Raw lines become events or dead letters; records validated at the edge pass through."""
+def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
+    """Raw lines become events or dead letters; records validated at the edge pass through.
+
+    `source` names the input in dead letters (e.g. `jsonl:/data/feed.jsonl`).
+    """
     now = datetime.now(UTC)
     out: list[Valid | DeadLetter] = []
     for item in items:
         if isinstance(item, bytes | str):
-            parsed = parse_event(item, now)
+            parsed = parse_event(item, now, source)
             if parsed is not None:
                 out.append(parsed)
         else:
@@ -181,7 +184,8 @@ def build_flow(
     raw = op.input(
         Step.INGEST, flow, source or make_source(settings.input, settings, url, resumable=resumable)
     )
-    parsed = op.flat_map_batch(Step.PARSE, raw, parse_batch)
+    source_name = input_name(settings.input)
+    parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
     op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
     scored = op.flat_map_batch(Step.SCORE, routed.trues, score_batch)

@@ -181,3 +181,33 @@ def test_bytewax_runner_recovery_is_detected(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert _bytewax_recovery_requested(argv) is expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        ("jsonl:/data/feed.jsonl", "jsonl:/data/feed.jsonl"),
+        ("/data/feed.jsonl", "jsonl:/data/feed.jsonl"),
+        ("redis:social:events", "redis:social:events"),
+        (
+            "mastodon:https://user:pw@m.example/api/v1/streaming/public?access_token=SECRET",
+            "mastodon:https://m.example/api/v1/streaming/public",
+        ),
+        (
+            "jetstream:wss://js.example:443/subscribe?cursor=1",
+            "jetstream:wss://js.example:443/subscribe",
+        ),
+    ],
+)
+def test_dead_letters_name_their_input_without_secrets(spec: str, name: str) -> None:
+    from connectors.inputs import input_name
+
+    assert input_name(spec) == name
+
+
+def test_dead_letters_carry_the_input_name(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
+    run([b"not json"], redis_url, redis_prefix, input="jsonl:/data/feed.jsonl")
+    [(_, fields)] = redis_client.xrange(f"{redis_prefix}dlq")
+    assert fields[b"source"] == b"jsonl:/data/feed.jsonl"
