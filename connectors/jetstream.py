@@ -98,7 +98,10 @@ def record_time(value: object, time_us_dt: datetime, max_future_skew_seconds: fl
         return time_us_dt
     if parsed.tzinfo is None:
         return time_us_dt
-    parsed = parsed.astimezone(UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. year 9999 with a negative offset
+        return time_us_dt
     if (parsed - time_us_dt).total_seconds() > max_future_skew_seconds:
         return time_us_dt
     return parsed
@@ -177,6 +180,13 @@ def map_frame(
     raw: bytes, received_at: datetime, max_future_skew_seconds: float = 300.0
 ) -> JetstreamFrame:
     """Map one raw Jetstream frame. Never raises: unreadable frames become dead letters."""
+    try:
+        return _map_frame(raw, received_at, max_future_skew_seconds)
+    except Exception as exc:  # a frame that trips anything is a dead letter, never a stall
+        return _dead(raw, f"unmappable frame: {type(exc).__name__}: {exc}", received_at)
+
+
+def _map_frame(raw: bytes, received_at: datetime, max_future_skew_seconds: float) -> JetstreamFrame:
     if len(raw) > MAX_LINE_BYTES:
         return _dead(raw, f"frame too large: {len(raw)} bytes", received_at)
     try:
@@ -317,6 +327,8 @@ def finalize(
         return SocialEvent.model_validate(event)
     except ValidationError as exc:
         return DeadLetter(f"jetstream: {describe_validation_error(exc)}", raw, received_at, SOURCE)
+    except Exception as exc:  # never let one event stall the feed
+        return DeadLetter(f"jetstream: {type(exc).__name__}: {exc}", raw, received_at, SOURCE)
 
 
 # -- profile lookup ---------------------------------------------------------------------------

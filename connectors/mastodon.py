@@ -310,11 +310,20 @@ class MastodonMapper:
             return DeadLetter(
                 f"mastodon: {describe_validation_error(exc)}", raw, received_at, SOURCE
             )
+        except Exception as exc:  # never let one status stall the stream
+            return DeadLetter(f"mastodon: {type(exc).__name__}: {exc}", raw, received_at, SOURCE)
         self._remember(out)
         return out
 
     def map(self, frame: SseFrame, received_at: datetime) -> MappedFrame:
         """Map one SSE frame. Never raises: unreadable frames become dead letters."""
+        try:
+            return self._map(frame, received_at)
+        except Exception as exc:  # a frame that trips anything is a dead letter, never a stall
+            reason = f"mastodon: unmappable {frame.event} frame: {type(exc).__name__}: {exc}"
+            return MappedFrame([DeadLetter(reason, frame.data.encode(), received_at, SOURCE)])
+
+    def _map(self, frame: SseFrame, received_at: datetime) -> MappedFrame:
         raw = frame.data.encode()
         name = frame.event
 

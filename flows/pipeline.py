@@ -30,7 +30,7 @@ from connectors.inputs import input_name, make_source
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.customer import CustomerPolicy, CustomerState, Output
 from operators.enrich import Enriched, Enricher
-from operators.events import DeadLetter, SocialEvent, parse_event
+from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
 from operators.records import AccountPurge, InfluenceRise, ScoredPost, Sentiment, Withdrawal
 from operators.scoring import score_texts
 
@@ -68,6 +68,9 @@ def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
             parsed = parse_event(item, now, source)
             if parsed is not None:
                 out.append(parsed)
+        elif isinstance(item, SocialEvent):
+            # Validated at the edge (a live feed); its clock is still checked here.
+            out.append(check_event_time(item, now, source=source))
         else:
             out.append(item)
     return out

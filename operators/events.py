@@ -6,6 +6,7 @@ carrying the reason. It never raises for bad input: a bad line must never stop t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -31,6 +32,18 @@ MAX_LINE_BYTES = 1024 * 1024
 RAW_EXCERPT_BYTES = 2048
 """How much of a bad line is kept in its dead letter."""
 
+MAX_TEXT_CHARS = 10_000
+"""Longer texts are dead-lettered: VADER's cost grows faster than linearly with length (10k
+characters take ~0.4 s, 100k ~45 s), and one such post must not stall the flow. Platforms cap
+posts far below this (Bluesky 300 graphemes, Mastodon 500 by default, X 25k for a few)."""
+
+MAX_FUTURE_SECONDS = 3600.0
+"""Events dated further ahead of the time they are received are dead-lettered: one event from a
+wrong clock would otherwise drag every event-time clock (windows, graph decay, de-duplication)
+into the future."""
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+
 EventKind = Literal["post", "reply", "quote", "repost", "like", "follow"]
 TEXT_KINDS: frozenset[str] = frozenset({"post", "reply", "quote"})
 """Kinds that carry text to score."""
@@ -38,6 +51,8 @@ TARGET_KINDS: frozenset[str] = frozenset({"reply", "quote", "repost", "like", "f
 """Kinds that point at another account (an interaction)."""
 
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1, max_length=512)]
+Platform = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[^:\s]+$")]
+"""A platform name: no colon, so `{platform}:{id}` customer ids and dedupe keys never collide."""
 
 
 class Account(BaseModel):
@@ -71,11 +86,11 @@ class SocialEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: NonEmptyStr
-    platform: Annotated[StrictStr, Field(min_length=1, max_length=64)] = "generic"
+    platform: Platform = "generic"
     kind: EventKind
     created_at: AwareDatetime
     author: Account
-    text: StrictStr | None = None
+    text: Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS)] | None = None
     target: Account | None = None
     mentions: list[Mention] = Field(default_factory=list)
     in_reply_to: StrictStr | None = None
@@ -87,15 +102,23 @@ class SocialEvent(BaseModel):
     @field_validator("created_at", "edited_at", mode="before")
     @classmethod
     def _rfc3339_text_only(cls, value: Any) -> Any:
-        # Lax pydantic would read a bare number as a Unix time; the contract says RFC 3339.
-        if value is not None and not isinstance(value, str | datetime):
-            raise ValueError("created_at must be an RFC 3339 string with an offset")
+        # Lax pydantic would read a number (or a numeric string) as a Unix time, and accepts
+        # offsets like +0000; the contract says RFC 3339.
+        if value is None or isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+            raise ValueError("must be an RFC 3339 timestamp with an offset")
         return value
 
     @field_validator("created_at", "edited_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of the representable date range") from None
 
     @model_validator(mode="after")
     def _kind_requirements(self) -> SocialEvent:
@@ -203,7 +226,7 @@ def parse_event(
 ) -> SocialEvent | DeadLetter | None:
     """Parse one JSONL line into a `SocialEvent`, a `DeadLetter`, or None for a blank line."""
     data = raw.encode() if isinstance(raw, str) else raw
-    if len(data) > MAX_LINE_BYTES:
+    if len(data) > MAX_LINE_BYTES and len(data.rstrip(b"\r\n")) > MAX_LINE_BYTES:
         reason = f"line too large: more than {MAX_LINE_BYTES} bytes"
         return DeadLetter(reason, data[:RAW_EXCERPT_BYTES], received_at, source)
     if not data.strip():
@@ -215,6 +238,22 @@ def parse_event(
     if not isinstance(obj, dict):
         return DeadLetter(f"not a JSON object: got {type(obj).__name__}", data, received_at, source)
     try:
-        return SocialEvent.model_validate(obj)
+        event = SocialEvent.model_validate(obj)
     except ValidationError as exc:
         return DeadLetter(describe_validation_error(exc), data, received_at, source)
+    except Exception as exc:  # a bad line must never stop the flow, whatever it trips
+        return DeadLetter(f"invalid event: {type(exc).__name__}: {exc}", data, received_at, source)
+    return check_event_time(event, received_at, data, source)
+
+
+def check_event_time(
+    event: SocialEvent, received_at: datetime, raw: bytes = b"", source: str = ""
+) -> SocialEvent | DeadLetter:
+    """The event, or a dead letter when it is dated more than `MAX_FUTURE_SECONDS` ahead of
+    the time it was received (a wrong clock must not drag event time into the future)."""
+    ahead = (event.created_at - received_at).total_seconds()
+    if ahead <= MAX_FUTURE_SECONDS:
+        return event
+    reason = f"created_at {event.created_at.isoformat()} is {ahead:.0f} s in the future"
+    raw = raw or orjson.dumps(event.model_dump(mode="json"))
+    return DeadLetter(reason, raw, received_at, source)

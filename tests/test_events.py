@@ -9,7 +9,7 @@ import pytest
 
 from operators.events import MAX_LINE_BYTES, RAW_EXCERPT_BYTES, DeadLetter, SocialEvent, parse_event
 
-NOW = datetime(2026, 3, 2, 12, tzinfo=UTC)
+NOW = datetime(2026, 11, 26, 11, 59, tzinfo=UTC)
 
 
 def line(**fields: object) -> bytes:
@@ -78,6 +78,14 @@ def test_defaults_and_unknown_fields() -> None:
         (line(created_at="2026-03-02T10:00:00"), "created_at"),  # no offset
         (line(created_at="yesterday"), "created_at"),
         (line(created_at=1767225600), "created_at"),  # a Unix time is not RFC 3339
+        (line(created_at="1767225600"), "created_at"),  # nor is one in a string
+        (line(created_at="2026-03-02T10:15:00+0000"), "created_at"),  # offset without colon
+        (line(created_at="9999-12-31T23:59:59-01:00"), "created_at"),  # beyond year 9999 in UTC
+        (line(created_at="0001-01-01T00:00:00+01:00"), "created_at"),  # before year 1 in UTC
+        (line(created_at="2026-11-26T13:00:00Z"), "in the future"),  # 1 h 1 min after NOW
+        (line(platform="twitter:x"), "platform"),  # would collide with customer ids
+        (line(platform=""), "platform"),
+        (line(text="bad " * 2501), "text"),  # over MAX_TEXT_CHARS: VADER would stall
         (line(author=...), "author"),
         (line(author={"handle": "x"}), "author.id"),
         (line(author={"id": "u1", "followers": -1}), "followers"),
@@ -157,3 +165,18 @@ def test_events_pickle_compactly_and_exactly() -> None:
         Sentiment(-0.5, 0.0, 0.5, 0.5), Influence(0.9, 0.95, 10, 0.01, 3, 100), True,
     )  # fmt: skip
     assert pickle.loads(pickle.dumps(post)) == post
+
+
+def test_a_line_of_exactly_the_limit_is_not_too_large() -> None:
+    from operators.events import MAX_LINE_BYTES
+
+    raw = line(text="x")
+    body = raw[:-1] + b" " * (MAX_LINE_BYTES - len(raw)) + raw[-1:]  # pad before the "}"
+    assert len(body) == MAX_LINE_BYTES
+    out = parse_event(body + b"\n", NOW)
+    assert isinstance(out, SocialEvent)
+
+
+@pytest.mark.parametrize("created_at", ["2026-11-26T12:58:00Z", "2026-11-26T12:59:00+00:00"])
+def test_small_clock_skew_is_accepted(created_at: str) -> None:
+    assert isinstance(parse_event(line(created_at=created_at), NOW), SocialEvent)

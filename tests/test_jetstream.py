@@ -203,6 +203,8 @@ def test_oversized_frame_and_invalid_event_are_dead_letters() -> None:
         ("yesterday", None),
         (1780000000, None),
         (None, None),
+        ("9999-12-31T23:59:59-01:00", None),  # overflows on conversion to UTC
+        ("0001-01-01T00:00:00+01:00", None),
     ],
 )
 def test_record_time(value: object, expected: datetime | None) -> None:
