@@ -5,6 +5,10 @@ colon, compared exactly as given) or handles (`"acme_support"`, `"@AcmeSupport"`
 `"acme@mastodon.social"`), compared case-insensitively with the leading `@` stripped. Handles
 with a domain are compared as given (lowercased): `"acme@mastodon.social"` does not match a bare
 `"acme"`, because on federated platforms the same local name on another server is someone else.
+
+An account matched once by its handle is remembered by its customer id (`learned`), so later
+events of that account that carry no handle (Jetstream never does, without profile lookups), or
+a new handle, still count as the brand's.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ def normalize_handle(handle: str) -> str:
 class BrandAccounts:
     """A set of brand accounts, matched by customer id or by handle in O(1)."""
 
-    __slots__ = ("_customer_ids", "_handles")
+    __slots__ = ("_customer_ids", "_handles", "_learned")
 
     def __init__(self, entries: Iterable[str] = ()) -> None:
         """Build from config entries; raises ValueError on an empty entry (a config typo)."""
@@ -37,15 +41,31 @@ class BrandAccounts:
             handles.add(handle)
         self._customer_ids = frozenset(ids)
         self._handles = frozenset(handles)
+        self._learned: dict[str, str] = {}  # customer id -> the configured handle it matched
 
     def matches(self, customer_id: str, handle: str | None) -> bool:
         """Whether the account with this customer id (and optional handle) is a brand account."""
-        if customer_id in self._customer_ids:
+        if customer_id in self._customer_ids or customer_id in self._learned:
             return True
         # The handle check is skipped entirely when no handle is configured (the common case).
-        return (
-            bool(self._handles) and handle is not None and normalize_handle(handle) in self._handles
-        )
+        if not self._handles or handle is None:
+            return False
+        normalized = normalize_handle(handle)
+        if normalized not in self._handles:
+            return False
+        self._learned[customer_id] = normalized
+        return True
+
+    @property
+    def learned(self) -> dict[str, str]:
+        """Customer ids recognised by a configured handle so far (id -> handle)."""
+        return dict(self._learned)
+
+    def adopt(self, previous: BrandAccounts) -> None:
+        """Keep what `previous` learned, for handles still configured here (recovery resume)."""
+        for customer_id, handle in previous._learned.items():
+            if handle in self._handles:
+                self._learned[customer_id] = handle
 
     @property
     def customer_ids(self) -> frozenset[str]:
@@ -75,8 +95,8 @@ class BrandAccounts:
         entries = sorted(self._customer_ids) + sorted(self._handles)
         return f"BrandAccounts({entries!r})"
 
-    def __getstate__(self) -> tuple[frozenset[str], frozenset[str]]:
-        return (self._customer_ids, self._handles)
+    def __getstate__(self) -> tuple[frozenset[str], frozenset[str], dict[str, str]]:
+        return (self._customer_ids, self._handles, self._learned)
 
-    def __setstate__(self, state: tuple[frozenset[str], frozenset[str]]) -> None:
-        self._customer_ids, self._handles = state
+    def __setstate__(self, state: tuple) -> None:
+        self._customer_ids, self._handles, self._learned = state

@@ -42,7 +42,9 @@ class Enricher:
         The snapshot holds the brand accounts and influence settings of the run that took it;
         the current configuration wins, so a brand added to the config counts from the restart on.
         """
-        self.brands = BrandAccounts(settings.brand_accounts)
+        brands = BrandAccounts(settings.brand_accounts)
+        brands.adopt(self.brands)
+        self.brands = brands
         self.graph.reconfigure(
             settings.influence, self.brands, watch_percentile=settings.rules.influence_percentile
         )

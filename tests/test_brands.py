@@ -64,3 +64,27 @@ def test_pickle_round_trip() -> None:
     assert restored.matches("twitter:123", None)
     assert restored.handles == frozenset({"acmesupport", "acme@mastodon.social"})
     assert restored.customer_ids == frozenset({"twitter:123"})
+
+
+def test_an_account_matched_by_handle_is_remembered_by_id() -> None:
+    brands = BrandAccounts(["AcmeAir"])
+    assert brands.matches("twitter:999", "AcmeAir")
+    # later events of the same account carry no handle, or a new one
+    assert brands.matches("twitter:999", None)
+    assert brands.matches("twitter:999", "AcmeAirlines")
+    assert not brands.matches("twitter:1000", None)
+    assert brands.learned == {"twitter:999": "acmeair"}
+
+
+def test_learned_ids_survive_pickling_and_a_reconfigure_that_keeps_the_handle() -> None:
+    import pickle
+
+    old = BrandAccounts(["AcmeAir", "TelcoCare"])
+    old.matches("twitter:1", "acmeair")
+    old.matches("twitter:2", "@TelcoCare")
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.matches("twitter:1", None)
+    new = BrandAccounts(["AcmeAir"])  # TelcoCare is no longer a brand
+    new.adopt(restored)
+    assert new.matches("twitter:1", None)
+    assert not new.matches("twitter:2", None)

@@ -211,3 +211,20 @@ def test_dead_letters_carry_the_input_name(
     run([b"not json"], redis_url, redis_prefix, input="jsonl:/data/feed.jsonl")
     [(_, fields)] = redis_client.xrange(f"{redis_prefix}dlq")
     assert fields[b"source"] == b"jsonl:/data/feed.jsonl"
+
+
+def test_brand_known_by_handle_stays_a_brand_without_it(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
+    # AcmeSupport (configured by handle) posts once with its handle, then without one: its angry
+    # apologies never alert, and its replies give the customer no reach.
+    lines = [ev(f"bg{i}", "post", f"bg{i}", i * 0.1, "what a nice day") for i in range(30)]
+    lines.append(ev("b0", "post", "AcmeSupport", 5, ANGRY[0], followers=900_000))
+    for i in range(3):
+        obj = orjson.loads(
+            ev(f"b{i + 1}", "post", "AcmeSupport", 6 + i, ANGRY[i], followers=900_000)
+        )
+        del obj["author"]["handle"]
+        lines.append(orjson.dumps(obj))
+    run(lines, redis_url, redis_prefix)
+    assert alerts(redis_client, redis_prefix) == []
