@@ -70,7 +70,9 @@ class Enricher:
             return []
         graph = self.graph
         refreshes = graph.refresh_count
-        graph.observe(item)
+        if item.edited_at is None:
+            # An edit re-scores its post; its reply, quote and mentions were counted already.
+            graph.observe(item)
         out: list[Enriched] = []
         if graph.refresh_count != refreshes:
             out.extend(

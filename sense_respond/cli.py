@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
@@ -245,12 +246,19 @@ def _summary(settings: Settings, started: float, printed: int | None = None) -> 
     return summary
 
 
+def input_name(spec: str) -> str:
+    """The input spec as it may be printed (no credentials or tokens)."""
+    from connectors.inputs import input_name as name
+
+    return name(spec)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _recovery_options(args)  # bad recovery flags fail before any Redis is started
     settings = _settings(args)
     with _redis(settings) as resolved:
         started = time.perf_counter()
-        _say(f"input: {resolved.input}")
+        _say(f"input: {input_name(resolved.input)}")
         if args.print_alerts:
             with _LivePrinter(resolved) as printer:
                 run_flow(resolved, args)
@@ -264,6 +272,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     truth = orjson.loads(DEMO_TRUTH.read_bytes())
+    if not args.prefix:
+        # A fresh prefix per run: on a shared Redis, a second demo would otherwise find every
+        # alert id already delivered (idempotent sink) and print nothing.
+        args.prefix = f"sr-demo:{time.strftime('%Y%m%d-%H%M%S')}:{os.getpid()}:"
     settings = _settings(args, input=f"jsonl:{DEMO_FEED}", brand_accounts=truth["brand_accounts"])
     with _redis(settings) as resolved:
         lines = sum(1 for _ in DEMO_FEED.open("rb"))
