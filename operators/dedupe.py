@@ -1,8 +1,8 @@
 """Bounded de-duplication of event ids by event time.
 
 Duplicates are processed once. An id is remembered for `horizon_seconds` of event time past the
-newest event seen, which must exceed the window length plus the allowed lateness: a duplicate that
-arrives later than that could no longer change any window anyway.
+newest event seen (`flow.dedupe_seconds`): long enough for re-deliveries (feed reconnects,
+at-least-once replays), short enough that memory stays small on a firehose.
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ Enriched = ScoredPost | InfluenceRise | ControlRecord
 
 
 def _dedupe_horizon(settings: Settings) -> float:
-    # Ids must be remembered as long as a duplicate could still change a window.
-    return settings.window.length_seconds + settings.window.allowed_lateness_seconds
+    return float(settings.flow.dedupe_seconds)
 
 
 class Enricher:

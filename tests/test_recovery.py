@@ -212,6 +212,7 @@ def test_resume_applies_the_current_brands_and_influence_settings(
         brand_accounts=[*brands, new_brand],
         influence={"half_life_seconds": 86_400},
         window={"length_seconds": 3600, "max_posts": 2},
+        flow={"dedupe_seconds": 120},
     )
     # Without reconfiguring, the snapshot's own settings would stay in force.
     stale = pickle.loads(pickle.dumps(stages.enricher))
@@ -220,7 +221,7 @@ def test_resume_applies_the_current_brands_and_influence_settings(
     resumed = stages.restored(after)
     enricher = resumed.enricher
     assert enricher.brands.matches(new_brand, None)
-    assert enricher.seen.horizon_seconds == 3600 + after.window.allowed_lateness_seconds
+    assert enricher.seen.horizon_seconds == 120
     # the decayed weights at the graph clock are what they were: a new half-life applies from
     # the clock on, not retroactively
     again = nx.get_edge_attributes(enricher.graph.to_networkx(), "weight")

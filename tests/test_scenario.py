@@ -24,7 +24,7 @@ from sense_respond import scenario as sc
 
 DATA = Path(sc.__file__).with_name("data")
 WINDOW = timedelta(hours=6)
-RECEIVED = datetime(2026, 3, 2, tzinfo=UTC)
+RECEIVED = datetime(2026, 11, 26, tzinfo=UTC)  # after every generated event (no future events)
 KIND_WEIGHTS = {"reply": 1.0, "quote": 1.5, "repost": 1.5, "like": 0.5, "follow": 1.0}
 MENTION_WEIGHT = 1.0
 
