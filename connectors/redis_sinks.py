@@ -46,7 +46,7 @@ from connectors.redis_client import (
     redacted_url,
 )
 from operators.events import DeadLetter
-from operators.records import AlertRecord, CustomerView
+from operators.records import AlertRecord, CustomerGone, CustomerView
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class DeliveryStats:
     alerts_new: int = 0
     alerts_duplicate: int = 0
     views_written: int = 0
+    views_deleted: int = 0
     dead_letters: int = 0
     batches: int = 0
 
@@ -95,6 +96,7 @@ class DeliveryStats:
         self.alerts_new += other.alerts_new
         self.alerts_duplicate += other.alerts_duplicate
         self.views_written += other.views_written
+        self.views_deleted += other.views_deleted
         self.dead_letters += other.dead_letters
         self.batches += other.batches
 
@@ -122,16 +124,22 @@ def _client_name(kind: str, step_id: str, worker_index: int) -> str:
     return re.sub(r"[^\w.:-]", "_", f"sense-respond:{kind}:{step_id}:{worker_index}")
 
 
-def _plan(items: Sequence[AlertRecord | CustomerView]) -> list[AlertRecord | CustomerView]:
+Delivery = AlertRecord | CustomerView | CustomerGone
+
+
+def _plan(items: Sequence[Delivery]) -> list[Delivery]:
     """The writes of a batch in order, consecutive views of a customer merged into one.
 
     Merging the field dicts of views with no alert of that customer in between gives exactly the
     hash that applying the HSETs one by one would, so "the last view wins" field by field.
     """
-    ops: list[AlertRecord | CustomerView] = []
+    ops: list[Delivery] = []
     pending: dict[str, dict[str, bytes]] = {}
     for item in items:
-        if isinstance(item, AlertRecord):
+        if isinstance(item, CustomerGone):
+            pending.pop(item.customer_id, None)  # views before the deletion are moot
+            ops.append(item)
+        elif isinstance(item, AlertRecord):
             fields = pending.pop(item.customer_id, None)
             if fields:
                 ops.append(CustomerView(item.customer_id, fields))
@@ -140,13 +148,13 @@ def _plan(items: Sequence[AlertRecord | CustomerView]) -> list[AlertRecord | Cus
             pending.setdefault(item.customer_id, {}).update(item.fields)
         else:
             raise TypeError(
-                f"AlertSink got a {type(item).__name__}, not an AlertRecord/CustomerView"
+                f"AlertSink cannot deliver a {type(item).__name__}"
             )
     ops.extend(CustomerView(cid, fields) for cid, fields in pending.items() if fields)
     return ops
 
 
-class AlertSinkPartition(StatelessSinkPartition[AlertRecord | CustomerView]):
+class AlertSinkPartition(StatelessSinkPartition[Delivery]):
     """One worker's connection delivering alerts and views (see the module docstring)."""
 
     def __init__(
@@ -188,13 +196,15 @@ class AlertSinkPartition(StatelessSinkPartition[AlertRecord | CustomerView]):
             *argv,
         )
 
-    def _execute(self, ops: list[AlertRecord | CustomerView]) -> list[Any]:
+    def _execute(self, ops: list[Delivery]) -> list[Any]:
         """Run `ops` in one pipeline; one reply per op (an alert's 1/0 or its error)."""
         prefix, view_ttl = self._settings.prefix, self._settings.view_ttl_seconds
         pipe = self._client.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, AlertRecord):
                 self._queue_alert(pipe, op)
+            elif isinstance(op, CustomerGone):
+                pipe.delete(customer_key(prefix, op.customer_id))
             else:
                 key = customer_key(prefix, op.customer_id)
                 pipe.hset(key, mapping=op.fields)
@@ -203,14 +213,14 @@ class AlertSinkPartition(StatelessSinkPartition[AlertRecord | CustomerView]):
         replies: list[Any] = []
         it = iter(results)
         for op in ops:
-            if isinstance(op, AlertRecord):
+            if isinstance(op, AlertRecord | CustomerGone):
                 replies.append(next(it))
             else:
                 hset, expire = next(it), next(it)
                 replies.append(hset if isinstance(hset, Exception) else expire)
         return replies
 
-    def deliver(self, items: Sequence[AlertRecord | CustomerView]) -> DeliveryStats:
+    def deliver(self, items: Sequence[Delivery]) -> DeliveryStats:
         """Write one batch in one pipeline; returns what it delivered. Raises if it failed."""
         batch = DeliveryStats(batches=1)
         ops = _plan(items)
@@ -238,11 +248,13 @@ class AlertSinkPartition(StatelessSinkPartition[AlertRecord | CustomerView]):
                     batch.alerts_new += 1
                 else:
                     batch.alerts_duplicate += 1
+            elif isinstance(op, CustomerGone):
+                batch.views_deleted += 1
             else:
                 batch.views_written += 1
         return batch
 
-    def write_batch(self, items: list[AlertRecord | CustomerView]) -> None:
+    def write_batch(self, items: list[Delivery]) -> None:
         """Bytewax entry point: deliver the batch and count it."""
         batch = self.deliver(items)
         self.stats.add(batch)
@@ -279,7 +291,7 @@ class _RedisSink:
         )
 
 
-class AlertSink(_RedisSink, DynamicSink[AlertRecord | CustomerView]):
+class AlertSink(_RedisSink, DynamicSink[Delivery]):
     """Delivers `AlertRecord`s (idempotently) and `CustomerView`s; one client per worker."""
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> AlertSinkPartition:

@@ -31,7 +31,14 @@ from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.customer import CustomerPolicy, CustomerState, Output
 from operators.enrich import Enriched, Enricher
 from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
-from operators.records import AccountPurge, InfluenceRise, ScoredPost, Sentiment, Withdrawal
+from operators.records import (
+    AccountPurge,
+    CustomerGone,
+    InfluenceRise,
+    ScoredPost,
+    Sentiment,
+    Withdrawal,
+)
 from operators.scoring import score_texts
 
 log = logging.getLogger(__name__)
@@ -144,8 +151,9 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
             elif isinstance(value, Withdrawal):
                 stale_view |= self.state.on_withdrawal(value)
             elif isinstance(value, AccountPurge):
-                # The account went away: forget everything known about it so far.
+                # The account went away: forget everything known about it, here and in Redis.
                 self.state = CustomerState(self.policy.window)
+                out.append(CustomerGone(customer_id))
                 stale_view = False
         # Only the latest view matters: at most one per customer per batch.
         if stale_view:

@@ -12,6 +12,7 @@ from datetime import datetime
 from config.settings import RuleSettings, WindowSettings
 from operators.records import (
     AlertRecord,
+    CustomerGone,
     CustomerView,
     Influence,
     InfluenceRise,
@@ -21,7 +22,7 @@ from operators.records import (
 from operators.rules import Subject, build_alert, cooldown_allows, dumps, evaluate
 from operators.window import CustomerWindow, Placement, WindowPost
 
-Output = AlertRecord | CustomerView
+Output = AlertRecord | CustomerView | CustomerGone
 
 
 @dataclass(frozen=True, slots=True)

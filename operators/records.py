@@ -141,6 +141,13 @@ class CustomerView:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomerGone:
+    """The customer's account went away: its view `{prefix}customer:{customer_id}` is deleted."""
+
+    customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRecord:
     """A fired alert: its deterministic id, its CloudEvents JSON and the customer's view."""
 

@@ -228,3 +228,24 @@ def test_brand_known_by_handle_stays_a_brand_without_it(
         lines.append(orjson.dumps(obj))
     run(lines, redis_url, redis_prefix)
     assert alerts(redis_client, redis_prefix) == []
+
+
+def test_account_purge_forgets_the_customer_here_and_in_redis(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
+    from operators.records import AccountPurge
+
+    first = ev("p1", "post", "gone", 0, ANGRY[0], followers=50_000)
+    second = ev("p2", "post", "gone", 2, ANGRY[1], followers=50_000)
+    purge = AccountPurge("twitter:gone", T0 + timedelta(minutes=1))
+    run([first, purge, second], redis_url, redis_prefix)
+    # the post before the purge no longer counts: one post is not a pattern, no alert
+    assert alerts(redis_client, redis_prefix) == []
+    view = redis_client.hgetall(f"{redis_prefix}customer:twitter:gone")
+    assert orjson.loads(view[b"sentiment"])["posts"] == 1
+
+    # a view written earlier (another batch, an earlier run) is deleted by the purge
+    key = f"{redis_prefix}x:customer:twitter:gone"
+    redis_client.hset(key, mapping={"customer_id": "twitter:gone"})
+    run([purge], redis_url, redis_prefix + "x:")
+    assert not redis_client.exists(key)
