@@ -147,9 +147,7 @@ def _plan(items: Sequence[Delivery]) -> list[Delivery]:
         elif isinstance(item, CustomerView):
             pending.setdefault(item.customer_id, {}).update(item.fields)
         else:
-            raise TypeError(
-                f"AlertSink cannot deliver a {type(item).__name__}"
-            )
+            raise TypeError(f"AlertSink cannot deliver a {type(item).__name__}")
     ops.extend(CustomerView(cid, fields) for cid, fields in pending.items() if fields)
     return ops
 
