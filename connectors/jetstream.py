@@ -36,7 +36,7 @@ import httpx
 import orjson
 from pydantic import ValidationError
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus, InvalidURI
+from websockets.exceptions import ConnectionClosedError, InvalidStatus, InvalidURI
 
 from config.feeds import JetstreamSettings
 from connectors.feed_runtime import (
@@ -440,12 +440,22 @@ def subscribe_url(url: str, settings: JetstreamSettings, cursor: int | None) -> 
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode(query, safe=":/"), ""))
 
 
+CLOSE_MESSAGE_TOO_BIG = 1009
+"""WebSocket close code sent when a message exceeds `max_message_bytes`."""
+
+OVERSIZE_ALLOWANCE = 16
+"""After such a close, the next connection accepts messages this many times larger, once."""
+
+
 class JetstreamReader(FeedReader[int]):
     """Reads Jetstream in the background; see the module docstring."""
 
     def __init__(self, url: str, settings: JetstreamSettings, resume_cursor: int | None) -> None:
         super().__init__("jetstream", settings)
         self.url = url
+        # Set when a message exceeded max_message_bytes: the next connection accepts it once (it
+        # is then dead-lettered), or resuming at the cursor would fetch it, and fail, forever.
+        self._let_oversize_through = False
         self.js: JetstreamSettings = settings
         self.position_seen = resume_cursor
         # Newest time_us read off the socket. Frames held for a profile lookup are read but not
@@ -500,11 +510,15 @@ class JetstreamReader(FeedReader[int]):
         """One WebSocket connection, read until it ends."""
         url = subscribe_url(self.url, self.js, self.connect_cursor())
         log.info("jetstream: connecting to %s", redact_url(url))
+        max_size = self.js.max_message_bytes
+        if self._let_oversize_through:
+            max_size *= OVERSIZE_ALLOWANCE
+            self._let_oversize_through = False
         try:
             ws_cm = connect(
                 url,
                 open_timeout=self.js.connect_timeout_seconds,
-                max_size=self.js.max_message_bytes,
+                max_size=max_size,
                 close_timeout=1.0,
                 user_agent_header=self.js.user_agent,
             )
@@ -523,6 +537,16 @@ class JetstreamReader(FeedReader[int]):
                     self.frame_received()
                     raw = message.encode() if isinstance(message, str) else message
                     await self._handle(raw)
+        except ConnectionClosedError as exc:
+            if exc.sent is not None and exc.sent.code == CLOSE_MESSAGE_TOO_BIG:
+                log.warning(
+                    "jetstream: a message exceeded %d bytes; reconnecting once with a %dx limit "
+                    "to read it past (it becomes a dead letter)",
+                    self.js.max_message_bytes,
+                    OVERSIZE_ALLOWANCE,
+                )
+                self._let_oversize_through = True
+            raise
         except InvalidStatus as exc:
             status = exc.response.status_code
             if 400 <= status < 500 and status not in (408, 429):

@@ -655,3 +655,23 @@ def test_reader_cursor_helper() -> None:
     reader.position_seen = 1
     assert reader.connect_cursor() == 0
     assert time_us_to_datetime(1) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=1)
+
+
+def test_an_oversized_message_is_read_past_not_refetched_forever() -> None:
+    frames = synthetic(30)
+    big = orjson.loads(frames[10])
+    big["commit"]["record"]["text"] = "x" * 100_000  # > max_message_bytes (64 KiB) below
+    frames[10] = orjson.dumps(big)
+    ids = [f"at://{did(f'user{i % 7}')}/{POST}/k{i:05d}" for i in range(30) if i != 10]
+    settings = fast(max_message_bytes=64 * 1024, rewind_seconds=0.05)
+    with JetstreamServer(frames) as server:
+        part = part_for(server.url, settings, batch_size=50)
+        try:
+            items = drain(part, lambda got: {getattr(i, "id", None) for i in got} >= set(ids))
+        finally:
+            part.close()
+        connections = len(server.connections)
+    assert {getattr(i, "id", None) for i in items} >= set(ids)  # everything after it arrived
+    dead = [i for i in items if isinstance(i, DeadLetter)]
+    assert len(dead) == 1 and "text" in dead[0].reason  # the big post, dead-lettered
+    assert connections == 2  # one close for the big message, one lenient reconnect
