@@ -32,6 +32,15 @@ from websockets.asyncio.server import ServerConnection, serve
 # -- Jetstream ---------------------------------------------------------------------------------
 
 
+FAST_FEED: dict[str, float | int] = {
+    "reconnect_initial_seconds": 0.01,
+    "reconnect_max_seconds": 0.05,
+    "connect_timeout_seconds": 2.0,
+    "poll_interval_ms": 1,
+}
+"""Live-feed settings for tests: quick reconnects and polling."""
+
+
 def frame_time(frame: str | bytes, previous: int) -> int:
     """The replay position of a frame: its time_us, or the previous one for unreadable frames."""
     try:

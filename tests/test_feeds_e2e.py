@@ -24,7 +24,14 @@ import pytest
 import redis
 from bytewax.inputs import Source
 from bytewax.testing import run_main
-from feed_servers import JetstreamServer, ProfilesServer, SseServer, jetstream_commit, wait_until
+from feed_servers import (
+    FAST_FEED,
+    JetstreamServer,
+    ProfilesServer,
+    SseServer,
+    jetstream_commit,
+    wait_until,
+)
 
 from config.feeds import JetstreamSettings
 from config.settings import Settings, load_settings
@@ -252,14 +259,6 @@ COMMON = {
     # many accounts the stream has shown so far) can raise an alert of its own.
     "influence": {"min_accounts_to_rank": 1_000},
 }
-FAST_FEED = {
-    "reconnect_initial_seconds": 0.02,
-    "reconnect_max_seconds": 0.1,
-    "connect_timeout_seconds": 2.0,
-    "poll_interval_ms": 1,
-}
-
-
 # -- Jetstream: drops, cursor rewind, duplicates -----------------------------------------------
 
 LOUD = "did:plc:loudloudloudloudloudloudl"

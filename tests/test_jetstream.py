@@ -16,7 +16,7 @@ import orjson
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
-from feed_servers import JetstreamServer, ProfilesServer, wait_until
+from feed_servers import FAST_FEED, JetstreamServer, ProfilesServer, wait_until
 
 from config.feeds import JetstreamSettings
 from connectors.feed_runtime import FeedPartition, backoff_delay, redact_url
@@ -56,14 +56,7 @@ POST = "app.bsky.feed.post"
 
 def fast(**kw: Any) -> JetstreamSettings:
     """Settings for tests: quick reconnects and polling."""
-    base: dict[str, Any] = {
-        "reconnect_initial_seconds": 0.01,
-        "reconnect_max_seconds": 0.05,
-        "connect_timeout_seconds": 2.0,
-        "poll_interval_ms": 1,
-    }
-    base.update(kw)
-    return JetstreamSettings(**base)
+    return JetstreamSettings(**{**FAST_FEED, **kw})
 
 
 def mapped(raw: bytes) -> list[Any]:

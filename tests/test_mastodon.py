@@ -16,7 +16,7 @@ import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
-from feed_servers import SseServer, cassette_sse_bodies, sse_blocks, wait_until
+from feed_servers import FAST_FEED, SseServer, cassette_sse_bodies, sse_blocks, wait_until
 
 from config.feeds import MastodonSettings
 from config.settings import load_settings
@@ -44,14 +44,7 @@ TOKEN = "tok-SECRET-1234567890"
 
 def fast(**kw: Any) -> MastodonSettings:
     """Settings for tests: quick reconnects and polling."""
-    base: dict[str, Any] = {
-        "reconnect_initial_seconds": 0.01,
-        "reconnect_max_seconds": 0.05,
-        "connect_timeout_seconds": 2.0,
-        "poll_interval_ms": 1,
-    }
-    base.update(kw)
-    return MastodonSettings(**base)
+    return MastodonSettings(**{**FAST_FEED, **kw})
 
 
 def frames_of(text: str) -> list[SseFrame]:

@@ -405,6 +405,57 @@ def kill_when(
             return n
 
 
+def check_killed_in_time(
+    delivered: int, min_alerts: int, total: int, db_dir: Path, min_resume_epoch: int | None
+) -> recovery.RecoveryState:
+    """The kill came after `min_alerts` but before the end, with the expected epoch committed."""
+    assert min_alerts <= delivered < total, "killed too late to prove anything"
+    state = recovery.inspect(db_dir)
+    if min_resume_epoch is None:
+        assert state.resume_epoch in (None, 1), "a snapshot was committed before the kill"
+    else:
+        assert state.resume_epoch is not None and state.resume_epoch >= min_resume_epoch
+    return state
+
+
+def check_resumed_like_the_clean_run(
+    stderr: str,
+    state: recovery.RecoveryState,
+    delivered: int,
+    min_resume_epoch: int | None,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    subscriber: redis.client.PubSub,
+    clean_run: CleanRun,
+) -> None:
+    """After the resume: every alert once (stream and channel), views as in the clean run."""
+    dead_letters = redis_client.xlen(f"{redis_prefix}dlq")
+    suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) duplicate", stderr))
+    if min_resume_epoch is not None:
+        # It really resumed mid-input: the head of the feed (the bad lines) was not read again.
+        assert f"resuming from epoch {state.resume_epoch}" in stderr, stderr[-2000:]
+        assert dead_letters == len(BAD_LINES)
+        assert suppressed <= delivered
+    else:
+        # Nothing was committed: it started over, so every alert delivered before the kill was
+        # replayed, and written once, and dead letters (at-least-once) came again.
+        assert "nothing committed yet: starting fresh" in stderr, stderr[-2000:]
+        assert suppressed == delivered
+        assert dead_letters == 2 * len(BAD_LINES)
+
+    ids = stream_ids(redis_client, redis_prefix)
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert not duplicates
+    assert set(ids) == set(clean_run.alert_ids)
+    published = published_ids(subscriber, redis_client, f"{redis_prefix}alerts")
+    assert sorted(published) == sorted(ids)  # every alert published once, none twice
+    # every customer's view ends as after the uninterrupted run, last alert included
+    views = customer_views(redis_client, redis_prefix)
+    assert views.keys() == clean_run.views.keys()
+    differ = sorted(c for c in views if views[c] != clean_run.views[c])
+    assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("snapshot_interval", "kill_at_fraction", "min_resume_epoch"),
@@ -440,40 +491,13 @@ def test_kill_9_and_resume_delivers_every_alert_once(
     with (tmp_path / "killed.err").open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
         delivered = kill_when(proc, redis_client, stream, min_alerts, db_dir, min_resume_epoch)
-    assert min_alerts <= delivered < len(expected), "killed too late to prove anything"
-    state = recovery.inspect(db_dir)
-    if min_resume_epoch is None:
-        assert state.resume_epoch in (None, 1), "a snapshot was committed before the kill"
-    else:
-        assert state.resume_epoch is not None and state.resume_epoch >= min_resume_epoch
+    state = check_killed_in_time(delivered, min_alerts, len(expected), db_dir, min_resume_epoch)
 
     resumed = run_to_end(cmd)
-    stderr = resumed.stderr.decode()
-    dead_letters = redis_client.xlen(f"{redis_prefix}dlq")
-    suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) duplicate", stderr))
-    if min_resume_epoch is not None:
-        # It really resumed mid-file: the head of the feed (the bad lines) was not read again.
-        assert f"resuming from epoch {state.resume_epoch}" in stderr, stderr[-2000:]
-        assert dead_letters == len(BAD_LINES)
-        assert suppressed <= delivered
-    else:
-        # Nothing was committed: it started over, so every alert delivered before the kill was
-        # replayed, and written once, and dead letters (at-least-once) came again.
-        assert "nothing committed yet: starting fresh" in stderr, stderr[-2000:]
-        assert suppressed == delivered
-        assert dead_letters == 2 * len(BAD_LINES)
-
-    ids = stream_ids(redis_client, redis_prefix)
-    duplicates = [i for i, n in Counter(ids).items() if n > 1]
-    assert not duplicates
-    assert set(ids) == expected
-    published = published_ids(alerts_subscriber, redis_client, stream)
-    assert sorted(published) == sorted(ids)  # every alert published once, none twice
-    # every customer's view ends as after the uninterrupted run, last alert included
-    views = customer_views(redis_client, redis_prefix)
-    assert views.keys() == clean_run.views.keys()
-    differ = sorted(c for c in views if views[c] != clean_run.views[c])
-    assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
+    check_resumed_like_the_clean_run(
+        resumed.stderr.decode(), state, delivered, min_resume_epoch, redis_client, redis_prefix,
+        alerts_subscriber, clean_run,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -537,37 +561,15 @@ def test_kill_9_and_resume_from_a_redis_stream_delivers_every_alert_once(
             command(first_interval), stdout=subprocess.DEVNULL, stderr=err, env=stream_env()
         )
         delivered = kill_when(proc, redis_client, alerts, min_alerts, db_dir, min_resume_epoch)
-    assert min_alerts <= delivered < len(expected), "killed too late to prove anything"
-    state = recovery.inspect(db_dir)
-    if min_resume_epoch is None:
-        assert state.resume_epoch in (None, 1), "a snapshot was committed before the kill"
-    else:
-        assert state.resume_epoch is not None and state.resume_epoch >= min_resume_epoch
+    state = check_killed_in_time(delivered, min_alerts, len(expected), db_dir, min_resume_epoch)
 
     # Frequent snapshots: a bounded run with nothing committed yet ends only once a snapshot
     # covers its last entry.
     resumed = run_to_end(command(SNAPSHOT_INTERVAL), env=stream_env())
-    stderr = resumed.stderr.decode()
-    dead_letters = redis_client.xlen(f"{redis_prefix}dlq")
-    suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) duplicate", stderr))
-    if min_resume_epoch is not None:
-        assert f"resuming from epoch {state.resume_epoch}" in stderr, stderr[-2000:]
-        assert dead_letters == len(BAD_LINES)  # the head of the stream was not read again
-        assert suppressed <= delivered
-    else:
-        assert "nothing committed yet: starting fresh" in stderr, stderr[-2000:]
-        assert suppressed == delivered
-        assert dead_letters == 2 * len(BAD_LINES)
-
-    ids = stream_ids(redis_client, redis_prefix)
-    assert not [i for i, n in Counter(ids).items() if n > 1]
-    assert set(ids) == expected
-    published = published_ids(alerts_subscriber, redis_client, alerts)
-    assert sorted(published) == sorted(ids)
-    views = customer_views(redis_client, redis_prefix)
-    assert views.keys() == clean_run.views.keys()
-    differ = sorted(c for c in views if views[c] != clean_run.views[c])
-    assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
+    check_resumed_like_the_clean_run(
+        resumed.stderr.decode(), state, delivered, min_resume_epoch, redis_client, redis_prefix,
+        alerts_subscriber, clean_run,
+    )  # fmt: skip
     # The whole stream was read, by one stable consumer, and nothing is left pending.
     group = redis_client.xinfo_groups(stream)[0]
     assert (group["pending"], group["entries-read"]) == (0, pushed)
