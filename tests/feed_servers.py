@@ -365,6 +365,21 @@ class ProfilesServer:
 # -- helpers -----------------------------------------------------------------------------------
 
 
+def drain(part: Any, until: Callable[[list[Any]], bool], timeout: float = 5.0) -> list[Any]:
+    """Poll the partition like Bytewax would, until `until(items)` or the timeout."""
+    items: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(items):
+        try:
+            batch = part.next_batch()
+        except StopIteration:
+            break
+        items.extend(batch)
+        if not batch:
+            time.sleep(0.002)
+    return items
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.005) -> bool:
     """Poll `predicate` until true or `timeout`; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import orjson
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
-from feed_servers import FAST_FEED, JetstreamServer, ProfilesServer, wait_until
+from feed_servers import FAST_FEED, JetstreamServer, ProfilesServer, drain, wait_until
 
 from config.feeds import JetstreamSettings
 from connectors.feed_runtime import FeedPartition, backoff_delay, redact_url
@@ -378,23 +378,6 @@ def test_real_corpus_through_the_websocket_source() -> None:
 
 
 # -- the source against a local Jetstream -------------------------------------------------------
-
-
-def drain(
-    part: FeedPartition[Any], until: Callable[[list[Any]], bool], timeout: float = 5.0
-) -> list[Any]:
-    """Poll the partition like Bytewax would, until `until(items)` or the timeout."""
-    items: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not until(items):
-        try:
-            batch = part.next_batch()
-        except StopIteration:
-            break
-        items.extend(batch)
-        if not batch:
-            time.sleep(0.002)
-    return items
 
 
 def part_for(

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ import bytewax.operators as op
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
-from feed_servers import FAST_FEED, SseServer, cassette_sse_bodies, sse_blocks, wait_until
+from feed_servers import FAST_FEED, SseServer, cassette_sse_bodies, drain, sse_blocks, wait_until
 
 from config.feeds import MastodonSettings
 from config.settings import load_settings
@@ -316,22 +316,6 @@ def test_mastodon_py_cassettes_map() -> None:
 
 
 # -- the source against a local SSE server --------------------------------------------------------
-
-
-def drain(
-    part: FeedPartition[Any], until: Callable[[list[Any]], bool], timeout: float = 5.0
-) -> list[Any]:
-    items: list[Any] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not until(items):
-        try:
-            batch = part.next_batch()
-        except StopIteration:
-            break
-        items.extend(batch)
-        if not batch:
-            time.sleep(0.002)
-    return items
 
 
 def part_for(url: str, settings: MastodonSettings, resume: str | None = None) -> FeedPartition[str]:
