@@ -45,6 +45,11 @@ class _FeedSection(_Section):
         description="Stop the source after handing this many items to the flow (tests, demos).",
     )
     user_agent: str = Field(default="sense-respond/0.1", min_length=1)
+    stall_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description="Reconnect (with the cursor) when only heartbeats or pings came for this long.",
+    )
     idle_timeout_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -134,6 +139,9 @@ class MastodonSettings(_FeedSection):
         default_factory=lambda: ["mention", "quote", "reblog", "favourite"],
         description="Notification types mapped to events (mention/quote: the status; "
         "reblog/favourite: a repost/like of the brand's status).",
+    )
+    include_private: bool = Field(
+        default=False, description="Also take `direct` and `private` statuses (off: skipped)."
     )
     status_memory: int = Field(
         default=100_000,

@@ -23,6 +23,8 @@ from pydantic_settings import (
 )
 
 from config.feeds import JetstreamSettings, MastodonSettings
+from config.listen import ListenSettings, SentimentSettings
+from config.notify import NotifySettings, RouteSettings
 
 ENV_PREFIX = "SR_"
 CONFIG_ENV = "SR_CONFIG"
@@ -59,6 +61,13 @@ class RedisSettings(_Section):
     block_ms: int = Field(default=100, ge=1, le=5_000, description="XREADGROUP block time.")
     read_count: int = Field(default=500, ge=1, description="Entries per XREADGROUP.")
     claim_idle_ms: int = Field(default=60_000, ge=1_000, description="Reclaim pending after.")
+    outage_budget_seconds: float = Field(
+        default=300, gt=0, description="How long transient Redis errors are retried in all."
+    )
+    max_deliveries: int = Field(
+        default=5, ge=1, description="An input entry delivered this often goes to the DLQ."
+    )
+    ssl_ca_certs: str | None = Field(default=None, description="CA bundle for rediss:// URLs.")
     input_idle_exit_seconds: float | None = Field(
         default=None,
         gt=0,
@@ -88,6 +97,15 @@ class InfluenceSettings(_Section):
         default=600, ge=1, description="...or after this much event time, whichever comes first."
     )
     min_accounts_to_rank: int = Field(default=50, ge=1)
+    min_inbound_accounts: int = Field(
+        default=3,
+        ge=1,
+        description="Graph influence needs this many distinct non-brand accounts interacting "
+        "with the account within reach_horizon_seconds.",
+    )
+    reach_horizon_seconds: int = Field(
+        default=7 * 86_400, gt=0, description="How far back (event time) reach counts."
+    )
     kind_weights: dict[str, float] = Field(
         default_factory=lambda: {
             "reply": 1.0,
@@ -124,6 +142,18 @@ class RuleSettings(_Section):
     critical_followers: int = Field(default=100_000, ge=0)
     evidence_posts: int = Field(default=5, ge=1)
     evidence_text_chars: int = Field(default=280, ge=16)
+    resolve_mean_compound: float = Field(
+        default=-0.05,
+        ge=-1,
+        le=1,
+        description="An incident resolves when the windowed mean rises to this (a post since).",
+    )
+    resolve_quiet_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="An incident resolves after this long without a post about the business "
+        "(event time); unset: the window length.",
+    )
 
 
 class FlowSettings(_Section):
@@ -166,6 +196,12 @@ class Settings(BaseSettings):
     flow: FlowSettings = Field(default_factory=FlowSettings)
     jetstream: JetstreamSettings = Field(default_factory=JetstreamSettings)
     mastodon: MastodonSettings = Field(default_factory=MastodonSettings)
+    listen: ListenSettings | None = Field(
+        default=None, description="Listening rules; unset: brand mentions decide (or every post)."
+    )
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @model_validator(mode="after")
     def _sane(self) -> Settings:
