@@ -207,6 +207,16 @@ class Settings(BaseSettings):
     def _sane(self) -> Settings:
         if self.rules.critical_mean_compound > self.rules.unhappy_mean_compound:
             raise ValueError("rules.critical_mean_compound must be <= rules.unhappy_mean_compound")
+        listen = self.listen
+        if (
+            listen is not None
+            and not listen.keywords
+            and not (listen.brand_mentions and self.brand_accounts)
+        ):
+            raise ValueError(
+                "[listen] matches nothing: set listen.keywords, or brand_accounts with "
+                "listen.brand_mentions = true"
+            )
         return self
 
     @classmethod
