@@ -82,9 +82,8 @@ def main() -> int:
         base_loop = base_loop or best_loop
         rows.append((count, best_one, best_one / base_one, best_loop, best_loop / base_loop))
     print(f"posts: {len(texts):,} ({'airline tweets' if AIRLINE.exists() else 'generated'})")
-    print(
-        f"{'terms':>6}  {'one pass µs/post':>17} {'ratio':>6}   {'per-term loop µs/post':>22} {'ratio':>6}"
-    )
+    head = ("terms", "one pass µs/post", "ratio", "per-term loop µs/post", "ratio")
+    print(f"{head[0]:>6}  {head[1]:>17} {head[2]:>6}   {head[3]:>22} {head[4]:>6}")
     for count, one, r1, loop, r2 in rows:
         print(
             f"{count:>6}  {one / len(texts) * 1e6:>17.1f} {r1:>5.2f}x"

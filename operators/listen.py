@@ -18,7 +18,7 @@ Rules, all on the case-folded text (`str.casefold`, so `STRASSE` matches `straß
 * A phrase (`acme air`) matches across any run of whitespace (`Acme   Air`, a line break).
 * A domain (`acmeair.com`) matches as a host name: also `www.acmeair.com` and in URLs, but not
   `acmeair.com.evil.example` or `notacmeair.com`.
-* Typographic apostrophes count as `'` (`we’re hiring` is `we're hiring`).
+* Typographic apostrophes count as `'` (U+2019 in `we\u2019re hiring` is `'`).
 * A post is excluded when any exclude term matches, even where it overlaps a keyword (`acme air
   freshener` excludes a post that the keyword `acme air` would have matched).
 * Brand mentions (with `brand_mentions`): a structured mention of a brand account, a reply to
@@ -270,9 +270,12 @@ class Listener:
             if matches(event.account_id(mention.id), mention.handle):
                 found[_account_label(event.account_id(mention.id), mention.handle)] = None
         target = event.target
-        if target is not None and event.kind in _STRUCTURED_KINDS:
-            if matches(event.account_id(target.id), target.handle):
-                found[_account_label(event.account_id(target.id), target.handle)] = None
+        if (
+            target is not None
+            and event.kind in _STRUCTURED_KINDS
+            and matches(event.account_id(target.id), target.handle)
+        ):
+            found[_account_label(event.account_id(target.id), target.handle)] = None
         return tuple(found)
 
     def relevance(self, event: SocialEvent) -> Relevance:
