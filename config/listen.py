@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LEXICONS_DIR = Path(__file__).with_name("lexicons")
+"""`lexicon_files = ["customer_service"]` reads `lexicons/customer_service.toml`."""
 
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
@@ -74,3 +79,42 @@ class SentimentSettings(_Section):
             if not -4.0 <= valence <= 4.0:
                 raise ValueError(f"lexicon valence of {word!r} must be within -4..+4: {valence}")
         return value
+
+
+def lexicon_path(entry: str) -> Path:
+    """Where a `lexicon_files` entry is: a path (relative to the working directory), or the name
+    of a bundled lexicon in `config/lexicons/` (with or without `.toml`)."""
+    path = Path(entry).expanduser()
+    if path.is_file():
+        return path
+    bundled = LEXICONS_DIR / (path.name if path.suffix == ".toml" else f"{path.name}.toml")
+    if bundled.is_file() and (len(path.parts) == 1 or path.parts[-2:-1] == ("lexicons",)):
+        return bundled
+    raise FileNotFoundError(f"lexicon file not found: {entry}")
+
+
+def read_lexicon_file(path: Path) -> dict[str, float]:
+    """A lexicon file: TOML with a `[lexicon]` table of word or phrase = valence (-4..+4)."""
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    unknown = set(data) - {"lexicon", "description", "source"}
+    if unknown or not isinstance(data.get("lexicon"), dict):
+        raise ValueError(
+            f"{path}: a lexicon file has a [lexicon] table (unknown keys: {sorted(unknown)})"
+        )
+    try:
+        table = SentimentSettings(lexicon=data["lexicon"]).lexicon
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return table
+
+
+def load_lexicon(settings: SentimentSettings) -> dict[str, float]:
+    """The domain lexicon of these settings: the files in order, then the inline entries (a
+    later entry of the same word wins); keys lowercased, whitespace collapsed. Empty: off."""
+    merged: dict[str, float] = {}
+    tables = [read_lexicon_file(lexicon_path(f)) for f in settings.lexicon_files]
+    for table in [*tables, settings.lexicon]:
+        for word, valence in table.items():
+            merged[" ".join(word.lower().split())] = float(valence)
+    return merged

@@ -25,21 +25,24 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 
+from config.listen import load_lexicon
 from config.settings import Settings
 from connectors.inputs import input_name, make_source
 from connectors.redis_sinks import AlertSink, DeadLetterSink
+from operators.brands import BrandAccounts
 from operators.customer import CustomerPolicy, CustomerState, Output
 from operators.enrich import Enriched, Enricher
 from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
+from operators.listen import Listener
 from operators.records import (
     AccountPurge,
+    Assessment,
     CustomerGone,
     InfluenceRise,
     ScoredPost,
-    Sentiment,
     Withdrawal,
 )
-from operators.scoring import score_texts
+from operators.scoring import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -83,18 +86,37 @@ def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
     return out
 
 
-def score_batch(items: list[Valid]) -> list[tuple[str, tuple[Valid, Sentiment | None]]]:
-    """VADER over every text in the batch, keyed for the global influence stage."""
-    texts = [it.text for it in items if isinstance(it, SocialEvent) and it.text is not None]
-    scores = iter(score_texts(texts))
-    out = []
+def score_batch(
+    items: list[Valid], listener: Listener, scorer: Scorer
+) -> list[tuple[str, tuple[Valid, Assessment | None]]]:
+    """Listen, then score: only posts about the business are scored (VADER over those texts,
+    batched); every event goes on, keyed for the global influence stage (reach is reach).
+
+    A post about the business that cannot be scored (not English) goes on with unknown
+    sentiment. An edit that makes a post no longer about the business withdraws it.
+    """
+    relevant: list[tuple[int, SocialEvent, bool, tuple[str, ...]]] = []
+    out: list[tuple[str, tuple[Valid, Assessment | None]]] = []
     for it in items:
-        has_text = isinstance(it, SocialEvent) and it.text is not None
-        out.append((GRAPH_KEY, (it, next(scores) if has_text else None)))
+        if isinstance(it, SocialEvent) and it.text is not None:
+            found = listener.relevance(it)
+            if found.relevant:
+                relevant.append((len(out), it, found.scorable, found.matched))
+            elif it.edited_at is not None:
+                out.append((GRAPH_KEY, (it, None)))
+                out.append((GRAPH_KEY, (Withdrawal(it.id, it.customer_id, it.created_at), None)))
+                continue
+        out.append((GRAPH_KEY, (it, None)))
+    if relevant:
+        text_to_score = listener.text_to_score
+        texts = [text_to_score(ev.text or "") for _, ev, scorable, _ in relevant if scorable]
+        scores = iter(scorer.score_many(texts))
+        for index, ev, scorable, matched in relevant:
+            out[index] = (GRAPH_KEY, (ev, Assessment(next(scores) if scorable else None, matched)))
     return out
 
 
-class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Sentiment | None], Enriched, Enricher]):
+class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Assessment | None], Enriched, Enricher]):
     """Bytewax shell around `Enricher` (one key: the whole interaction graph)."""
 
     def __init__(self, settings: Settings, resume: Enricher | None) -> None:
@@ -103,12 +125,12 @@ class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Sentiment | None], Enriched
         self.enricher = resume if resume is not None else Enricher(settings)
 
     def on_batch(
-        self, values: list[tuple[Valid, Sentiment | None]]
+        self, values: list[tuple[Valid, Assessment | None]]
     ) -> tuple[Iterable[Enriched], bool]:
         process = self.enricher.process
         out: list[Enriched] = []
-        for item, sentiment in values:
-            out.extend(process(item, sentiment))
+        for item, assessment in values:
+            out.extend(process(item, assessment))
         return out, False
 
     def snapshot(self) -> Enricher:
@@ -181,12 +203,17 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
 
 
 def build_flow(
-    settings: Settings, source: Source | None = None, *, resumable: bool = False
+    settings: Settings,
+    source: Source | None = None,
+    *,
+    resumable: bool = False,
+    scorer: Scorer | None = None,
 ) -> Dataflow:
     """The dataflow for these settings; `settings.redis.url` must be resolved already.
 
     `source` replaces the one named by `settings.input` (tests use `TestingSource`).
     `resumable`: the run has Bytewax recovery on (see `connectors.inputs.make_source`).
+    `scorer` replaces the one `[sentiment]` describes (tests watch what it is given).
     """
     if settings.redis.url is None:
         raise ValueError("build_flow needs settings.redis.url (resolve the embedded Redis first)")
@@ -199,20 +226,47 @@ def build_flow(
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
     op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
-    scored = op.flat_map_batch(Step.SCORE, routed.trues, score_batch)
+    listener, configured = listening(settings)
+    scorer = scorer or configured
+    scored = op.flat_map_batch(
+        Step.SCORE, routed.trues, lambda batch: score_batch(batch, listener, scorer)
+    )
     enriched = op.stateful_batch(
         Step.INFLUENCE, scored, lambda resume: InfluenceLogic(settings, resume)
     )
     by_customer = op.flat_map_batch(
         "key_by_customer", enriched, lambda batch: [(v.customer_id, v) for _, v in batch]
     )
-    policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
+    policy = CustomerPolicy(
+        settings.window,
+        settings.rules,
+        settings.alert_source,
+        listen_scope=settings.listen.scope if settings.listen is not None else "post",
+    )
     outputs = op.stateful_batch(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, resume)
     )
     deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
     op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))
     return flow
+
+
+def listening(settings: Settings) -> tuple[Listener, Scorer]:
+    """The listening rules and the scorer of these settings, built once per flow.
+
+    Warns when no listening rule is set (every post then counts as about the business) and
+    when a domain lexicon is on (scores then differ from the reference VADER scores).
+    """
+    listener = Listener(settings.listen, BrandAccounts(settings.brand_accounts))
+    if not listener.active:
+        log.warning(
+            "no listening rule set ([listen] keywords or brand_accounts): every post counts as "
+            "about the business and is scored"
+        )
+    scorer = Scorer(load_lexicon(settings.sentiment))
+    if not scorer.is_reference:
+        log.info("sentiment: domain lexicon on (%d entries)", len(scorer.lexicon))
+    return listener, scorer
 
 
 def flow_from_env() -> Dataflow:

@@ -32,6 +32,8 @@ class CustomerPolicy:
     window: WindowSettings
     rules: RuleSettings
     alert_source: str
+    listen_scope: str = "post"
+    """`[listen] scope`, named in every alert (`data.listen`)."""
 
 
 class CustomerState:
@@ -46,6 +48,7 @@ class CustomerState:
         "last_severity",
         "late_posts",
         "platform",
+        "unscored_posts",
         "window",
     )
 
@@ -61,6 +64,7 @@ class CustomerState:
         self.last_severity: str | None = None
         self.last_alert_id: str | None = None
         self.late_posts = 0
+        self.unscored_posts = 0  # about the business, sentiment unknown (not English)
 
     def __getstate__(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -88,8 +92,21 @@ class CustomerState:
         self.influence = post.influence
         self.is_brand = post.is_brand
         ts = post.created_at.timestamp()
+        if post.sentiment is None:
+            # About the business, but VADER cannot read it: the customer is known, the window
+            # is not changed (an unknown sentiment is neither happy nor unhappy).
+            self.unscored_posts += 1
+            self.window.advance(ts)
+            return None
         placed = self.window.add(
-            WindowPost(ts, post.event_id, post.sentiment.compound, _cap(post.text, policy))
+            WindowPost(
+                ts,
+                post.event_id,
+                post.sentiment.compound,
+                _cap(post.text, policy),
+                post.matched,
+                post.url,
+            )
         )
         if placed is Placement.LATE:
             self.late_posts += 1
@@ -141,6 +158,7 @@ class CustomerState:
             policy.rules,
             policy.alert_source,
             detected_at,
+            listen_scope=policy.listen_scope,
         )
         self.last_alert_ts = self.window.now
         self.last_severity = decision.severity
@@ -182,6 +200,8 @@ class CustomerState:
             ),
             "updated_event_time": str(self.window.now).encode(),
         }
+        if self.unscored_posts:
+            fields["unscored_posts"] = str(self.unscored_posts).encode()
         if inf is not None:
             fields["influence"] = dumps(
                 {

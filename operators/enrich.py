@@ -12,7 +12,14 @@ from operators.brands import BrandAccounts
 from operators.dedupe import RecentIds
 from operators.events import SocialEvent
 from operators.influence import InfluenceGraph
-from operators.records import AccountPurge, InfluenceRise, ScoredPost, Sentiment, Withdrawal
+from operators.records import (
+    AccountPurge,
+    Assessment,
+    InfluenceRise,
+    ScoredPost,
+    Sentiment,
+    Withdrawal,
+)
 
 ControlRecord = Withdrawal | AccountPurge
 Enriched = ScoredPost | InfluenceRise | ControlRecord
@@ -56,10 +63,12 @@ class Enricher:
         self.brands, self.graph, self.seen, self.duplicates = state
 
     def process(
-        self, item: SocialEvent | ControlRecord, sentiment: Sentiment | None
+        self, item: SocialEvent | ControlRecord, assessment: Assessment | Sentiment | None
     ) -> list[Enriched]:
-        """One event in; out go its scored post (if it has text), the accounts whose influence
-        rose to the alerting percentile because of it, and control records as they are."""
+        """One event in; out go its scored post (if it is about the business), the accounts
+        whose influence rose to the alerting percentile because of it, and control records as
+        they are. Every event grows the graph, relevant or not: reach is reach. A bare
+        `Sentiment` is a post scored without listening rules (nothing matched)."""
         if not isinstance(item, SocialEvent):
             if isinstance(item, AccountPurge):
                 self.graph.forget(item.customer_id)
@@ -78,8 +87,10 @@ class Enricher:
                 InfluenceRise(cid, graph.influence_of(cid), item.id, item.created_at)
                 for cid in graph.take_risen()
             )
-        if sentiment is None or item.text is None:
+        if assessment is None or item.text is None:
             return out
+        if isinstance(assessment, Sentiment):
+            assessment = Assessment(assessment)
         customer_id = item.customer_id
         out.append(
             ScoredPost(
@@ -89,9 +100,11 @@ class Enricher:
                 handle=item.author.handle,
                 created_at=item.created_at,
                 text=item.text,
-                sentiment=sentiment,
+                sentiment=assessment.sentiment,
                 influence=graph.influence_of(customer_id),
                 is_brand=self.brands.matches(customer_id, item.author.handle),
+                matched=assessment.matched,
+                url=item.url,
             )
         )
         return out

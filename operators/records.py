@@ -71,8 +71,24 @@ class Influence:
 
 
 @dataclass(frozen=True, slots=True)
+class Assessment:
+    """A post about the business, before it meets the graph: its sentiment and why it counts.
+
+    `sentiment` is None when it cannot be scored (a language VADER does not know); `matched`
+    names the keywords and brand accounts that made it relevant (empty: no listening rule set).
+    """
+
+    sentiment: Sentiment | None
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredPost:
-    """A scored post, reply or quote, with its author's influence when it was seen."""
+    """A post, reply or quote about the business, with its author's influence when it was seen.
+
+    `sentiment` is None when it is about the business but could not be scored (not English):
+    it makes its author a customer but does not enter the window.
+    """
 
     event_id: str
     customer_id: str
@@ -80,9 +96,11 @@ class ScoredPost:
     handle: str | None
     created_at: datetime
     text: str
-    sentiment: Sentiment
+    sentiment: Sentiment | None
     influence: Influence
     is_brand: bool = False
+    matched: tuple[str, ...] = ()
+    url: str | None = None
 
     def __reduce__(self) -> tuple:
         return (
@@ -97,6 +115,8 @@ class ScoredPost:
                 self.sentiment,
                 self.influence,
                 self.is_brand,
+                self.matched,
+                self.url,
             ),
         )
 
@@ -164,11 +184,23 @@ def _scored_post(
     handle: str | None,
     created_micros: int,
     text: str,
-    sentiment: Sentiment,
+    sentiment: Sentiment | None,
     influence: Influence,
     is_brand: bool,
+    matched: tuple[str, ...] = (),
+    url: str | None = None,
 ) -> ScoredPost:
     created_at = EPOCH + timedelta(microseconds=created_micros)
     return ScoredPost(
-        event_id, customer_id, platform, handle, created_at, text, sentiment, influence, is_brand
+        event_id,
+        customer_id,
+        platform,
+        handle,
+        created_at,
+        text,
+        sentiment,
+        influence,
+        is_brand,
+        matched,
+        url,
     )

@@ -115,6 +115,7 @@ def build_alert(
     rules: RuleSettings,
     source: str,
     detected_at: datetime,
+    listen_scope: str = "post",
 ) -> tuple[str, dict]:
     """The alert's id and CloudEvents 1.0 envelope (as a dict ready for orjson)."""
     assert decision.severity is not None
@@ -144,16 +145,13 @@ def build_alert(
             "pagerank": inf.pagerank,
             "inbound_accounts": inf.inbound_accounts,
         },
-        "evidence": [
-            {
-                "id": p.event_id,
-                "text": p.text if len(p.text) <= cap else p.text[: cap - 1] + "…",
-                "compound": p.compound,
-                "created_at": _iso(datetime.fromtimestamp(p.ts, UTC)),
-            }
-            for p in worst
-        ],
+        "evidence": [_evidence(p, cap) for p in worst],
         "reasons": list(decision.reasons),
+        # How the posts were chosen: the scope, and what made the window's posts relevant.
+        "listen": {
+            "scope": listen_scope,
+            "matched": sorted({term for p in evidence for term in p.matched}),
+        },
     }
     envelope = {
         "specversion": "1.0",
@@ -166,6 +164,19 @@ def build_alert(
         "data": data,
     }
     return aid, envelope
+
+
+def _evidence(post: WindowPost, cap: int) -> dict:
+    item = {
+        "id": post.event_id,
+        "text": post.text if len(post.text) <= cap else post.text[: cap - 1] + "…",
+        "compound": post.compound,
+        "created_at": _iso(datetime.fromtimestamp(post.ts, UTC)),
+        "matched": list(post.matched),
+    }
+    if post.url is not None:
+        item["url"] = post.url
+    return item
 
 
 def dumps(obj: object) -> bytes:

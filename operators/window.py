@@ -12,7 +12,7 @@ State is a short list per customer (bounded by `max_posts`), which keeps Bytewax
 from __future__ import annotations
 
 from bisect import insort
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -24,6 +24,9 @@ class WindowPost:
     event_id: str
     compound: float
     text: str
+    matched: tuple[str, ...] = field(default=(), compare=False)
+    """The listening terms or brand accounts that made the post about the business."""
+    url: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

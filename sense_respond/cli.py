@@ -33,6 +33,8 @@ log = logging.getLogger("sense_respond")
 
 DEMO_FEED = Path(__file__).with_name("data") / "demo_feed.jsonl"
 DEMO_TRUTH = Path(__file__).with_name("data") / "demo_truth.json"
+DEMO_CONFIG = Path(__file__).with_name("data") / "demo_config.toml"
+"""The demo's brand accounts and listening rules (written by `sense_respond.scenario`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,7 +278,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # A fresh prefix per run: on a shared Redis, a second demo would otherwise find every
         # alert id already delivered (idempotent sink) and print nothing.
         args.prefix = f"sr-demo:{time.strftime('%Y%m%d-%H%M%S')}:{os.getpid()}:"
-    settings = _settings(args, input=f"jsonl:{DEMO_FEED}", brand_accounts=truth["brand_accounts"])
+    if args.config is None:
+        args.config = DEMO_CONFIG  # the brands and listening rules the demo's truth holds under
+    settings = _settings(args, input=f"jsonl:{DEMO_FEED}")
     with _redis(settings) as resolved:
         lines = sum(1 for _ in DEMO_FEED.open("rb"))
         _say(f"demo: replaying {lines:,} events from {DEMO_FEED.name} ...")

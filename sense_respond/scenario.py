@@ -12,7 +12,15 @@ customers whose outcome under the default rule is known in advance:
   happy_influential              influential, only positive posts: no alert
   one_bad_then_good              influential, one negative post then strongly positive ones: no
   negatives_far_apart            influential, negative posts > 6 h apart (never 2 in one window)
+  unhappy_influential_unrelated  influential, 3+ clearly negative posts 5-30 min apart about other
+                                 things (a dead phone, a football match, an air freshener called
+                                 "Acme Air Freshener", a #TelcoCareers fair): no alert, because
+                                 none of it is about a brand under the listening rules
   brand                          the brand's own accounts apologising to everyone: never alerted
+
+Every post a planted customer makes about a brand mentions it: an @mention of a brand account on
+Twitter, the brand's name (a listening keyword) on Mastodon. `LISTEN` is the demo's `[listen]`
+section and `Scenario.config_toml()` its whole config (`sense_respond/data/demo_config.toml`).
 
 The truth is kept unambiguous by construction (and checked by tests/test_scenario.py with the
 real VADER): template texts fall in fixed compound bands; a background account only ever posts a
@@ -31,8 +39,9 @@ so without `brand_accounts` they would alert; and they reply to, like and follow
 `unhappy_no_reach` customers, so if brand-authored interactions counted as reach, most of those
 would alert as well.
 
-Run `python -m sense_respond.scenario --out FEED.jsonl --truth TRUTH.json [--seed N]` to write a
-feed; the bundled `sense_respond/data/demo_feed.jsonl` is the default `generate()` output.
+Run `python -m sense_respond.scenario --out FEED.jsonl --truth TRUTH.json --config CONFIG.toml
+[--seed N]` to write a feed; the bundled `sense_respond/data/demo_feed.jsonl` (with
+`demo_truth.json` and `demo_config.toml`) is the default `generate()` output.
 """
 
 from __future__ import annotations
@@ -66,6 +75,7 @@ CAT_NO_REACH = "unhappy_no_reach"
 CAT_HAPPY = "happy_influential"
 CAT_BAD_THEN_GOOD = "one_bad_then_good"
 CAT_FAR_APART = "negatives_far_apart"
+CAT_UNRELATED = "unhappy_influential_unrelated"
 CAT_BRAND = "brand"
 ALERT_CATEGORIES = (CAT_FOLLOWERS, CAT_GRAPH)
 CATEGORIES = (
@@ -75,8 +85,23 @@ CATEGORIES = (
     CAT_HAPPY,
     CAT_BAD_THEN_GOOD,
     CAT_FAR_APART,
+    CAT_UNRELATED,
     CAT_BRAND,
 )
+
+LISTEN: dict[str, Any] = {
+    # The demo's listening rules: the brands' names, hashtags and domains; the brand accounts'
+    # mentions, replies and quotes count through `brand_mentions`.
+    "keywords": [
+        "acme air", "acmeair", "#acmeair", "acmeair.com",
+        "telcocare", "telco care", "#telcocare", "telcocare.com",
+        "shopnest", "shop nest", "#shopnest", "shopnest.com",
+    ],
+    "exclude": ["we're hiring", "acme air freshener"],
+    "brand_mentions": True,
+    "languages": [],
+    "scope": "post",
+}  # fmt: skip
 
 # Sentiment classes of the templates and the VADER compound band each must fall in
 # (lower, upper, inclusive). tests/test_scenario.py checks every rendering of every template.
@@ -187,7 +212,16 @@ TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
             "Not happy with {company} at all. rude staff, broken promises, no refund {emoji}",
             "honestly {company} is the worst, rude and useless {emoji} never again.",
             "so tired of {company} ignoring complaints. awful company {emoji}",
+        ),
+        # Unhappy, but about something other than a brand (the listening traps).
+        "unrelated": (
             "my phone died, the bus never came and I missed the meeting. horrible day {emoji}",
+            "worst referee ever, that match was a disgrace. I hate this league {emoji}",
+            "stuck in traffic for 2 hours in {city}. miserable, awful commute {emoji}",
+            "my landlord still hasn't fixed the heating. freezing, angry and sick of it {emoji}",
+            "this Acme Air Freshener smells awful. worst purchase ever, disgusting {emoji}",
+            "the #TelcoCareers fair in {city} was a total disaster. awful, rude organisers {emoji}",
+            "this vaccine news is scary. awful side effects, I am so angry {emoji}",
         ),
         "reply": (
             "ugh same thing happened to me, awful {emoji}",
@@ -445,6 +479,8 @@ class Scenario:
     seed: int = DEFAULT_SEED
     start: datetime = DEFAULT_START
     hours: float = DEFAULT_HOURS
+    listen: dict[str, Any] = field(default_factory=lambda: dict(LISTEN))
+    """The `[listen]` rules the truth holds under."""
 
     def jsonl_bytes(self) -> bytes:
         """The feed as JSONL bytes, one event per line in delivery order."""
@@ -454,6 +490,18 @@ class Scenario:
         """Write the feed as JSONL; returns the number of lines."""
         Path(path).write_bytes(self.jsonl_bytes())
         return len(self.events)
+
+    def config_toml(self) -> str:
+        """The settings the truth holds under: the brand accounts and the listening rules."""
+        lines = [
+            "# The bundled demo's settings (sense_respond/scenario.py writes them).",
+            "brand_accounts = " + orjson.dumps(self.brand_accounts).decode(),
+            "",
+            "[listen]",
+        ]
+        for key, value in self.listen.items():
+            lines.append(f"{key} = " + orjson.dumps(value).decode())
+        return "\n".join(lines) + "\n"
 
     def truth_dict(self) -> dict[str, Any]:
         """The ground truth as JSON-able data (see the module docstring)."""
@@ -487,6 +535,7 @@ class Scenario:
             "start": self.start.isoformat().replace("+00:00", "Z"),
             "hours": self.hours,
             "brand_accounts": list(self.brand_accounts),
+            "listen": dict(self.listen),
             "brand_customer_ids": sorted(c for c, cat in self.planted.items() if cat == CAT_BRAND),
             "expected_alerts": sorted(self.expected_alerts),
             "alerts": alerts,
@@ -1110,6 +1159,30 @@ class _Builder:
                     assert len(ids) >= 2, "negatives_far_apart needs two negative posts"
                     self.negatives[c.cid] = ids
                     self.duplicate_of.append(ids[0])
+        # 7. Unhappy and influential, about other things: only listening keeps them quiet.
+        for i in range(4):
+            basis = "graph" if i == 3 else "followers"
+            c = self.plant(CAT_UNRELATED, basis, "mastodon" if i == 2 else "twitter")
+            if basis == "graph":
+                t0 = rng.uniform(0.3, H - 12.0)
+                self.graph_audience(c, self.at(t0))
+                t1 = t0 + rng.uniform(6.75, 7.5)
+            else:
+                t1 = rng.uniform(1.0, H - 3.0)
+            negs = self.unrelated_burst(c, self.at(t1), rng.randint(3, 5))
+            self.negatives[c.cid] = negs
+            self._sympathy(c, negs)
+
+    def unrelated_burst(self, customer: Account, t0: datetime, count: int) -> list[str]:
+        """`count` negative posts 5-30 min apart about things that are no brand's business."""
+        ids = []
+        ts = t0
+        for k in range(count):
+            if k:
+                ts += timedelta(minutes=self.rng.uniform(5, 30))
+            event = self.text_event("post", ts, customer, "negative", "unrelated")
+            ids.append(event["id"])
+        return ids
 
     def _sympathy(self, customer: Account, negs: list[str]) -> None:
         """A few background accounts reply to a planted complaint (neutrally)."""
@@ -1211,6 +1284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="JSONL feed to write ('-' for stdout)")
     parser.add_argument("--truth", help="JSON ground truth to write")
+    parser.add_argument("--config", help="TOML settings to write (brand accounts, [listen])")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--background", type=int, default=DEFAULT_BACKGROUND,
                         help="number of background accounts")  # fmt: skip
@@ -1227,6 +1301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.truth:
         truth = orjson.dumps(scenario.truth_dict(), option=orjson.OPT_INDENT_2) + b"\n"
         Path(args.truth).write_bytes(truth)
+    if args.config:
+        Path(args.config).write_text(scenario.config_toml())
     counts = scenario.truth_dict()["counts"]
     print(orjson.dumps(counts).decode(), file=sys.stderr)
     return 0

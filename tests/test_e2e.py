@@ -30,7 +30,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     sc.write_jsonl(feed)
     truth = sc.truth_dict()
     config = tmp / "sense-respond.toml"
-    config.write_bytes(b"brand_accounts = " + orjson.dumps(truth["brand_accounts"]) + b"\n")
+    config.write_text(sc.config_toml())  # brand accounts and the listening rules
     return feed, config, truth
 
 
@@ -122,9 +122,8 @@ def test_stdin_input_dead_letters_and_on_call_tail(
 ) -> None:
     sc = generate(seed=5, background=400)
     feed = sc.jsonl_bytes() + b"not json\n" + b'{"kind": "post"}\n'
-    brands = ",".join(f'"{b}"' for b in sc.brand_accounts)
     env_config = Path(os.environ.get("TMPDIR", "/tmp")) / f"{redis_prefix.replace(':', '_')}.toml"
-    env_config.write_text(f"brand_accounts = [{brands}]\n")
+    env_config.write_text(sc.config_toml())
     try:
         done = cli(
             "run",

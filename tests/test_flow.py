@@ -40,6 +40,8 @@ ANGRY = [
 def run(lines: list[bytes], url: str, prefix: str, **settings: Any) -> None:
     s = Settings(
         brand_accounts=["AcmeSupport"],
+        # the complaints below are about the business: they name its service, refund, airline
+        listen={"keywords": ["service", "refund", "airline"]},
         influence={"min_accounts_to_rank": 5, "refresh_every_events": 10},
         **settings,
     ).with_redis_url(url)

@@ -295,7 +295,8 @@ def feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             brands.update(sc.brand_accounts)
             fh.write(sc.jsonl_bytes())
     config = tmp / "sense-respond.toml"
-    config.write_bytes(b"brand_accounts = " + orjson.dumps(sorted(brands)) + b"\n")
+    assert brands == set(sc.brand_accounts)  # every copy has the same brands and listening rules
+    config.write_text(sc.config_toml())
     return path, config
 
 

@@ -125,6 +125,28 @@ def test_bundled_demo_feed_is_the_default_output(scen: sc.Scenario) -> None:
     assert (DATA / "demo_feed.jsonl").read_bytes() == scen.jsonl_bytes()
     truth = orjson.loads((DATA / "demo_truth.json").read_bytes())
     assert truth == orjson.loads(orjson.dumps(scen.truth_dict()))
+    assert (DATA / "demo_config.toml").read_text() == scen.config_toml()
+
+
+def test_planted_texts_follow_the_listening_rules(scen: sc.Scenario) -> None:
+    """Under the demo's rules every planted complaint is about a brand and no unrelated one is."""
+    from config.settings import Settings
+    from operators.brands import BrandAccounts
+    from operators.listen import Listener
+
+    settings = Settings(brand_accounts=scen.brand_accounts, listen=scen.listen)
+    listener = Listener(settings.listen, BrandAccounts(settings.brand_accounts))
+    by_id = {e["id"]: e for e in scen.events}
+    for cid, ids in scen.negatives.items():
+        about = [
+            listener.relevance(SocialEvent.model_validate(by_id[i])).relevant
+            for i in ids
+            if i in by_id
+        ]
+        if scen.planted[cid] == sc.CAT_UNRELATED:
+            assert not any(about), cid
+        else:
+            assert all(about), cid
 
 
 def test_main_writes_feed_and_truth(tmp_path: Path) -> None:
@@ -394,7 +416,7 @@ def test_unhappiness_under_the_documented_rule(
     # Everybody else never is (with a margin), even in a 6.5 h window.
     wide = windows(unique, compounds, length=timedelta(hours=6.5))
     never_unhappy = set(wide) - scen.expected_alerts - set(of_category(scen, sc.CAT_NO_REACH))
-    never_unhappy -= brands
+    never_unhappy -= brands | set(of_category(scen, sc.CAT_UNRELATED))
     assert len(never_unhappy) > 0.5 * scen.background_accounts
     for cid in never_unhappy:
         worst = min((mean for _, n, mean in wide[cid] if n >= 2), default=0.0)
@@ -402,6 +424,9 @@ def test_unhappiness_under_the_documented_rule(
     # The brand accounts would be unhappy (and they are influential): only the exclusion saves them.
     for cid in brands:
         assert any(n >= 2 and mean <= -0.4 for _, n, mean in rows[cid]), cid
+    # So would the influential accounts unhappy about other things: only listening saves them.
+    for cid in of_category(scen, sc.CAT_UNRELATED):
+        assert any(n >= 3 and mean <= -0.5 for _, n, mean in rows[cid]), cid
 
 
 def test_counting_duplicates_twice_would_cause_false_alerts(
