@@ -4,7 +4,7 @@ sense-respond run [--config FILE] [--input SPEC] [--redis-url URL] [--prefix P]
                   [--recovery-dir DIR [--snapshot-interval S] [--backup-interval S]]
 sense-respond demo
 sense-respond alerts tail [--group G] [--consumer C]
-sense-respond score [TEXT ...]
+sense-respond score [--config FILE] [--explain] [TEXT ...]
 sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
 """
 
@@ -340,16 +340,70 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from operators.scoring import score_text
+    """VADER scores of texts; with `--explain`, also whether each is about the business, why,
+    and what was scored, all under the settings of `--config` (listening rules, lexicon)."""
+    from flows.pipeline import listening
 
+    settings = load_settings(args.config)
+    listener, scorer = listening(settings) if args.explain else (None, None)
+    if scorer is None:
+        from config.listen import load_lexicon
+        from operators.scoring import Scorer
+
+        scorer = Scorer(load_lexicon(settings.sentiment))
     texts: Sequence[str] = args.texts or [line.rstrip("\n") for line in sys.stdin]
     for text in texts:
         if not text.strip():
             continue
-        s = score_text(text)
-        row = {"compound": s.compound, "pos": s.pos, "neu": s.neu, "neg": s.neg, "text": text}
+        if listener is None:
+            s = scorer.score(text)
+            row = {"compound": s.compound, "pos": s.pos, "neu": s.neu, "neg": s.neg, "text": text}
+        else:
+            row = explain(text, listener, scorer, args.lang)
         print(orjson.dumps(row).decode())
     return 0
+
+
+def explain(text: str, listener: Any, scorer: Any, lang: str | None = None) -> dict[str, Any]:
+    """What the pipeline makes of one post with this text: relevance, matched terms, scores."""
+    from datetime import UTC, datetime
+
+    from operators.events import SocialEvent
+    from operators.scoring import score_text
+
+    event = SocialEvent(
+        id="explain",
+        kind="post",
+        created_at=datetime.now(UTC),
+        author={"id": "explain"},
+        text=text,
+        lang=lang,
+    )
+    found = listener.relevance(event)
+    row: dict[str, Any] = {
+        "text": text,
+        "relevant": found.relevant,
+        "matched": list(found.matched),
+        "excluded": list(found.excluded),
+        "reason": found.reason or ("about the business" if found.relevant else ""),
+        "listening": listener.active,
+        "scope": listener.scope,
+    }
+    if not found.relevant:
+        row["scored"] = False  # the pipeline would not score it (no VADER call)
+    elif not found.scorable:
+        row["scored"] = False
+        row["sentiment"] = None
+    else:
+        scored_text = listener.text_to_score(text)
+        s = scorer.score(scored_text)
+        row["scored"] = True
+        row["scored_text"] = scored_text
+        row["sentiment"] = {"compound": s.compound, "pos": s.pos, "neu": s.neu, "neg": s.neg}
+    # For comparison: the reference VADER score of the whole text, as `score` without config.
+    row["reference_compound"] = score_text(text).compound
+    row["lexicon_entries"] = len(scorer.lexicon)
+    return row
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -449,6 +503,14 @@ def parser() -> argparse.ArgumentParser:
 
     score = sub.add_parser("score", help="VADER scores of texts (or stdin lines)")
     score.add_argument("texts", nargs="*")
+    score.add_argument("--config", type=Path, help="TOML settings: [listen] and [sentiment]")
+    score.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print whether each text is about the business, the matched terms and the "
+        "sentences scored",
+    )
+    score.add_argument("--lang", help="the posts' language tag for --explain (e.g. es)")
     score.set_defaults(func=cmd_score)
 
     replay = sub.add_parser("replay", help="push a JSONL file into a Redis stream")
