@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench bench-latency bench-influence clean
+.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed clean
 
 install: $(STAMP)
 
@@ -40,6 +40,17 @@ bench-latency: $(STAMP)
 
 bench-influence: $(STAMP)
 	$(BIN)/python benchmarks/influence_higgs.py
+
+bench-listen: $(STAMP)
+	$(BIN)/python benchmarks/firehose_listen.py
+	$(BIN)/python benchmarks/listen_terms.py
+
+bench-lexicon: $(STAMP)
+	$(BIN)/python benchmarks/lexicon_eval.py
+
+bench-mixed: $(STAMP)
+	$(BIN)/python benchmarks/listen_mixed_replay.py --airline-followers none
+	$(BIN)/python benchmarks/listen_mixed_replay.py --airline-followers sampled
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
