@@ -97,6 +97,18 @@ def test_planted_customers_alerted_exactly_by_their_third_negative_post(
     for alert in alerts:
         view = redis_client.hgetall(f"{redis_prefix}customer:{alert['subject']}")
         assert view[b"last_alert_id"]
+    # influential accounts unhappy about other things: no alert, and none of their (negative)
+    # posts in a window; a graph hub's thread that names a brand makes it a (happy) customer
+    unrelated = [
+        c for c, p in truth["planted"].items() if p["category"] == "unhappy_influential_unrelated"
+    ]
+    assert len(unrelated) == 4 and not alerted & set(unrelated)
+    for customer in unrelated:
+        view = redis_client.hgetall(f"{redis_prefix}customer:{customer}")
+        assert not view or orjson.loads(view[b"sentiment"])["min"] > -0.5, customer
+    # evidence says why each post is about the business
+    assert all(e["matched"] for a in alerts for e in a["data"]["evidence"])
+    assert all(a["data"]["listen"]["scope"] == "post" for a in alerts)
     # no brand account was ever alerted, and the DLQ got nothing from a clean feed
     assert truth["brand_customer_ids"]
     assert not alerted & set(truth["brand_customer_ids"])

@@ -230,3 +230,24 @@ def test_sentence_scope_scores_the_sentences_about_the_business(
     [alert] = alerts(redis_client, redis_prefix)
     assert alert["data"]["listen"]["scope"] == "sentences"
     assert alert["data"]["sentiment"]["mean"] < -0.35
+
+
+def test_bundled_demo_alerts_exactly_the_planted_customers_of_the_brands(
+    redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
+    from config.settings import load_settings
+    from sense_respond.cli import DEMO_CONFIG, DEMO_FEED, DEMO_TRUTH
+
+    truth = orjson.loads(DEMO_TRUTH.read_bytes())
+    s = load_settings(DEMO_CONFIG, {"input": f"jsonl:{DEMO_FEED}"}, environ={})
+    s = s.with_redis_url(redis_url)
+    s = s.model_copy(update={"redis": s.redis.model_copy(update={"prefix": redis_prefix})})
+    run_main(build_flow(s))
+    got = alerts(redis_client, redis_prefix)
+    alerted = {a["subject"] for a in got}
+    assert alerted == set(truth["expected_alerts"])  # precision = recall = 1.0
+    unrelated = {c for c, p in truth["planted"].items() if p["category"].endswith("_unrelated")}
+    assert len(unrelated) == 4 and not alerted & unrelated
+    evidence = [e["text"] for a in got for e in a["data"]["evidence"]]
+    assert not any("my phone died" in t or "bus never came" in t for t in evidence)
+    assert all(e["matched"] for a in got for e in a["data"]["evidence"])
