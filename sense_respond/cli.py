@@ -125,7 +125,9 @@ def format_alert(alert: dict[str, Any]) -> str:
     )
     lines = [head, f"           event {data.get('event_time')}  id {alert.get('id')}"]
     for ev in data.get("evidence", [])[:3]:
-        lines.append(f"           {ev.get('compound', 0):+.2f}  {ev.get('text', '')!r}")
+        matched = ev.get("matched")
+        why = f"  [{', '.join(matched)}]" if matched else ""
+        lines.append(f"           {ev.get('compound', 0):+.2f}  {ev.get('text', '')!r}{why}")
     return "\n".join(lines)
 
 
