@@ -43,6 +43,7 @@ from operators.records import (
     Withdrawal,
 )
 from operators.scoring import Scorer
+from sense_respond.metrics import POSTS
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,10 @@ def score_batch(
     """
     relevant: list[tuple[int, SocialEvent, bool, tuple[str, ...]]] = []
     out: list[tuple[str, tuple[Valid, Assessment | None]]] = []
+    with_text = 0
     for it in items:
         if isinstance(it, SocialEvent) and it.text is not None:
+            with_text += 1
             found = listener.relevance(it)
             if found.relevant:
                 relevant.append((len(out), it, found.scorable, found.matched))
@@ -107,6 +110,7 @@ def score_batch(
                 out.append((GRAPH_KEY, (Withdrawal(it.id, it.customer_id, it.created_at), None)))
                 continue
         out.append((GRAPH_KEY, (it, None)))
+    _count_posts(with_text, len(relevant), sum(1 for r in relevant if r[2]))
     if relevant:
         text_to_score = listener.text_to_score
         texts = [text_to_score(ev.text or "") for _, ev, scorable, _ in relevant if scorable]
@@ -249,6 +253,17 @@ def build_flow(
     deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
     op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))
     return flow
+
+
+def _count_posts(texts: int, relevant: int, scored: int) -> None:
+    """The `sense_respond_posts` metric, once per batch."""
+    for label, n in (
+        ("scored", scored),
+        ("unscored", relevant - scored),
+        ("ignored", texts - relevant),
+    ):
+        if n:
+            POSTS.labels(label).inc(n)
 
 
 def listening(settings: Settings) -> tuple[Listener, Scorer]:

@@ -23,6 +23,13 @@ DEAD_LETTERS = Counter(
 ALERTS = Counter(
     "sense_respond_alerts", "Alerts delivered (new, not replays).", ["severity"], registry=REGISTRY
 )
+POSTS = Counter(
+    "sense_respond_posts",
+    "Posts with text, by what listening made of them: scored (about the business), unscored "
+    "(about it, in a language VADER does not read) or ignored (not about it: never scored).",
+    ["listening"],
+    registry=REGISTRY,
+)
 REDIS_UP = Gauge("sense_respond_redis_up", "1 while Redis answers, else 0.", registry=REGISTRY)
 REDIS_RETRIES = Counter(
     "sense_respond_redis_retries",

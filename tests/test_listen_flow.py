@@ -95,6 +95,11 @@ def feed() -> list[bytes]:
         ev(f"x{i}", "post", "newsdesk", 30 + i, t, followers=2_000_000)
         for i, t in enumerate(NOT_ABOUT_US)
     ]
+    # replies to the frequent flyer that are not about the business: not scored, but reach
+    lines += [
+        ev(f"f{i}", "reply", f"bg{i}", 20 + i * 0.1, "so true", target={"id": "frequentflyer"})
+        for i in range(12)
+    ]
     # a big account unhappy with the business: scored, alerted
     lines += [
         ev(f"c{i}", "post", "frequentflyer", 40 + i, t, followers=80_000, url=f"https://x/{i}")
@@ -111,10 +116,18 @@ def feed() -> list[bytes]:
 def test_only_posts_about_the_business_are_scored_windowed_and_alerted(
     redis_url: str, redis_prefix: str, redis_client: Any
 ) -> None:
+    from sense_respond.metrics import REGISTRY
+
+    def posts(label: str) -> float:
+        return REGISTRY.get_sample_value("sense_respond_posts_total", {"listening": label}) or 0
+
+    before = {label: posts(label) for label in ("scored", "ignored")}
     scorer = RecordingScorer()
     run(feed(), settings(redis_url, redis_prefix), scorer)
     # VADER saw exactly the posts about the business, nothing else
     assert sorted(scorer.texts) == sorted(ABOUT_US)
+    assert posts("scored") - before["scored"] == 3
+    assert posts("ignored") - before["ignored"] == 20 + 3 + 12 + 12
     got = alerts(redis_client, redis_prefix)
     assert [a["subject"] for a in got] == ["twitter:frequentflyer"]
     data = got[0]["data"]
@@ -123,7 +136,9 @@ def test_only_posts_about_the_business_are_scored_windowed_and_alerted(
     assert by_id["c0"]["matched"] == ["#acmeair", "@acmeair"]  # the hashtag term, and the brand
     assert by_id["c1"]["matched"] == ["acme air"]
     assert by_id["c1"]["url"] == "https://x/1"
-    # the unrelated account is no customer: no state, no view; but it is in the graph
+    # the irrelevant replies still counted as the customer's reach
+    assert data["influence"]["inbound_accounts"] == 12
+    # the unrelated account is no customer: no state, no view
     assert not redis_client.exists(f"{redis_prefix}customer:twitter:newsdesk")
     assert not redis_client.exists(f"{redis_prefix}customer:twitter:bg3")
     assert redis_client.exists(f"{redis_prefix}customer:twitter:frequentflyer")
@@ -138,7 +153,7 @@ def test_without_listening_rules_every_post_is_scored_and_a_warning_is_logged(
     with caplog.at_level(logging.WARNING, logger="flows.pipeline"):
         run(feed(), s, scorer)
     assert any("no listening rule set" in r.getMessage() for r in caplog.records)
-    assert len(scorer.texts) == 20 + 3 + 3 + 12
+    assert len(scorer.texts) == 20 + 3 + 3 + 12 + 12
     # today's behaviour: the news account unhappy about other things is alerted on
     assert "twitter:newsdesk" in {a["subject"] for a in alerts(redis_client, redis_prefix)}
 
