@@ -285,3 +285,62 @@ def test_listen_settings_reject(bad: dict) -> None:
 def test_listen_settings_accept() -> None:
     s = Settings(listen={"keywords": [], "brand_mentions": True}, brand_accounts=["acme"])
     assert s.listen is not None and s.listen.brand_mentions
+
+
+def test_the_issue_example_scores_negative_under_sentence_scope() -> None:
+    from operators.scoring import Scorer
+
+    listen = listener(ListenSettings(keywords=["acme air"], scope="sentences"))
+    text = "Loving my new phone. But @AcmeAir lost my bag again, awful"
+    assert Scorer().score(listen.text_to_score(text)).compound < -0.05
+
+
+def _naive_terms(keys: list[str], text: str) -> set[str]:
+    """The matcher's contract, the slow way: at each start position, the longest term there."""
+    import re
+
+    from operators.listen import _DOMAIN, _DOMAIN_END, _WORD_END
+
+    patterns = {
+        key: re.compile(
+            r"\s+".join(re.escape(w) for w in key.split(" "))
+            + (_DOMAIN_END if _DOMAIN.match(key) else _WORD_END)
+        )
+        for key in keys
+    }
+    folded = fold(text)
+    found: set[str] = set()
+    for pos in range(len(folded)):
+        if pos and (folded[pos - 1].isalnum() or folded[pos - 1] == "_"):
+            continue
+        best = max(
+            ((m.end() - pos, key) for key, p in patterns.items() if (m := p.match(folded, pos))),
+            default=None,
+        )
+        if best is not None:
+            found.add(best[1])
+    return found
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_WORDS = st.text(alphabet="abé", min_size=1, max_size=3)
+_TERMS = st.lists(
+    st.builds(
+        lambda words, dot: (".".join if dot else " ".join)(words),
+        st.lists(_WORDS, min_size=1, max_size=3),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=8,
+    unique=True,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(terms=_TERMS, text=st.text(alphabet="abéAB .#@-_\n😤", max_size=40))
+def test_one_pass_finds_what_a_loop_over_every_term_finds(terms: list[str], text: str) -> None:
+    keys = list(dict.fromkeys(term_key(t) for t in terms))
+    found = Listener(ListenSettings(keywords=terms), BrandAccounts()).match_text(text)
+    assert {term_key(t) for t in found.terms} == _naive_terms(keys, text)
