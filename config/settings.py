@@ -9,6 +9,7 @@ Unknown keys are errors everywhere, including unknown `SR_` environment variable
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -245,13 +246,21 @@ class Settings(BaseSettings):
         return self.model_dump(mode="json")
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The section model of a field typed `Section` or `Section | None` (e.g. `listen`)."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _check_env(environ: Mapping[str, str]) -> None:
     """Reject `SR_` variables that name no setting (a typo must not be silently ignored)."""
     top = {name.upper() for name in Settings.model_fields}
     sections = {
-        name.upper(): field.annotation
+        name.upper(): model
         for name, field in Settings.model_fields.items()
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        if (model := _section_model(field.annotation)) is not None
     }
     for key in environ:
         upper = key.upper()

@@ -344,3 +344,17 @@ def test_one_pass_finds_what_a_loop_over_every_term_finds(terms: list[str], text
     keys = list(dict.fromkeys(term_key(t) for t in terms))
     found = Listener(ListenSettings(keywords=terms), BrandAccounts()).match_text(text)
     assert {term_key(t) for t in found.terms} == _naive_terms(keys, text)
+
+
+def test_listening_rules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config.settings import load_settings
+
+    monkeypatch.setenv("SR_BRAND_ACCOUNTS", '["acme"]')
+    monkeypatch.setenv("SR_LISTEN__KEYWORDS", '["acme air"]')
+    monkeypatch.setenv("SR_LISTEN__SCOPE", "sentences")
+    s = load_settings()
+    assert s.listen is not None and s.listen.keywords == ["acme air"]
+    assert s.listen.scope == "sentences"
+    monkeypatch.setenv("SR_LISTEN__KEYWORD", '["typo"]')
+    with pytest.raises(ValueError, match="SR_LISTEN__KEYWORD"):
+        load_settings()
