@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
 import os
 import random
 import re
 import sys
 import tempfile
-import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,12 +32,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bytewax.testing import run_main  # noqa: E402
-
-from config.settings import Settings  # noqa: E402
+from benchmarks.pipeline_run import run_pipeline  # noqa: E402
 from connectors.embedded_redis import resolve_redis_url  # noqa: E402
-from connectors.redis_client import make_client  # noqa: E402
-from flows.pipeline import build_flow  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 TEXT_SOURCES = [
@@ -95,24 +88,6 @@ def firehose(n: int, relevant_share: float, pool: list[str], seed: int = 1) -> l
     return lines
 
 
-def run(path: Path, url: str, **settings: object) -> tuple[float, int]:
-    prefix = f"bench-firehose:{uuid.uuid4().hex[:8]}:"
-    s = Settings(input=f"jsonl:{path}", **settings).with_redis_url(url)  # type: ignore[arg-type]
-    s = s.model_copy(update={"redis": s.redis.model_copy(update={"prefix": prefix})})
-    flow = build_flow(s)
-    gc.collect()
-    start = time.perf_counter()
-    run_main(flow)
-    elapsed = time.perf_counter() - start
-    client = make_client(url, s.redis)
-    views = sum(1 for _ in client.scan_iter(match=f"{prefix}customer:*", count=1000))
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.unlink(*keys[i : i + 500])
-    client.close()
-    return elapsed, views
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=60_000)
@@ -127,24 +102,24 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "firehose.jsonl"
             path.write_bytes(b"\n".join(lines) + b"\n")
-            today = run(path, url)
-            listening = run(path, url, brand_accounts=BRANDS, listen=LISTEN)
-            today_again = run(path, url)  # before and after: the machine is noisy
+            today = run_pipeline(path, url)
+            listening = run_pipeline(path, url, brand_accounts=BRANDS, listen=LISTEN)
+            today_again = run_pipeline(path, url)  # before and after: the machine is noisy
     finally:
         if embedded is not None:
             embedded.stop()
-    best_today = min(today[0], today_again[0])
+    best_today = min(today.seconds, today_again.seconds)
     print(f"feed: {len(lines):,} events, {posts:,} with text ({source}), "
           f"{args.relevant:.0%} of those about the brand")  # fmt: skip
     rows = [
-        ("today (no listening, every post scored)", best_today, today[1]),
-        ("listening (only relevant posts scored)", listening[0], listening[1]),
+        ("today (no listening, every post scored)", best_today, today.customer_views),
+        ("listening (only relevant posts scored)", listening.seconds, listening.customer_views),
     ]
     for name, seconds, views in rows:
         print(f"{name:<42} {seconds:6.2f} s  {len(lines) / seconds:>8,.0f} events/s  "
               f"customer views {views:,}")  # fmt: skip
-    print(f"{'speed-up listening/today':<42} {best_today / listening[0]:.2f}x "
-          f"(today's runs: {today[0]:.2f} s, {today_again[0]:.2f} s)")  # fmt: skip
+    print(f"{'speed-up listening/today':<42} {best_today / listening.seconds:.2f}x "
+          f"(today's runs: {today.seconds:.2f} s, {today_again.seconds:.2f} s)")  # fmt: skip
     return 0
 
 

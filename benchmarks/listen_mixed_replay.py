@@ -26,8 +26,6 @@ import os
 import re
 import sys
 import tempfile
-import time
-import uuid
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,12 +35,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bytewax.testing import run_main  # noqa: E402
-
-from config.settings import Settings  # noqa: E402
+from benchmarks.pipeline_run import run_pipeline  # noqa: E402
 from connectors.embedded_redis import resolve_redis_url  # noqa: E402
-from connectors.redis_client import make_client  # noqa: E402
-from flows.pipeline import build_flow  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 AIRLINE = SHARED / "airline_sentiment" / "Tweets.csv"
@@ -109,22 +103,6 @@ def build_feed(airline_followers: str) -> tuple[list[bytes], set[str], set[str]]
     return lines, airline_ids, vaccine_ids
 
 
-def run(path: Path, url: str, **settings: object) -> tuple[list[dict], float]:
-    prefix = f"bench-mixed:{uuid.uuid4().hex[:8]}:"
-    s = Settings(input=f"jsonl:{path}", **settings).with_redis_url(url)  # type: ignore[arg-type]
-    s = s.model_copy(update={"redis": s.redis.model_copy(update={"prefix": prefix})})
-    start = time.perf_counter()
-    run_main(build_flow(s))
-    elapsed = time.perf_counter() - start
-    client = make_client(url, s.redis)
-    alerts = [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.unlink(*keys[i : i + 500])
-    client.close()
-    return alerts, elapsed
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
@@ -141,8 +119,10 @@ def main() -> int:
             path = Path(tmp) / "mixed.jsonl"
             path.write_bytes(b"\n".join(lines) + b"\n")
             runs = {
-                "before (no listening rule)": run(path, url),
-                "after (brands + keywords)": run(path, url, brand_accounts=BRANDS, listen=LISTEN),
+                "before (no listening rule)": run_pipeline(path, url),
+                "after (brands + keywords)": run_pipeline(
+                    path, url, brand_accounts=BRANDS, listen=LISTEN
+                ),
             }
     finally:
         if embedded is not None:
@@ -150,14 +130,15 @@ def main() -> int:
     print(f"feed: {len(lines):,} events ({len(lines) - 5656:,} airline, 5,656 vaccine tweets); "
           f"airline authors' followers: {args.airline_followers}")  # fmt: skip
     print(f"{'run':<28} {'alerts':>6} {'about an airline':>17} {'not':>5} {'events/s':>9}")
-    for name, (alerts, elapsed) in runs.items():
+    for name, result in runs.items():
+        alerts = result.alerts
         about = sum(a["subject"] in airline_ids for a in alerts)
         other = sum(a["subject"] in vaccine_ids for a in alerts)
-        rate = len(lines) / elapsed
+        rate = len(lines) / result.seconds
         print(f"{name:<28} {len(alerts):>6} {about:>17} {other:>5} {rate:>9,.0f}")
-    for name, (alerts, _) in runs.items():
+    for name, result in runs.items():
         print(f"\n{name}: first alerts")
-        for a in alerts[: args.show]:
+        for a in result.alerts[: args.show]:
             d = a["data"]
             worst = d["evidence"][0]
             matched = worst.get("matched", [])

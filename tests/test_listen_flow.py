@@ -7,12 +7,13 @@ scorer, wrapped to record every text it is given.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import pytest
 from bytewax.testing import TestingSource, run_main
+from test_flow import T0, alerts, ev
 
 from config.settings import Settings
 from flows.pipeline import build_flow, score_batch
@@ -21,8 +22,6 @@ from operators.events import parse_event
 from operators.listen import Listener
 from operators.records import Assessment, Withdrawal
 from operators.scoring import Scorer
-
-T0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
 
 ABOUT_US = [
     "@AcmeAir lost my bag again. Worst airline ever, I am furious.",
@@ -56,20 +55,6 @@ class RecordingScorer(Scorer):
         return super().score_many(texts)
 
 
-def ev(i: str, kind: str, author: str, minutes: float, text: str | None = None, **kw: Any) -> bytes:
-    obj: dict[str, Any] = {
-        "id": i,
-        "platform": "twitter",
-        "kind": kind,
-        "created_at": (T0 + timedelta(minutes=minutes)).isoformat(),
-        "author": {"id": author, "handle": author, "followers": kw.pop("followers", 100)},
-        **kw,
-    }
-    if text is not None:
-        obj["text"] = text
-    return orjson.dumps(obj)
-
-
 def settings(url: str, prefix: str, **extra: Any) -> Settings:
     s = Settings(
         brand_accounts=["AcmeAir"],
@@ -82,10 +67,6 @@ def settings(url: str, prefix: str, **extra: Any) -> Settings:
 
 def run(lines: list[bytes], s: Settings, scorer: Scorer | None = None) -> None:
     run_main(build_flow(s, TestingSource(lines, batch_size=5), scorer=scorer))
-
-
-def alerts(client: Any, prefix: str) -> list[dict[str, Any]]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
 
 
 def feed() -> list[bytes]:
