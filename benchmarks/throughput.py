@@ -30,12 +30,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bytewax.testing import run_main  # noqa: E402
-
-from config.settings import Settings  # noqa: E402
+from benchmarks.pipeline_run import run_pipeline  # noqa: E402
 from connectors.embedded_redis import resolve_redis_url  # noqa: E402
-from connectors.redis_client import make_client  # noqa: E402
-from flows.pipeline import build_flow  # noqa: E402
 from operators.events import SocialEvent, parse_event  # noqa: E402
 from operators.scoring import analyzer  # noqa: E402
 
@@ -88,23 +84,8 @@ def bare_vader(texts: list[str]) -> float:
 
 
 def pipeline(path: Path, url: str, brands: list[str]) -> tuple[float, int]:
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    settings = Settings(input=f"jsonl:{path}", brand_accounts=brands).with_redis_url(url)
-    settings = settings.model_copy(
-        update={"redis": settings.redis.model_copy(update={"prefix": prefix})}
-    )
-    flow = build_flow(settings)
-    gc.collect()
-    start = time.perf_counter()
-    run_main(flow)
-    elapsed = time.perf_counter() - start
-    client = make_client(url, settings.redis)
-    alerts = client.xlen(f"{prefix}alerts")
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.unlink(*keys[i : i + 500])
-    client.close()
-    return elapsed, alerts
+    result = run_pipeline(path, url, brand_accounts=brands)
+    return result.seconds, len(result.alerts)
 
 
 def free_ports(n: int) -> list[int]:
