@@ -74,7 +74,7 @@ def main() -> int:
     base_one = base_loop = None
     for count in (10, 100, 1000):
         keywords = terms(count, rng)
-        listener = Listener(ListenSettings(keywords=keywords), BrandAccounts(["united"]))
+        listener = Listener(ListenSettings(keywords=keywords), BrandAccounts.parse(["united"]))
         listener.match_text(texts[0])
         best_one = min(one_pass(texts, listener) for _ in range(3))
         best_loop = min(per_term_loop(texts, keywords) for _ in range(1 if count == 1000 else 3))

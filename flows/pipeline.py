@@ -113,7 +113,9 @@ def score_batch(
     _count_posts(with_text, len(relevant), sum(1 for r in relevant if r[2]))
     if relevant:
         text_to_score = listener.text_to_score
-        texts = [text_to_score(ev.text or "") for _, ev, scorable, _ in relevant if scorable]
+        texts = [
+            text_to_score(ev.text or "", ev.platform) for _, ev, scorable, _ in relevant if scorable
+        ]
         scores = iter(scorer.score_many(texts))
         for index, ev, scorable, matched in relevant:
             out[index] = (GRAPH_KEY, (ev, Assessment(next(scores) if scorable else None, matched)))
@@ -272,7 +274,7 @@ def listening(settings: Settings) -> tuple[Listener, Scorer]:
     Warns when no listening rule is set (every post then counts as about the business) and
     when a domain lexicon is on (scores then differ from the reference VADER scores).
     """
-    listener = Listener(settings.listen, BrandAccounts(settings.brand_accounts))
+    listener = Listener(settings.listen, BrandAccounts.parse(settings.brand_accounts))
     if not listener.active:
         log.warning(
             "no listening rule set ([listen] keywords or brand_accounts): every post counts as "

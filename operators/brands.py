@@ -43,6 +43,16 @@ class BrandAccounts:
         self._handles = frozenset(handles)
         self._learned: dict[str, str] = {}  # customer id -> the configured handle it matched
 
+    @classmethod
+    def parse(cls, entries: Iterable[str] = ()) -> BrandAccounts:
+        """Build from config entries (the constructor the listening matcher calls)."""
+        return cls(entries)
+
+    @property
+    def platform_values(self) -> frozenset[tuple[str, str]]:
+        """(platform, handle) pairs configured for one platform only (none in this version)."""
+        return frozenset()
+
     def matches(self, customer_id: str, handle: str | None) -> bool:
         """Whether the account with this customer id (and optional handle) is a brand account."""
         if customer_id in self._customer_ids or customer_id in self._learned:

@@ -160,6 +160,7 @@ class Listener:
         "_keywords",
         "_languages",
         "_pattern",
+        "_platform_handles",
         "active",
         "brand_mentions",
         "scope",
@@ -175,6 +176,12 @@ class Listener:
         self._languages = frozenset(primary_language(x) for x in rules.languages) - {""}
         self._handles = frozenset(brands.handles) if self.brand_mentions else frozenset()
         self._bare_handles = frozenset(h for h in self._handles if "@" not in h)
+        # Handles configured for one platform (`twitter:acme`): matched in that platform's posts.
+        by_platform: dict[str, set[str]] = {}
+        if self.brand_mentions:
+            for platform, value in brands.platform_values:
+                by_platform.setdefault(platform, set()).add(value.lower())
+        self._platform_handles = {p: frozenset(v) for p, v in by_platform.items()}
         self._keywords = _keyed(rules.keywords)
         self._excludes = _keyed(rules.exclude)
         self._implied_excludes = self._excludes_within_keywords()
@@ -184,13 +191,13 @@ class Listener:
 
     def _compile(self) -> re.Pattern[str] | None:
         keys = set(self._keywords) | set(self._excludes)
-        if not keys and not self._handles:
+        if not keys and not self._handles and not self._platform_handles:
             return None
         trie = _Trie()
         for key in keys:
             trie.add(key, _DOMAIN_END if _DOMAIN.match(key) else _WORD_END)
         parts = []
-        if self._handles:
+        if self._handles or self._platform_handles:
             parts.append(_MENTION)
         if keys:
             parts.append(r"(?<!\w)(?=(?P<t>" + trie.pattern() + "))")
@@ -221,8 +228,9 @@ class Listener:
 
     # ------------------------------------------------------------------------------- matching
 
-    def match_text(self, text: str) -> TextMatch:
-        """Keywords, exclude terms and brand handles in one pass over the folded text."""
+    def match_text(self, text: str, platform: str | None = None) -> TextMatch:
+        """Keywords, exclude terms and brand handles in one pass over the folded text (brand
+        handles configured for one platform only count in that `platform`'s posts)."""
         pattern = self._pattern
         if pattern is None or not text:
             return NOTHING
@@ -241,22 +249,25 @@ class Listener:
                     for implied in self._implied_excludes.get(key, ()):
                         excluded[implied] = None
                 continue
-            handle = self._brand_handle(m.group("h"))
+            handle = self._brand_handle(m.group("h"), platform)
             if handle is not None:
                 handles["@" + handle] = None
         if not (terms or excluded or handles):
             return NOTHING
         return TextMatch(tuple(terms), tuple(excluded), tuple(handles))
 
-    def _brand_handle(self, written: str | None) -> str | None:
+    def _brand_handle(self, written: str | None, platform: str | None) -> str | None:
         """The brand handle an `@mention` written in the text names, if any."""
         if written is None:
             return None
         token = written.rstrip(".-")
-        if token in self._handles:
-            return token
         local, at, _instance = token.partition("@")
-        if at and local in self._bare_handles:
+        if token in self._handles or (at and local in self._bare_handles):
+            return local if token not in self._handles else token
+        only_here = self._platform_handles.get(platform or "", frozenset())
+        if token in only_here:
+            return token
+        if at and local in only_here:
             return local
         return None
 
@@ -287,7 +298,7 @@ class Listener:
         scorable = not known or lang == ENGLISH or lang in self._languages
         if not self.active:
             return EVERY_POST if scorable else Relevance(True, scorable=False, reason=_NOT_EN)
-        found = self.match_text(event.text or "")
+        found = self.match_text(event.text or "", event.platform)
         if found.excluded:
             return Relevance(False, excluded=found.excluded, reason="exclude term")
         matched = found.terms + tuple(h for h in found.handles if h not in found.terms)
@@ -300,7 +311,7 @@ class Listener:
 
     # --------------------------------------------------------------------------- sentence scope
 
-    def text_to_score(self, text: str) -> str:
+    def text_to_score(self, text: str, platform: str | None = None) -> str:
         """What VADER scores: the whole text (scope `post`), or the sentences about the
         business plus the one before and after each (scope `sentences`); the whole text when
         no single sentence mentions the business (a structured mention, a term split over two
@@ -310,7 +321,7 @@ class Listener:
         sentences = split_sentences(text)
         if len(sentences) < 2:
             return text
-        about = [i for i, s in enumerate(sentences) if self.match_text(s).about]
+        about = [i for i, s in enumerate(sentences) if self.match_text(s, platform).about]
         if not about:
             return text
         chosen = sorted({j for i in about for j in (i - 1, i, i + 1) if 0 <= j < len(sentences)})

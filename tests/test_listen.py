@@ -20,7 +20,7 @@ ACME = ListenSettings(
     keywords=["acme air", "acmeair", "#acmeair", "acmeair.com", "united", "Straße", "#FlyAcme"],
     exclude=["we're hiring", "acme air freshener"],
 )
-BRANDS = BrandAccounts(["AcmeAir", "acme_support@mastodon.social", "twitter:95520417"])
+BRANDS = BrandAccounts.parse(["AcmeAir", "acme_support@mastodon.social", "twitter:95520417"])
 
 
 def listener(rules: ListenSettings | None = ACME, brands: BrandAccounts = BRANDS) -> Listener:
@@ -176,7 +176,7 @@ def test_without_rules_every_post_counts() -> None:
 
 
 def test_brand_accounts_alone_decide_by_mention() -> None:
-    brands_only = Listener(None, BrandAccounts(["AcmeAir"]))
+    brands_only = Listener(None, BrandAccounts.parse(["AcmeAir"]))
     assert brands_only.active
     assert brands_only.relevance(post("@AcmeAir two hours on hold")).relevant
     assert not brands_only.relevance(post("acme air two hours on hold")).relevant
@@ -358,3 +358,14 @@ def test_listening_rules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SR_LISTEN__KEYWORD", '["typo"]')
     with pytest.raises(ValueError, match="SR_LISTEN__KEYWORD"):
         load_settings()
+
+
+def test_handles_configured_for_one_platform_count_only_there() -> None:
+    # `platform:handle` entries (the exact-entries BrandAccounts): a text `@acme_care` is the
+    # brand on that platform only
+    class OnePlatform(BrandAccounts):
+        platform_values = frozenset({("twitter", "acme_care")})
+
+    listen = Listener(ListenSettings(), OnePlatform.parse(["twitter:1"]))
+    assert listen.relevance(post("@acme_care help")).matched == ("@acme_care",)
+    assert not listen.relevance(post("@acme_care help", platform="mastodon")).relevant

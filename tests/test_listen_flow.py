@@ -196,7 +196,9 @@ def test_languages_listed_are_scored_and_others_ignored(
 
 
 def test_an_edit_that_drops_the_brand_withdraws_the_post() -> None:
-    listener = Listener(Settings(brand_accounts=["AcmeAir"]).listen, BrandAccounts(["AcmeAir"]))
+    listener = Listener(
+        Settings(brand_accounts=["AcmeAir"]).listen, BrandAccounts.parse(["AcmeAir"])
+    )
     now = T0 + timedelta(hours=1)
     original = parse_event(ev("p", "post", "ann", 0, "@AcmeAir awful"), now)
     edited = orjson.loads(ev("p", "post", "ann", 0, "never mind, my fault"))

@@ -135,7 +135,7 @@ def test_planted_texts_follow_the_listening_rules(scen: sc.Scenario) -> None:
     from operators.listen import Listener
 
     settings = Settings(brand_accounts=scen.brand_accounts, listen=scen.listen)
-    listener = Listener(settings.listen, BrandAccounts(settings.brand_accounts))
+    listener = Listener(settings.listen, BrandAccounts.parse(settings.brand_accounts))
     by_id = {e["id"]: e for e in scen.events}
     for cid, ids in scen.negatives.items():
         about = [
