@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import base64
+import binascii
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -29,17 +32,84 @@ class RouteSettings(_Section):
     continue_: bool = Field(default=False, alias="continue")
 
 
-class DestinationSettings(_Section):
-    """Where the notifier pushes lifecycle events."""
+SLACK_DEFAULT_MAX_PER_SECOND = 1.0
+"""Slack's documented rate for incoming webhooks: about one message per second per channel."""
 
-    name: str = Field(min_length=1, description="Unique among destinations.")
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+class DestinationSettings(_Section):
+    """Where the notifier pushes lifecycle events.
+
+    `url` is a secret for every type (a Slack webhook URL is a credential, others may carry
+    tokens). PagerDuty needs `routing_key`, a webhook needs `secret` (Standard Webhooks:
+    `whsec_` + base64 key). `max_per_second` is a token-bucket rate, Slack's default 1.0.
+    """
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Unique among destinations; part of Redis keys and metric labels.",
+    )
     type: Literal["pagerduty", "slack", "webhook"]
     url: SecretStr
     routing_key: SecretStr | None = Field(default=None, description="PagerDuty integration key.")
     secret: SecretStr | None = Field(default=None, description="Standard Webhooks secret whsec_...")
     teams: list[str] = Field(default_factory=list, description="Empty: every team.")
     min_severity: Severity = "warning"
-    max_per_second: float | None = Field(default=None, gt=0)
+    max_per_second: float | None = Field(
+        default=None, gt=0, description="Requests per second at most (slack: default 1.0)."
+    )
+
+    # A rejected value is never echoed: url, routing_key and secret are credentials.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _slack_rate(cls, data: Any) -> Any:
+        slack = isinstance(data, dict) and data.get("type") == "slack"
+        if slack and data.get("max_per_second") is None:
+            return {**data, "max_per_second": SLACK_DEFAULT_MAX_PER_SECOND}
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # The URL itself is never echoed: it may be a credential.
+            raise ValueError("url must be an http:// or https:// URL with a host")
+        return value
+
+    @model_validator(mode="after")
+    def _per_type(self) -> DestinationSettings:
+        if self.type == "pagerduty":
+            if self.routing_key is None or not self.routing_key.get_secret_value().strip():
+                raise ValueError(f"destination {self.name!r}: pagerduty needs routing_key")
+        elif self.routing_key is not None:
+            raise ValueError(f"destination {self.name!r}: routing_key is for pagerduty only")
+        if self.type == "webhook":
+            if self.secret is None:
+                raise ValueError(f"destination {self.name!r}: webhook needs secret (whsec_...)")
+            webhook_key(self.secret)  # raises on a malformed secret
+        elif self.secret is not None:
+            raise ValueError(f"destination {self.name!r}: secret is for webhook only")
+        return self
+
+
+def webhook_key(secret: SecretStr) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 after `whsec_`, decoded."""
+    raw = secret.get_secret_value()
+    if not raw.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError("webhook secret must start with whsec_")
+    try:
+        key = base64.b64decode(raw[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("webhook secret after whsec_ must be base64") from None
+    if len(key) < 16:
+        raise ValueError("webhook secret must decode to at least 16 bytes")
+    return key
 
 
 class NotifySettings(_Section):
@@ -51,3 +121,40 @@ class NotifySettings(_Section):
     max_retry_seconds: float = Field(default=600, gt=0)
     start_from: Literal["oldest", "new"] = "oldest"
     destinations: list[DestinationSettings] = Field(default_factory=list)
+    consumer: str | None = Field(
+        default=None,
+        description="This process's consumer name in the group; default host-pid-random "
+        "(must be unique per process).",
+    )
+    claim_idle_seconds: float = Field(
+        default=60,
+        ge=0.5,
+        description="Entries a consumer has not touched for this long are taken over "
+        "(XAUTOCLAIM): a crashed notifier's in-flight events are delivered by another or by "
+        "the restarted one.",
+    )
+    read_count: int = Field(default=100, ge=1, description="Entries per XREADGROUP.")
+    max_in_flight: int = Field(
+        default=1_000, ge=1, description="Entries held unacknowledged before reading pauses."
+    )
+    retry_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles per attempt (jittered)."
+    )
+    retry_max_seconds: float = Field(default=60.0, gt=0, description="Cap of one retry delay.")
+    timeout_seconds: float = Field(default=10.0, gt=0, description="HTTP timeout per request.")
+    max_response_bytes: int = Field(
+        default=65_536, ge=1_024, description="Response bodies are read up to this size."
+    )
+    delivered_ttl_seconds: int = Field(
+        default=7 * 86_400, ge=60, description="How long delivered markers are remembered."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> NotifySettings:
+        names = [d.name for d in self.destinations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"notify.destinations names must be unique: {dupes}")
+        if self.retry_initial_seconds > self.retry_max_seconds:
+            raise ValueError("notify.retry_initial_seconds must be <= notify.retry_max_seconds")
+        return self

@@ -181,6 +181,9 @@ class Settings(BaseSettings):
         extra="forbid",
         frozen=True,
         case_sensitive=False,
+        # Errors name the key and the reason but never echo the value: it may be a secret
+        # (a Slack webhook URL, a routing key, a password in a Redis URL).
+        hide_input_in_errors=True,
     )
 
     input: str = Field(

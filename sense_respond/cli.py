@@ -6,6 +6,7 @@ sense-respond demo
 sense-respond alerts tail [--group G] [--consumer C]
 sense-respond score [--config FILE] [--explain] [TEXT ...]
 sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
+sense-respond notify [--config FILE] [--redis-url URL] [--prefix P] [--metrics-port PORT]
 """
 
 from __future__ import annotations
@@ -521,6 +522,10 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", required=True, help="redis:STREAM_KEY")
     replay.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
     replay.set_defaults(func=cmd_replay)
+
+    from sense_respond.notify import add_parser as add_notify_parser
+
+    add_notify_parser(sub)
     return top
 
 
