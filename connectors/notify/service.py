@@ -20,6 +20,7 @@ or dead-letters its event, or, if it died, once its entry is reclaimed and deliv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -194,6 +195,14 @@ class Notifier:
                 metrics.IN_FLIGHT.set(len(self._held))
                 attempt = 0
             except RedisError as exc:
+                if "NOGROUP" in str(exc):
+                    # The stream or the group was deleted under us: start over as configured.
+                    log.warning("notifier: group %r is gone; creating it again", self.notify.group)
+                    self._held.clear()
+                    for worker in self.workers.values():
+                        worker.forget(worker.entry_ids())
+                    with contextlib.suppress(RedisError):
+                        self.store.ensure_group(self.notify.start_from)
                 pause = REDIS_BACKOFF_SECONDS[min(attempt, len(REDIS_BACKOFF_SECONDS) - 1)]
                 log.warning("notifier: Redis error (%s); retrying in %.1fs", exc, pause)
                 attempt += 1

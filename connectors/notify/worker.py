@@ -136,9 +136,9 @@ class DestinationWorker:
                 if job is not None:
                     self._order.remove((job.order, entry_id))
 
-    def incidents(self) -> set[str]:
+    def entry_ids(self) -> list[str]:
         with self._cond:
-            return {job.event.incident_id for job in self._jobs.values()}
+            return list(self._jobs)
 
     def __len__(self) -> int:
         with self._cond:

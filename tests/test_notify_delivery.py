@@ -1,0 +1,387 @@
+"""The notifier against real Redis and real local HTTP servers standing in for PagerDuty, Slack
+and a webhook receiver (each notifier runs in a thread of the test process)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+import orjson
+import pytest
+import redis
+
+from connectors.notify.metrics import NOTIFY_REGISTRY
+from tests.notify_fixtures import (
+    WEBHOOK_KEY,
+    Receiver,
+    Reply,
+    free_port,
+    lifecycle_event,
+    wait_for,
+    xadd_events,
+)
+from tests.notify_harness import (
+    dead_letters,
+    drained,
+    notify_settings,
+    pagerduty,
+    pending_count,
+    running,
+    slack,
+    webhook,
+)
+
+
+def verify_standard_webhook(headers: dict[str, str], body: bytes) -> None:
+    """What a receiver does: recompute the HMAC over id.timestamp.body and compare."""
+    msg_id, ts = headers["webhook-id"], headers["webhook-timestamp"]
+    assert abs(int(ts) - time.time()) < 300
+    expected = base64.b64encode(
+        hmac.new(WEBHOOK_KEY, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    signatures = [s.split(",", 1)[1] for s in headers["webhook-signature"].split()]
+    assert any(hmac.compare_digest(expected, s) for s in signatures)
+
+
+def metric(name: str, destination: str) -> float:
+    return NOTIFY_REGISTRY.get_sample_value(name, {"destination": destination}) or 0.0
+
+
+def test_delivers_to_every_destination_exact_payloads_markers_acks(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver() as pd, Receiver() as chat, Receiver() as crm:
+        settings = notify_settings(
+            redis_url,
+            redis_prefix,
+            [pagerduty("pd1", pd.url), slack("chat1", chat.url), webhook("crm1", crm.url)],
+        )
+        events = [
+            lifecycle_event("firing", "inc-1"),
+            lifecycle_event("acknowledged", "inc-1"),
+            lifecycle_event("resolved", "inc-1"),
+        ]
+        sent_before = metric("sense_respond_notify_sent_total", "pd1")
+        xadd_events(redis_client, redis_prefix, events)
+        with running(settings):
+            wait_for(lambda: len(crm.delivered()) == 3 and len(pd.delivered()) == 3, what="3+3")
+            wait_for(lambda: len(chat.delivered()) == 3, what="slack")
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+
+    actions = [r.json() for r in pd.delivered()]
+    assert [a["event_action"] for a in actions] == ["trigger", "acknowledge", "resolve"]
+    assert all(a["dedup_key"] == "inc-1" and a["routing_key"] == "R0UTINGKEY" for a in actions)
+    assert actions[1] == {
+        "routing_key": "R0UTINGKEY",
+        "event_action": "acknowledge",
+        "dedup_key": "inc-1",
+    }
+    assert actions[0]["payload"]["class"] == "unhappy_influential_customer"
+    assert pd.delivered()[0].headers["content-type"] == "application/json"
+
+    texts = [r.json()["text"] for r in chat.delivered()]
+    assert texts[0].startswith(":rotating_light: CRITICAL: unhappy influential customer")
+    assert texts[1].startswith("Acknowledged by sam") and texts[2].startswith("Resolved")
+
+    for request, event in zip(crm.delivered(), events, strict=True):
+        assert request.headers["content-type"] == "application/cloudevents+json"
+        assert request.headers["webhook-id"] == event["id"]
+        assert orjson.loads(request.body) == event  # the CloudEvent itself (structured mode)
+        verify_standard_webhook(request.headers, request.body)
+
+    for name in ("pd1", "chat1", "crm1"):
+        for event in events:
+            marker = redis_client.get(f"{redis_prefix}notify:delivered:{name}:{event['id']}")
+            assert marker == b"sent"
+    assert metric("sense_respond_notify_sent_total", "pd1") - sent_before == 3
+    assert redis_client.xlen(f"{redis_prefix}notify:dlq") == 0
+
+
+def test_retries_after_500_429_and_a_connection_reset(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    script = [
+        Reply(500, body=b"boom"),
+        Reply(reset=True),
+        Reply(429, headers={"Retry-After": "1"}, body=b"slow down"),
+        Reply(502),
+    ]
+    with Receiver(script) as hook:
+        settings = notify_settings(redis_url, redis_prefix, [webhook("crm2", hook.url)])
+        retries_before = metric("sense_respond_notify_retries_total", "crm2")
+        (event,) = [lifecycle_event("firing", "inc-2")]
+        xadd_events(redis_client, redis_prefix, [event])
+        with running(settings):
+            wait_for(lambda: len(hook.delivered()) == 1, what="delivery after retries")
+            wait_for(lambda: drained(redis_client, redis_prefix), what="ack")
+    attempts = hook.requests
+    assert len(attempts) == 5
+    assert {r.headers["webhook-id"] for r in attempts} == {event["id"]}  # same id every retry
+    for r in attempts:
+        verify_standard_webhook(r.headers, r.body)  # re-signed per attempt
+    # Retry-After: 1 honoured (a lower bound: load only makes the gap longer)
+    assert attempts[3].at - attempts[2].at >= 0.95
+    assert metric("sense_respond_notify_retries_total", "crm2") - retries_before == 4
+    assert redis_client.xlen(f"{redis_prefix}notify:dlq") == 0
+
+
+def test_400_is_not_retried_and_goes_to_the_dead_letters(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver(default=Reply(400, body=b'{"status":"invalid event"}')) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd3", pd.url)])
+        before = metric("sense_respond_notify_dead_letters_total", "pd3")
+        event = lifecycle_event("firing", "inc-3")
+        xadd_events(redis_client, redis_prefix, [event])
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="ack")
+            time.sleep(0.3)  # a retry would arrive within this (retry_initial 0.05 s)
+    assert len(pd.requests) == 1
+    (letter,) = dead_letters(redis_client, redis_prefix)
+    assert letter["destination"] == b"pd3"
+    assert letter["status"] == b"400"
+    assert letter["reason"].startswith(b'rejected: HTTP 400: {"status":"invalid event"}')
+    assert orjson.loads(letter["event"]) == event
+    assert redis_client.get(f"{redis_prefix}notify:delivered:pd3:{event['id']}") == b"dead"
+    assert metric("sense_respond_notify_dead_letters_total", "pd3") - before == 1
+    assert b"R0UTINGKEY" not in b"".join(letter.values())
+
+
+def test_gives_up_after_max_attempts(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver(default=Reply(503)) as chat:
+        settings = notify_settings(
+            redis_url, redis_prefix, [slack("chat4", chat.url)], max_attempts=3
+        )
+        xadd_events(redis_client, redis_prefix, [lifecycle_event("firing", "inc-4")])
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="dead letter + ack")
+    assert len(chat.requests) == 3
+    (letter,) = dead_letters(redis_client, redis_prefix)
+    assert letter["status"] == b"503"
+    assert letter["reason"].startswith(b"gave up after 3 attempts")
+    assert chat.url.encode() not in letter["reason"]
+
+
+def test_gives_up_after_max_retry_seconds(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/closed"  # nothing listens: connection refused
+    settings = notify_settings(
+        redis_url, redis_prefix, [webhook("crm5", url)], max_retry_seconds=0.5, max_attempts=1000
+    )
+    xadd_events(redis_client, redis_prefix, [lifecycle_event("firing", "inc-5")])
+    with running(settings):
+        wait_for(lambda: drained(redis_client, redis_prefix), what="dead letter + ack")
+    (letter,) = dead_letters(redis_client, redis_prefix)
+    assert letter["status"] == b"network"
+    assert b"ConnectError" in letter["reason"]
+
+
+def test_a_down_destination_does_not_block_another(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/down"
+    with Receiver() as chat:
+        settings = notify_settings(
+            redis_url, redis_prefix, [webhook("down6", down), slack("chat6", chat.url)]
+        )
+        events = [lifecycle_event("firing", f"inc-6-{n}") for n in range(5)]
+        xadd_events(redis_client, redis_prefix, events)
+        with running(settings):
+            wait_for(lambda: len(chat.delivered()) == 5, what="slack while the webhook is down")
+            # nothing is acknowledged: the down destination is not done
+            assert pending_count(redis_client, redis_prefix) == 5
+    assert redis_client.xlen(f"{redis_prefix}notify:dlq") == 0
+
+
+def test_order_per_incident_while_one_event_retries(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Incident A's trigger fails twice: A's ack and resolve wait for it, B is not held up."""
+    failures = {"left": 2}
+
+    def reply_for(request):
+        body = orjson.loads(request.body)
+        if body["dedup_key"] == "A" and body["event_action"] == "trigger" and failures["left"]:
+            failures["left"] -= 1
+            return Reply(500)
+        return None
+
+    with Receiver(default=Reply(202), reply_for=reply_for) as pd:
+        settings = notify_settings(
+            redis_url,
+            redis_prefix,
+            [pagerduty("pd7", pd.url)],
+            retry_initial_seconds=0.3,
+            retry_max_seconds=1.0,
+        )
+        xadd_events(
+            redis_client,
+            redis_prefix,
+            [
+                lifecycle_event("firing", "A"),
+                lifecycle_event("acknowledged", "A"),
+                lifecycle_event("firing", "B"),
+                lifecycle_event("resolved", "A"),
+                lifecycle_event("resolved", "B"),
+            ],
+        )
+        with running(settings):
+            wait_for(lambda: len(pd.delivered()) == 5, what="all five")
+    got = [(b["dedup_key"], b["event_action"]) for b in (r.json() for r in pd.delivered())]
+    assert [a for k, a in got if k == "A"] == ["trigger", "acknowledge", "resolve"]
+    assert [a for k, a in got if k == "B"] == ["trigger", "resolve"]
+    # B went while A's trigger was in backoff
+    assert got.index(("B", "trigger")) < got.index(("A", "trigger"))
+
+
+def test_silenced_teams_and_severity_filters(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver() as billing, Receiver() as critical:
+        settings = notify_settings(
+            redis_url,
+            redis_prefix,
+            [
+                slack("billing8", billing.url, teams=["billing"]),
+                webhook("crit8", critical.url, min_severity="critical"),
+            ],
+        )
+        xadd_events(
+            redis_client,
+            redis_prefix,
+            [
+                lifecycle_event("firing", "s", team="billing", silenced_by="silence-1"),
+                lifecycle_event("firing", "b", team="billing", severity="warning"),
+                lifecycle_event("firing", "c", team="service", severity="critical"),
+                lifecycle_event("firing", "w", team="service", severity="warning"),
+            ],
+        )
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="all acked")
+    assert [orjson.loads(r.body)["text"].split("incident ")[-1] for r in billing.delivered()] == [
+        "b)"
+    ]
+    assert [orjson.loads(r.body)["data"]["incident_id"] for r in critical.delivered()] == ["c"]
+
+
+@pytest.mark.parametrize("start_from", ["oldest", "new"])
+def test_start_from(
+    start_from: str, redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver() as hook:
+        settings = notify_settings(
+            redis_url, redis_prefix, [webhook("crm9", hook.url)], start_from=start_from
+        )
+        xadd_events(redis_client, redis_prefix, [lifecycle_event("firing", "before")])
+        with running(settings):
+            wait_for(
+                lambda: (
+                    redis_client.exists(f"{redis_prefix}alerts")
+                    and redis_client.xinfo_groups(f"{redis_prefix}alerts")
+                ),
+                what="group",
+            )
+            xadd_events(redis_client, redis_prefix, [lifecycle_event("firing", "after")])
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+            expected = ["before", "after"] if start_from == "oldest" else ["after"]
+            wait_for(lambda: len(hook.delivered()) == len(expected), what="deliveries")
+    got = [orjson.loads(r.body)["data"]["incident_id"] for r in hook.delivered()]
+    assert got == expected
+
+
+def test_a_redelivered_entry_with_a_marker_is_not_sent_again(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver() as hook:
+        settings = notify_settings(redis_url, redis_prefix, [webhook("crm10", hook.url)])
+        done, todo = lifecycle_event("firing", "m"), lifecycle_event("resolved", "m")
+        redis_client.set(f"{redis_prefix}notify:delivered:crm10:{done['id']}", b"sent")
+        xadd_events(redis_client, redis_prefix, [done, todo])
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+    assert [r.headers["webhook-id"] for r in hook.delivered()] == [todo["id"]]
+
+
+def test_unreadable_entries_are_dead_lettered_and_acked(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver() as hook:
+        settings = notify_settings(redis_url, redis_prefix, [webhook("crm11", hook.url)])
+        redis_client.xadd(f"{redis_prefix}alerts", {"alert": b"{nope", "id": b"x"})
+        xadd_events(redis_client, redis_prefix, [lifecycle_event("firing", "ok")])
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+    (letter,) = dead_letters(redis_client, redis_prefix)
+    assert letter["destination"] == b"*" and letter["status"] == b"invalid"
+    assert letter["event"] == b"{nope" and letter["reason"].startswith(b"alert is not JSON")
+    assert len(hook.delivered()) == 1
+
+
+def test_a_dead_consumers_earlier_event_holds_back_the_later_one(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Another notifier read incident X's trigger and died. This one reads X's resolve: it must
+    not send it before the trigger, which it takes over once the dead consumer is idle."""
+    stream = f"{redis_prefix}alerts"
+    redis_client.xgroup_create(stream, "notifier", id="0", mkstream=True)
+    trigger, other, resolve = (
+        lifecycle_event("firing", "X"),
+        lifecycle_event("firing", "Y"),
+        lifecycle_event("resolved", "X"),
+    )
+    xadd_events(redis_client, redis_prefix, [trigger])
+    redis_client.xreadgroup("notifier", "dead-one", {stream: ">"}, count=1)  # then it "dies"
+    xadd_events(redis_client, redis_prefix, [other, resolve])
+    with Receiver() as pd:
+        settings = notify_settings(
+            redis_url, redis_prefix, [pagerduty("pd12", pd.url)], claim_idle_seconds=1.5
+        )
+        with running(settings):
+            wait_for(lambda: len(pd.delivered()) == 3, what="all three")
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+    got = [(b["dedup_key"], b["event_action"]) for b in (r.json() for r in pd.delivered())]
+    assert got == [("Y", "trigger"), ("X", "trigger"), ("X", "resolve")]
+
+
+def test_two_notifiers_share_the_group_exactly_once_in_order(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Two consumers of one group, small reads so they interleave within incidents; a receiver
+    that answers with random delays. Every event once, every incident in order."""
+    import random
+
+    rng = random.Random(7)
+    with Receiver(reply_for=lambda _r: Reply(202, delay=rng.random() * 0.03)) as pd:
+        settings = notify_settings(
+            redis_url, redis_prefix, [pagerduty("pd13", pd.url)], read_count=1
+        )
+        events = []
+        for n in range(12):
+            events += [
+                lifecycle_event("firing", f"I{n}"),
+                lifecycle_event("acknowledged", f"I{n}"),
+                lifecycle_event("resolved", f"I{n}"),
+            ]
+        # interleave incidents in the stream: triggers, then acks, then resolves, in pairs
+        ordered = sorted(
+            events,
+            key=lambda e: (
+                int(e["data"]["incident_id"][1:]) // 2,
+                ["firing", "acknowledged", "resolved"].index(e["data"]["status"]),
+            ),
+        )
+        with running(settings), running(settings):
+            xadd_events(redis_client, redis_prefix, ordered)
+            wait_for(lambda: len(pd.delivered()) == len(events), timeout=60, what="all")
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+    got = [(b["dedup_key"], b["event_action"]) for b in (r.json() for r in pd.delivered())]
+    assert len(got) == len(set(got)) == 36
+    for n in range(12):
+        assert [a for k, a in got if k == f"I{n}"] == ["trigger", "acknowledge", "resolve"]
+    consumers = redis_client.xinfo_consumers(f"{redis_prefix}alerts", "notifier")
+    assert len(consumers) == 2
