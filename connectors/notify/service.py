@@ -177,15 +177,17 @@ class Notifier:
                 if now - last_heartbeat >= idle / 3:
                     self._heartbeat()
                     last_heartbeat = now
-                entries: list[tuple[str, Any]] = []
                 room = self.notify.max_in_flight - len(self._held)
+                claimed: list[tuple[str, Any]] = []
                 if now - last_claim >= idle / 2 and room > 0:
-                    entries += self._claim(room)
+                    claimed = self._claim(room)
                     last_claim = now
-                room = self.notify.max_in_flight - len(self._held) - len(entries)
+                    self._take(claimed)  # at once: the read below may block
+                room = self.notify.max_in_flight - len(self._held)
+                entries: list[tuple[str, Any]] = []
                 if room > 0:
                     count = min(room, self.notify.read_count)
-                    entries += self.store.read(count, self._block_ms)
+                    entries = self.store.read(count, 1 if claimed else self._block_ms)
                 else:
                     self._wait_for_results()
                 self._take(entries)
@@ -288,7 +290,7 @@ class Notifier:
         claimed, trimmed = self.store.autoclaim(idle_ms, room)
         if claimed:
             log.warning(
-                "notifier %s: took over %d entr%s from a consumer idle for %.0fs or more",
+                "notifier %s: took over %d entr%s from a consumer idle for %gs or more",
                 self.consumer,
                 len(claimed),
                 "y" if len(claimed) == 1 else "ies",
