@@ -386,3 +386,43 @@ def test_two_notifiers_share_the_group_exactly_once_in_order(
         assert [a for k, a in got if k == f"I{n}"] == ["trigger", "acknowledge", "resolve"]
     consumers = redis_client.xinfo_consumers(f"{redis_prefix}alerts", "notifier")
     assert len(consumers) == 2
+
+
+def test_slack_rate_limit_and_429_pause(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """At most max_per_second: the k-th message cannot arrive before t0 + (k-1)/rate, where t0
+    precedes the first send (a lower bound, so load cannot break it; without the limiter all
+    six arrive at once). A 429's Retry-After pauses the whole destination."""
+    rate = 5.0
+    with Receiver() as chat:
+        settings = notify_settings(
+            redis_url, redis_prefix, [slack("chat14", chat.url, max_per_second=rate)]
+        )
+        t0 = time.monotonic()
+        xadd_events(
+            redis_client, redis_prefix, [lifecycle_event("firing", f"R{n}") for n in range(6)]
+        )
+        with running(settings):
+            wait_for(lambda: len(chat.delivered()) == 6, what="six messages")
+        arrivals = [r.at for r in chat.requests]
+    assert len(chat.requests) == 6
+    for k, at in enumerate(arrivals):
+        assert at >= t0 + k / rate - 0.01, (k, at - t0)
+
+    script = [Reply(), Reply(429, headers={"Retry-After": "1"}, body=b"rate_limited")]
+    with Receiver(script) as chat:
+        settings = notify_settings(
+            redis_url, redis_prefix + "b:", [slack("chat15", chat.url, max_per_second=50.0)]
+        )
+        xadd_events(
+            redis_client,
+            redis_prefix + "b:",
+            [lifecycle_event("firing", f"Q{n}") for n in range(3)],
+        )
+        with running(settings):
+            wait_for(lambda: len(chat.delivered()) == 3, what="three after the 429")
+    assert len(chat.requests) == 4
+    limited = chat.requests[1]
+    # nothing at all reaches the destination during the Retry-After pause
+    assert all(r.at - limited.at >= 0.95 for r in chat.requests[2:])
