@@ -426,3 +426,15 @@ def test_slack_rate_limit_and_429_pause(
     limited = chat.requests[1]
     # nothing at all reaches the destination during the Retry-After pause
     assert all(r.at - limited.at >= 0.95 for r in chat.requests[2:])
+
+
+def test_the_same_cloudevent_in_two_entries_is_delivered_once(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver() as hook:
+        settings = notify_settings(redis_url, redis_prefix, [webhook("crm16", hook.url)])
+        event = lifecycle_event("firing", "dup")
+        xadd_events(redis_client, redis_prefix, [event, event])
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+    assert [r.headers["webhook-id"] for r in hook.requests] == [event["id"]]

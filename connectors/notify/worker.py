@@ -198,6 +198,9 @@ class DestinationWorker:
     def _attempt(self, job: Job) -> None:
         now = self._clock()
         if job.first_attempt_at is None:
+            if self._already_done(job):
+                self._finish(job)
+                return
             job.first_attempt_at = now
         job.attempts += 1
         CRASH.reach("before_send")
@@ -229,6 +232,15 @@ class DestinationWorker:
             self._dead_letter(job, str(result.status), f"rejected: {result.reason}")
             return
         self._retry(job, result)
+
+    def _already_done(self, job: Job) -> bool:
+        """Whether this event id is done here already: the same CloudEvent in two entries (a
+        replay) or delivered by another process meanwhile. A Redis error counts as not done
+        (at-least-once)."""
+        try:
+            return bool(self._store.done([(self.name, job.event.event_id)]))
+        except RedisError:
+            return False
 
     def _retry(self, job: Job, result: Attempt) -> None:
         now = self._clock()

@@ -1,0 +1,108 @@
+"""The notifier through a Redis outage: its own redis-server, killed and restarted mid-delivery."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import RedisSettings
+from connectors.redis_client import make_client, ping_url
+from tests.notify_fixtures import Receiver, Reply, free_port, lifecycle_event, wait_for, xadd_events
+from tests.notify_harness import drained, notify_settings, running, webhook
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class OwnRedis:
+    """A redis-server on a free port with an fsync-always AOF: a kill -9 keeps every write."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.dir = directory
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: ping_url(self.url, 0.5), timeout=30, what="redis-server up")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("no redis-server binary")
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    with contextlib.suppress(Exception):
+        server.kill()
+
+
+def test_redis_outage_mid_delivery_loses_nothing_and_repeats_nothing(own_redis: OwnRedis) -> None:
+    prefix = "sr:"
+    client = make_client(own_redis.url, RedisSettings(retries=0))
+    with Receiver([Reply(), Reply(hold=True)]) as hook:
+        settings = notify_settings(own_redis.url, prefix, [webhook("crm", hook.url)])
+        events = [lifecycle_event(s, "O") for s in ("firing", "acknowledged", "resolved")]
+        xadd_events(client, prefix, events)
+        with running(settings):
+            wait_for(hook.held.is_set, what="the held request")
+            own_redis.kill()  # the marker of the held request cannot be written now
+            hook.release()
+            time.sleep(1.0)  # the notifier retries against a Redis that is not there
+            own_redis.start()
+            client = make_client(own_redis.url, RedisSettings(retries=0))
+            wait_for(lambda: drained(client, prefix), timeout=60, what="all acked after restart")
+            xadd_events(client, prefix, [lifecycle_event("firing", "after")])
+            wait_for(lambda: len(hook.delivered()) == 4, timeout=60, what="a new alert")
+    ids = [r.headers["webhook-id"] for r in hook.delivered()]
+    assert ids[:3] == [e["id"] for e in events]  # each once, in order
+    assert len(ids) == len(set(ids)) == 4
+    assert client.get(f"{prefix}notify:delivered:crm:{events[1]['id']}") == b"sent"
+    client.close()
+
+
+def test_starts_while_redis_is_down_and_serves_once_it_is_up(own_redis: OwnRedis) -> None:
+    own_redis.kill()
+    with Receiver() as hook:
+        settings = notify_settings(own_redis.url, "sr:", [webhook("crm", hook.url)])
+        with running(settings):
+            time.sleep(0.5)
+            own_redis.start()
+            client = make_client(own_redis.url, RedisSettings())
+            wait_for(lambda: bool(client.exists("sr:alerts")), timeout=60, what="group created")
+            xadd_events(client, "sr:", [lifecycle_event("firing", "late")])
+            wait_for(lambda: len(hook.delivered()) == 1, timeout=60, what="delivery")
+            client.close()
