@@ -126,6 +126,8 @@ class Reply:
     reset: bool = False
     hold: bool = False
     delay: float = 0.0
+    stall: bool = False
+    """Announce a body 1,000 times longer than `body`, send `body`, then stall."""
 
 
 @dataclass
@@ -194,9 +196,15 @@ class Receiver:
                 self.send_response(reply.status)
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
-                self.send_header("content-length", str(len(reply.body)))
+                size = len(reply.body) * (1000 if reply.stall else 1)
+                self.send_header("content-length", str(size))
                 self.end_headers()
                 self.wfile.write(reply.body)
+                if reply.stall:
+                    self.wfile.flush()
+                    receiver._released.wait(60)
+                    self.close_connection = True
+                    return
                 if 200 <= reply.status < 300:
                     with receiver._lock:
                         receiver.answered.append(got)

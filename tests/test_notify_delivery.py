@@ -6,15 +6,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import time
 
 import orjson
 import pytest
 import redis
 
+from config.notify import DestinationSettings
 from connectors.notify.metrics import NOTIFY_REGISTRY
 from tests.notify_fixtures import (
     WEBHOOK_KEY,
+    WEBHOOK_SECRET,
     Receiver,
     Reply,
     free_port,
@@ -100,8 +103,9 @@ def test_delivers_to_every_destination_exact_payloads_markers_acks(
 
 
 def test_retries_after_500_429_and_a_connection_reset(
-    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     script = [
         Reply(500, body=b"boom"),
         Reply(reset=True),
@@ -124,6 +128,9 @@ def test_retries_after_500_429_and_a_connection_reset(
     # Retry-After: 1 honoured (a lower bound: load only makes the gap longer)
     assert attempts[3].at - attempts[2].at >= 0.95
     assert metric("sense_respond_notify_retries_total", "crm2") - retries_before == 4
+    # the URL is a secret: logs name scheme, host and port only (httpx's own lines included)
+    assert "retry in" in caplog.text and "/hook" not in caplog.text
+    assert WEBHOOK_SECRET not in caplog.text
     assert redis_client.xlen(f"{redis_prefix}notify:dlq") == 0
 
 
@@ -438,3 +445,43 @@ def test_the_same_cloudevent_in_two_entries_is_delivered_once(
         with running(settings):
             wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
     assert [r.headers["webhook-id"] for r in hook.requests] == [event["id"]]
+
+
+def test_a_live_notifier_keeps_its_slow_entries_from_being_taken_over(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """A request that takes longer than claim_idle_seconds: the owner renews its entry, so the
+    second notifier does not take it over and send it again."""
+    with Receiver([Reply(delay=2.0)]) as hook:
+        settings = notify_settings(
+            redis_url, redis_prefix, [webhook("crm17", hook.url)], claim_idle_seconds=0.6
+        )
+        event = lifecycle_event("firing", "slow")
+        with running(settings):
+            xadd_events(redis_client, redis_prefix, [event])
+            wait_for(lambda: len(hook.requests) == 1, what="the slow request")
+            with running(settings):
+                wait_for(lambda: drained(redis_client, redis_prefix), what="ack")
+                time.sleep(0.3)
+    assert [r.headers["webhook-id"] for r in hook.requests] == [event["id"]]
+
+
+def test_response_bodies_are_read_only_up_to_the_cap() -> None:
+    """A receiver announcing a huge body and stalling after 8 KiB: the notifier reads 2 KiB, so
+    it gets the status instead of hanging until the read timeout."""
+    from config.notify import NotifySettings
+    from connectors.notify.events import parse_entry
+    from connectors.notify.sender import Sender
+
+    with Receiver(default=Reply(400, body=b"e" * 8192, stall=True)) as hook:
+        notify = NotifySettings(max_response_bytes=2048, timeout_seconds=20)
+        sender = Sender(DestinationSettings(**webhook("crm18", hook.url)), notify)
+        event = lifecycle_event("firing", "big")
+        parsed = parse_entry({b"alert": orjson.dumps(event), b"id": event["id"].encode()}, "s")
+        try:
+            attempt = sender.send(parsed)
+        finally:
+            sender.close()
+            hook.release()
+    assert attempt.status == 400
+    assert attempt.reason.startswith("HTTP 400: eee") and len(attempt.reason) <= 300

@@ -6,6 +6,7 @@ The destination's URL, routing key and secret never appear in a log line or a de
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -18,6 +19,8 @@ from connectors.notify.events import LifecycleEvent
 from connectors.notify.payloads import pagerduty_body, slack_body, webhook_request
 
 USER_AGENT = "sense-respond-notifier/0.1"
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""httpx logs every request's full URL at INFO: a Slack webhook URL is a credential."""
 REASON_CHARS = 300
 
 
@@ -44,6 +47,9 @@ class Sender:
     """Builds and posts a destination's request for a lifecycle event."""
 
     def __init__(self, destination: DestinationSettings, notify: NotifySettings) -> None:
+        for name in QUIET_LOGGERS:
+            logger = logging.getLogger(name)
+            logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
         self.destination = destination
         self._url = destination.url.get_secret_value()
         self._where = redacted_url(self._url)
