@@ -485,3 +485,32 @@ def test_response_bodies_are_read_only_up_to_the_cap() -> None:
             hook.release()
     assert attempt.status == 400
     assert attempt.reason.startswith("HTTP 400: eee") and len(attempt.reason) <= 300
+
+
+def test_a_fixed_consumer_name_picks_up_its_own_unfinished_entries_at_once(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """`notify.consumer` set: the restart does not wait claim_idle_seconds for its own entries."""
+    stream = f"{redis_prefix}alerts"
+    redis_client.xgroup_create(stream, "notifier", id="0", mkstream=True)
+    events = [lifecycle_event("firing", "F"), lifecycle_event("resolved", "F")]
+    xadd_events(redis_client, redis_prefix, events)
+    redis_client.xreadgroup("notifier", "notifier-1", {stream: ">"})  # read, then "crashed"
+    with Receiver() as hook:
+        settings = notify_settings(
+            redis_url,
+            redis_prefix,
+            [webhook("crm19", hook.url)],
+            consumer="notifier-1",
+            claim_idle_seconds=3600,
+        )
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+    assert [r.headers["webhook-id"] for r in hook.delivered()] == [e["id"] for e in events]
+
+
+def test_stops_cleanly_while_redis_was_never_reachable() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    settings = notify_settings(url, "sr:", [webhook("crm20", "http://127.0.0.1:9/x")])
+    with running(settings):
+        time.sleep(0.3)

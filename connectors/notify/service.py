@@ -126,8 +126,7 @@ class Notifier:
                 worker.start()
             if self.notify.consumer:
                 # A stable consumer name picks up its own unfinished entries at once.
-                own = self._with_retries(lambda: self.store.read(0, 0, own_history=True))
-                self._take(own or [])
+                self._with_retries(lambda: self._take(self.store.read(None, 0, own_history=True)))
             self._loop()
         finally:
             self._shutdown()

@@ -108,8 +108,10 @@ class NotifyStore:
             raise
         return True
 
-    def read(self, count: int, block_ms: int, own_history: bool = False) -> list[tuple[str, Any]]:
-        """New entries for this consumer (or its own pending ones with `own_history`)."""
+    def read(
+        self, count: int | None, block_ms: int, own_history: bool = False
+    ) -> list[tuple[str, Any]]:
+        """New entries for this consumer (or all its own pending ones with `own_history`)."""
         reply = self.client.xreadgroup(
             self.group,
             self.consumer,

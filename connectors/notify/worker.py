@@ -151,6 +151,9 @@ class DestinationWorker:
             self._cond.notify_all()
 
     def join(self, timeout: float) -> bool:
+        if self._thread.ident is None:  # never started (stopped during start-up)
+            self._sender.close()
+            return True
         self._thread.join(timeout)
         alive = self._thread.is_alive()
         if not alive:
