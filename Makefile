@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed clean
+.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed bench-notify clean
 
 install: $(STAMP)
 
@@ -51,6 +51,9 @@ bench-lexicon: $(STAMP)
 bench-mixed: $(STAMP)
 	$(BIN)/python benchmarks/listen_mixed_replay.py --airline-followers none
 	$(BIN)/python benchmarks/listen_mixed_replay.py --airline-followers sampled
+
+bench-notify: $(STAMP)
+	$(BIN)/python benchmarks/notify_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
