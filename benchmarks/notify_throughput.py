@@ -251,7 +251,8 @@ def main() -> int:
     print(f"1 process,  1 webhook:        {one:8.0f} requests/s")
     print(f"2 processes, 1 webhook:       {two:8.0f} requests/s  ({two / one:.2f}x of 1 process)")
     print(
-        f"1 process,  3 destinations:   {three:8.0f} requests/s  ({three / one:.2f}x of 1 destination)"
+        f"1 process,  3 destinations:   {three:8.0f} requests/s"
+        f"  ({three / one:.2f}x of 1 destination)"
     )
     print(
         f"live latency XADD -> receiver ({len(lat)} events at 50/s):"
