@@ -287,3 +287,32 @@ def _dest(**kw) -> DestinationSettings:
 )
 def test_takes(dest: dict, event: dict, taken: bool) -> None:
     assert takes(_dest(**dest), parsed(lifecycle_event("firing", "i", **event))) is taken
+
+
+def test_events_routed_to_several_teams_reach_each_teams_destinations() -> None:
+    event = lifecycle_event("firing", "i", team="service")
+    event["data"]["routing"]["teams"] = ["service", "billing"]
+    ev = parsed(event)
+    assert ev.team == "service" and ev.teams == ("service", "billing")
+    assert takes(_dest(teams=["billing"]), ev)
+    assert not takes(_dest(teams=["legal"]), ev)
+    footer = slack_body(ev)["blocks"][-1]["elements"][0]["text"]
+    assert footer.startswith("Teams *service, billing* · incident `i`")
+    assert pagerduty_body(ev, "K")["payload"]["group"] == "service"  # the primary team
+
+
+def test_slack_says_escalated_and_resolution_details() -> None:
+    event = lifecycle_event("firing", "i")
+    event["data"]["transition"] = "escalated"
+    header = slack_body(parsed(event))["blocks"][0]["text"]["text"]
+    assert header.startswith("CRITICAL (escalated): unhappy influential customer")
+    resolved = lifecycle_event("resolved", "i")
+    resolved["data"] |= {"sentiment": {"mean": 0.12, "posts": 5}, "note": "refund <sent>"}
+    resolved["data"]["resolved_reason"] = "manual"
+    resolved["data"]["resolved_by"] = "ana"
+    blocks = slack_body(parsed(resolved))["blocks"]
+    assert blocks[0]["text"]["text"] == (
+        ":white_check_mark: *Resolved* by *ana*: @alice.example (bluesky) (resolved by hand)"
+    )
+    assert blocks[1]["elements"][0]["text"] == "Now: mean sentiment +0.12 over 5 posts"
+    assert blocks[2]["text"]["text"] == "> refund &lt;sent&gt;"

@@ -35,6 +35,7 @@ class InvalidEvent(ValueError):
 class _Routing(BaseModel):
     model_config = ConfigDict(extra="allow")
     team: str = Field(min_length=1)
+    teams: list[str] = Field(default_factory=list, description="Every team (routes that continue).")
 
 
 class _Data(BaseModel):
@@ -63,6 +64,9 @@ class LifecycleEvent:
     status: Status
     incident_id: str
     team: str
+    """The primary team (the route that opened the incident, else the default team)."""
+    teams: tuple[str, ...]
+    """Every team the incident is routed to (the primary one first)."""
     severity: str
     silenced: bool
     envelope: dict[str, Any]
@@ -100,11 +104,15 @@ def parse_entry(fields: dict[bytes, bytes], default_team: str) -> LifecycleEvent
     entry_id = fields.get(b"id")
     if entry_id is not None and entry_id.decode("utf-8", "replace") != env.id:
         raise InvalidEvent("entry id field differs from the CloudEvent id")
+    routing = env.data.routing
+    team = routing.team if routing else default_team
+    teams = (team, *(t for t in (routing.teams if routing else []) if t != team))
     return LifecycleEvent(
         event_id=env.id,
         status=status,  # type: ignore[arg-type]
         incident_id=env.data.incident_id,
-        team=env.data.routing.team if env.data.routing else default_team,
+        team=team,
+        teams=teams,
         severity=env.data.severity,
         silenced=env.data.silenced_by not in (None, "", [], {}),
         envelope=obj,
@@ -113,9 +121,10 @@ def parse_entry(fields: dict[bytes, bytes], default_team: str) -> LifecycleEvent
 
 
 def takes(destination: DestinationSettings, event: LifecycleEvent) -> bool:
-    """Whether `destination` receives `event`: not silenced, its team, at least its severity."""
+    """Whether `destination` receives `event`: not silenced, one of its teams (any team the
+    incident is routed to), at least its severity."""
     if event.silenced:
         return False
-    if destination.teams and event.team not in destination.teams:
+    if destination.teams and not any(team in destination.teams for team in event.teams):
         return False
     return SEVERITY_RANK[event.severity] >= SEVERITY_RANK[destination.min_severity]

@@ -30,6 +30,9 @@ SLACK_QUOTE_CHARS = 500
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
+TRANSITION_NOTE = {"escalated": " (escalated)", "repeat": " (still unhappy)"}
+"""A firing event's `data.transition` besides "opened": said in the Slack header."""
+
 RESOLVED_WHY = {
     "sentiment_recovered": "sentiment recovered",
     "quiet": "no posts about the business for a while",
@@ -168,8 +171,10 @@ def _context(text: str) -> dict[str, Any]:
 
 def _footer(event: LifecycleEvent) -> dict[str, Any]:
     data = event.data
+    teams = ", ".join(mrkdwn_escape(t) for t in event.teams)
+    label = "Teams" if len(event.teams) > 1 else "Team"
     return _context(
-        f"Team *{mrkdwn_escape(event.team)}* · incident `{mrkdwn_escape(event.incident_id)}`"
+        f"{label} *{teams}* · incident `{mrkdwn_escape(event.incident_id)}`"
         f" · event time {mrkdwn_escape(str(data.get('event_time', '?')))}"
     )
 
@@ -194,11 +199,21 @@ def slack_body(event: LifecycleEvent) -> dict[str, Any]:
         by_text = f" by *{mrkdwn_escape(str(by))}*" if by else ""
         text = f"Resolved ({why}): {name} (incident {event.incident_id})"
         blocks = [_section(f":white_check_mark: *Resolved*{by_text}: {name} ({why})")]
+        sentiment = _sentiment_phrase(data)
+        if sentiment:
+            blocks.append(_context(f"Now: {sentiment}"))
+        note = data.get("note")
+        if note:
+            blocks.append(_section(f"> {mrkdwn_escape(_cut(str(note), SLACK_QUOTE_CHARS))}"))
         blocks.append(_footer(event))
         return {"text": _cut(text, SLACK_FALLBACK_CHARS), "blocks": blocks}
 
     icon = ":rotating_light:" if event.severity == "critical" else ":warning:"
-    header = _cut(f"{event.severity.upper()}: unhappy influential customer {who(data)}", 150)
+    again = TRANSITION_NOTE.get(str(data.get("transition")), "")
+    header = _cut(
+        f"{event.severity.upper()}{again}: unhappy influential customer {who(data)}",
+        SLACK_HEADER_CHARS,
+    )
     fields = [{"type": "mrkdwn", "text": f"*Customer*\n{name}"}]
     fields.append({"type": "mrkdwn", "text": f"*Severity*\n{icon} {event.severity}"})
     sentiment = _sentiment_phrase(data)
