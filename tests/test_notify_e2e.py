@@ -19,6 +19,7 @@ pytest.importorskip("operators.incidents")
 
 from bytewax.testing import TestingSource, run_main
 
+from config.settings import Settings
 from flows.pipeline import build_flow
 from sense_respond.cli import main
 from tests.notify_fixtures import Receiver, wait_for
