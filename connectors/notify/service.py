@@ -326,8 +326,14 @@ class Notifier:
     def _refresh_blockers(self) -> None:
         """Tell each worker, per incident it holds, the earliest entry held elsewhere that is
         not done for it (see the module docstring)."""
+        total, others = self.store.pending_counts()
+        if others == 0 and total <= len(self._held):
+            # The common case (one process, or the others caught up): every pending entry is
+            # one this process holds, so there is nothing elsewhere to wait for.
+            foreign: list[str] = []
+        else:
+            foreign = [p.entry_id for p in self.store.pending() if p.entry_id not in self._held]
         incidents = {held.event.incident_id for held in self._held.values()}
-        foreign = [p.entry_id for p in self.store.pending() if p.entry_id not in self._held]
         missing = [entry_id for entry_id in foreign if entry_id not in self._foreign]
         fetched = self.store.fetch(missing)
         for entry_id in missing:

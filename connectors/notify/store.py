@@ -163,6 +163,17 @@ class NotifyStore:
             mine.update(k.decode() if isinstance(k, bytes) else str(k) for k in kept)
         return mine
 
+    def pending_counts(self) -> tuple[int, int]:
+        """The group's pending entries in all, and those other consumers hold (the XPENDING
+        summary: one cheap call instead of the whole list)."""
+        summary = self.client.xpending(self.stream, self.group)
+        others = 0
+        for row in summary.get("consumers") or []:
+            name = row["name"].decode() if isinstance(row["name"], bytes) else row["name"]
+            if name != self.consumer:
+                others += int(row["pending"])
+        return int(summary.get("pending") or 0), others
+
     def pending(self) -> list[Pending]:
         """The group's whole pending list (every consumer), in stream order."""
         out: list[Pending] = []
