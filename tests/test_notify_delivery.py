@@ -514,3 +514,19 @@ def test_stops_cleanly_while_redis_was_never_reachable() -> None:
     settings = notify_settings(url, "sr:", [webhook("crm20", "http://127.0.0.1:9/x")])
     with running(settings):
         time.sleep(0.3)
+
+
+def test_a_429_pauses_a_destination_without_a_rate_limit_too(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    script = [Reply(429, headers={"Retry-After": "1"}, body=b"Too many")]
+    with Receiver(script, default=Reply(202)) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd21", pd.url)])
+        xadd_events(
+            redis_client, redis_prefix, [lifecycle_event("firing", f"P{n}") for n in range(3)]
+        )
+        with running(settings):
+            wait_for(lambda: len(pd.delivered()) == 3, what="three after the 429")
+    limited = pd.requests[0]
+    assert len(pd.requests) == 4
+    assert all(r.at - limited.at >= 0.95 for r in pd.requests[1:])

@@ -100,6 +100,7 @@ class DestinationWorker:
         )
         rate = destination.max_per_second
         self._bucket = TokenBucket(rate, now=clock()) if rate else None
+        self._paused_until = 0.0  # a 429's Retry-After holds every request to the destination
         self._jobs: dict[str, Job] = {}
         self._order: list[tuple[tuple[int, int], str]] = []
         self._blockers: dict[str, tuple[int, int]] = {}
@@ -187,8 +188,11 @@ class DestinationWorker:
                 if self._stopping:
                     return
                 job, wait = self._next(self._clock())
-                if job is not None and self._bucket is not None:
-                    wait = self._bucket.wait_time(self._clock())
+                if job is not None:
+                    now = self._clock()
+                    wait = max(0.0, self._paused_until - now)
+                    if self._bucket is not None:
+                        wait = max(wait, self._bucket.wait_time(now))
                     if wait > 0:
                         job = None
                 if job is None:
@@ -270,9 +274,11 @@ class DestinationWorker:
         )
         with self._cond:
             job.not_before = now + delay
-            if result.status == 429 and retry_after is not None and self._bucket is not None:
+            if result.status == 429 and retry_after is not None:
                 # The receiver's limit holds for every message to it, not just this one.
-                self._bucket.pause_until(now + retry_after)
+                self._paused_until = max(self._paused_until, now + retry_after)
+                if self._bucket is not None:
+                    self._bucket.pause_until(now + retry_after)
 
     def _dead_letter(self, job: Job, status: str, reason: str) -> None:
         ev = job.event
