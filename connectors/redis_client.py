@@ -1,8 +1,9 @@
 """One way to build a Redis client, plus the key names every connector shares.
 
 Every client is built by `make_client` so timeouts, retries and the wire protocol are explicit and
-identical everywhere: a connector never hangs forever on a dead Redis, and a blip is retried with
-exponential backoff before the error reaches the flow (which then crashes and recovers).
+identical everywhere: a connector never hangs forever on a dead Redis (a hung server is a socket
+timeout). The run's sinks take `retries=0` and wait outages out in `connectors.redis_retry`
+instead; the on-call tools keep redis-py's short retry of `redis.retries` attempts.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ def make_client(
     *,
     socket_timeout: float | None = None,
     client_name: str | None = None,
+    retries: int | None = None,
 ) -> redis.Redis:
     """Build a bytes (`decode_responses=False`) RESP2 client for `url`.
 
     `socket_timeout` overrides `settings.socket_timeout_seconds`; blocking readers pass a value
     larger than their BLOCK time so a blocked read is never mistaken for a dead socket.
-    Connection and timeout errors are retried `settings.retries` times with exponential backoff.
+    Connection and timeout errors are retried `retries` times (default `settings.retries`) with
+    exponential backoff; pass 0 when the caller retries (`connectors.redis_retry.RedisRetry`).
     """
     return redis.Redis.from_url(
         url,
@@ -51,7 +54,7 @@ def make_client(
         socket_connect_timeout=settings.connect_timeout_seconds,
         retry=Retry(
             ExponentialBackoff(cap=BACKOFF_CAP_SECONDS, base=BACKOFF_BASE_SECONDS),
-            settings.retries,
+            settings.retries if retries is None else retries,
         ),
         health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
         decode_responses=False,
@@ -126,6 +129,11 @@ def alerts_key(prefix: str) -> str:
 def dlq_key(prefix: str) -> str:
     """The dead-letter stream."""
     return key(prefix, "dlq")
+
+
+def dlq_ids_key(prefix: str) -> str:
+    """The sorted set of recent dead-letter ids (appending each dead letter once)."""
+    return key(prefix, "dlq", "ids")
 
 
 def customer_key(prefix: str, customer_id: str) -> str:

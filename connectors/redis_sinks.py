@@ -1,12 +1,11 @@
 """Bytewax sinks delivering alerts, customer views and dead letters to Redis.
 
 Delivery is at-least-once from Bytewax (a recovered flow replays the items since its last
-snapshot) and made effectively-once for alerts here: an alert is written by one Lua script that
-first does `SET {prefix}alert-id:{id} 1 NX EX ttl` and only when that succeeds appends it to the
-stream, publishes it and updates the customer's hash. A replayed alert id is counted as a
-suppressed duplicate and has no effect, as long as the replay happens within
-`alert_id_ttl_seconds`. Views are plain HSETs, idempotent by nature. Dead letters are
-at-least-once: a replayed or retried batch may append a dead letter twice.
+snapshot) and made effectively-once here: an alert is written by one Lua script guarded by its
+delivered marker `{prefix}alert-id:{id}`, so a replayed alert id is counted as a suppressed
+duplicate and has no effect, as long as the replay happens within `alert_id_ttl_seconds`. Views
+are plain HSETs, idempotent by nature. A dead letter has a deterministic id (a hash of its source,
+reason and raw input) remembered in `{prefix}dlq:ids`, so a replay appends it once.
 
 Keys (`prefix` is `RedisSettings.prefix`):
 
@@ -16,10 +15,12 @@ Keys (`prefix` is `RedisSettings.prefix`):
   `last_alert_id`; expires `view_ttl_seconds` after its last write.
 * `{prefix}alert-id:{alert_id}` — delivered-alert marker, expires after `alert_id_ttl_seconds`.
 * `{prefix}dlq` — stream of dead letters (`reason`, `raw`, `at`, `source`), ~`dlq_maxlen`.
+* `{prefix}dlq:ids` — sorted set of the ids of the last ~`dlq_maxlen` dead letters (by time).
 
-Each batch is one non-transactional pipeline (one round trip). Connection errors are retried by
-the client's retry policy; when a batch still fails the exception propagates and the flow
-crashes (to be resumed by recovery): alerts are never silently dropped.
+Each batch is one non-transactional pipeline (one round trip), run by `connectors.redis_retry`:
+while Redis is away the batch is retried (and the flow waits, which is its back-pressure) for up to
+`redis.outage_budget_seconds`; a non-transient error or a spent budget stops the run without
+marking anything undelivered as delivered. The types of the fixed keys are checked at start.
 """
 
 from __future__ import annotations
@@ -34,17 +35,18 @@ from typing import Any
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from redis.exceptions import NoScriptError
 
 from config.settings import RedisSettings
 from connectors.redis_client import (
     alert_id_key,
     alerts_key,
     customer_key,
+    dlq_ids_key,
     dlq_key,
     make_client,
     redacted_url,
 )
+from connectors.redis_retry import RedisRetry, check_key_types, load_scripts
 from operators.events import DeadLetter
 from operators.records import AlertRecord, CustomerGone, CustomerView
 
@@ -79,6 +81,46 @@ return 0
 """
 ALERT_SCRIPT_SHA = hashlib.sha1(ALERT_SCRIPT.encode()).hexdigest()
 
+# A dead letter is appended once per id: the ids of the last ~maxlen letters are a sorted set (by
+# the entry's time), trimmed with the stream, so the memory of ids is as bounded as the stream.
+# Key types are checked before any write and the id is recorded last: a failure writes nothing.
+# KEYS: 1 dlq stream, 2 ids. ARGV: 1 id, 2 maxlen, 3.. field/value pairs.
+DEAD_LETTER_SCRIPT = """
+local kinds = {'stream', 'zset'}
+for i = 1, 2 do
+  local found = redis.call('TYPE', KEYS[i])['ok']
+  if found ~= 'none' and found ~= kinds[i] then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' is a ' .. found .. ', not a ' .. kinds[i])
+  end
+end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return 0
+end
+local fields = {}
+for i = 3, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+end
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+redis.call('ZADD', KEYS[2], tonumber(string.match(entry, '^(%d+)')), ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[2]) + 1))
+return 1
+"""
+DEAD_LETTER_SCRIPT_SHA = hashlib.sha1(DEAD_LETTER_SCRIPT.encode()).hexdigest()
+
+SCRIPTS = {"alert": ALERT_SCRIPT}
+"""The alert sink's scripts by name (loaded at start and again after NOSCRIPT)."""
+DEAD_LETTER_SCRIPTS = {"dead-letter": DEAD_LETTER_SCRIPT}
+
+
+def dead_letter_id(letter: DeadLetter) -> str:
+    """A dead letter's deterministic id: the same bad input from the same source (with its
+    position, where the source names one) always gets the same id, so replays append it once."""
+    digest = hashlib.sha256()
+    for part in (letter.source.encode(), letter.reason.encode(), letter.raw):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()[:32]
+
 
 @dataclass
 class DeliveryStats:
@@ -89,6 +131,7 @@ class DeliveryStats:
     views_written: int = 0
     views_deleted: int = 0
     dead_letters: int = 0
+    dead_letters_duplicate: int = 0
     batches: int = 0
 
     def add(self, other: DeliveryStats) -> None:
@@ -98,6 +141,7 @@ class DeliveryStats:
         self.views_written += other.views_written
         self.views_deleted += other.views_deleted
         self.dead_letters += other.dead_letters
+        self.dead_letters_duplicate += other.dead_letters_duplicate
         self.batches += other.batches
 
 
@@ -156,22 +200,22 @@ class AlertSinkPartition(StatelessSinkPartition[Delivery]):
     """One worker's connection delivering alerts and views (see the module docstring)."""
 
     def __init__(
-        self, client: redis.Redis, settings: RedisSettings, shared: _SharedStats | None = None
+        self,
+        client: redis.Redis,
+        settings: RedisSettings,
+        shared: _SharedStats | None = None,
+        retry: RedisRetry | None = None,
     ) -> None:
-        """Wrap `client` (owned: closed by `close`) and register the alert script."""
+        """Wrap `client` (owned: closed by `close`), check the stream's type, load the script."""
         self._client = client
         self._settings = settings
         self._stream = alerts_key(settings.prefix)
         self._shared = shared
+        self._retry = retry or RedisRetry.from_settings(settings.outage_budget_seconds)
         self.stats = DeliveryStats()
         """Totals of this partition since it was built."""
-        self._load_script()
-
-    def _load_script(self) -> None:
-        sha = self._client.script_load(ALERT_SCRIPT)
-        sha = sha.decode() if isinstance(sha, bytes) else sha
-        if sha != ALERT_SCRIPT_SHA:
-            raise RuntimeError(f"SCRIPT LOAD returned {sha}, expected {ALERT_SCRIPT_SHA}")
+        check_key_types(self._retry, client, {self._stream: "stream"})
+        load_scripts(self._retry, client, SCRIPTS)
 
     def _queue_alert(self, pipe: Any, alert: AlertRecord) -> None:
         s = self._settings
@@ -194,10 +238,8 @@ class AlertSinkPartition(StatelessSinkPartition[Delivery]):
             *argv,
         )
 
-    def _execute(self, ops: list[Delivery]) -> list[Any]:
-        """Run `ops` in one pipeline; one reply per op (an alert's 1/0 or its error)."""
+    def _queue(self, pipe: Any, ops: list[Delivery]) -> None:
         prefix, view_ttl = self._settings.prefix, self._settings.view_ttl_seconds
-        pipe = self._client.pipeline(transaction=False)
         for op in ops:
             if isinstance(op, AlertRecord):
                 self._queue_alert(pipe, op)
@@ -207,39 +249,33 @@ class AlertSinkPartition(StatelessSinkPartition[Delivery]):
                 key = customer_key(prefix, op.customer_id)
                 pipe.hset(key, mapping=op.fields)
                 pipe.expire(key, view_ttl)
-        results = pipe.execute(raise_on_error=False)
+
+    def _execute(self, ops: list[Delivery]) -> list[Any]:
+        """Run `ops` in one pipeline, through Redis outages; one reply per op."""
+        results = self._retry.pipeline(
+            self._client, lambda pipe: self._queue(pipe, ops), "alert delivery", SCRIPTS
+        )
         replies: list[Any] = []
         it = iter(results)
         for op in ops:
             if isinstance(op, AlertRecord | CustomerGone):
                 replies.append(next(it))
             else:
-                hset, expire = next(it), next(it)
-                replies.append(hset if isinstance(hset, Exception) else expire)
+                _hset, expire = next(it), next(it)
+                replies.append(expire)
         return replies
 
     def deliver(self, items: Sequence[Delivery]) -> DeliveryStats:
-        """Write one batch in one pipeline; returns what it delivered. Raises if it failed."""
+        """Write one batch in one pipeline; returns what it delivered.
+
+        Blocks while Redis is away (within the outage budget); raises `RedisFailure` when the
+        batch cannot be delivered.
+        """
         batch = DeliveryStats(batches=1)
         ops = _plan(items)
         if not ops:
             return batch
         replies = self._execute(ops)
-        if any(isinstance(r, NoScriptError) for r in replies):
-            # The script cache was flushed (SCRIPT FLUSH, restart, failover): load the script
-            # again and replay the whole batch in order, so a view written after an alert still
-            # ends up last. Alerts that did go through are no-ops the second time (their id is
-            # set); their first reply is the one that counts.
-            log.warning("alert script missing on the server (NOSCRIPT); reloading it")
-            self._load_script()
-            again = self._execute(ops)
-            replies = [
-                b if isinstance(a, NoScriptError) else a
-                for a, b in zip(replies, again, strict=True)
-            ]
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
         for op, reply in zip(ops, replies, strict=True):
             if isinstance(op, AlertRecord):
                 if int(reply) == 1:
@@ -284,8 +320,12 @@ class _RedisSink:
         log.debug(
             "%s sink %s worker %d -> %s", kind, step_id, worker_index, redacted_url(self._url)
         )
+        # No redis-py retries: connectors.redis_retry waits outages out, within their budget.
         return make_client(
-            self._url, self._settings, client_name=_client_name(kind, step_id, worker_index)
+            self._url,
+            self._settings,
+            client_name=_client_name(kind, step_id, worker_index),
+            retries=0,
         )
 
 
@@ -299,34 +339,50 @@ class AlertSink(_RedisSink, DynamicSink[Delivery]):
 
 
 class DeadLetterSinkPartition(StatelessSinkPartition[DeadLetter]):
-    """One worker's connection appending dead letters to `{prefix}dlq`."""
+    """One worker's connection appending dead letters to `{prefix}dlq`, each id once."""
 
     def __init__(
-        self, client: redis.Redis, settings: RedisSettings, shared: _SharedStats | None = None
+        self,
+        client: redis.Redis,
+        settings: RedisSettings,
+        shared: _SharedStats | None = None,
+        retry: RedisRetry | None = None,
     ) -> None:
-        """Wrap `client` (owned: closed by `close`)."""
+        """Wrap `client` (owned: closed by `close`), check the key types, load the script."""
         self._client = client
         self._settings = settings
         self._stream = dlq_key(settings.prefix)
+        self._ids = dlq_ids_key(settings.prefix)
         self._shared = shared
+        self._retry = retry or RedisRetry.from_settings(settings.outage_budget_seconds)
         self.stats = DeliveryStats()
+        check_key_types(self._retry, client, {self._stream: "stream", self._ids: "zset"})
+        load_scripts(self._retry, client, DEAD_LETTER_SCRIPTS)
+
+    def _queue(self, pipe: Any, items: list[DeadLetter]) -> None:
+        maxlen = self._settings.dlq_maxlen
+        for item in items:
+            argv: list[str | bytes | int] = [dead_letter_id(item), maxlen]
+            for name, value in item.fields().items():
+                argv.extend((name, value))
+            pipe.evalsha(DEAD_LETTER_SCRIPT_SHA, 2, self._stream, self._ids, *argv)
 
     def write_batch(self, items: list[DeadLetter]) -> None:
-        """XADD every dead letter in one pipeline."""
+        """Append every new dead letter in one pipeline (blocking through Redis outages)."""
         if not items:
             return
-        pipe = self._client.pipeline(transaction=False)
         for item in items:
             if not isinstance(item, DeadLetter):
                 raise TypeError(f"DeadLetterSink got a {type(item).__name__}, not a DeadLetter")
-            pipe.xadd(
-                self._stream,
-                item.fields(),  # type: ignore[arg-type]
-                maxlen=self._settings.dlq_maxlen,
-                approximate=True,
-            )
-        pipe.execute()
-        batch = DeliveryStats(dead_letters=len(items), batches=1)
+        replies = self._retry.pipeline(
+            self._client,
+            lambda pipe: self._queue(pipe, items),
+            "dead-letter delivery",
+            DEAD_LETTER_SCRIPTS,
+        )
+        added = sum(int(r) for r in replies)
+        batch = DeliveryStats(dead_letters=added, dead_letters_duplicate=len(items) - added)
+        batch.batches = 1
         self.stats.add(batch)
         if self._shared is not None:
             self._shared.add(batch)

@@ -216,6 +216,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     """
     from bytewax._bytewax import cli_main
 
+    from connectors.redis_retry import exit_process_on_failure
     from flows.pipeline import build_flow
 
     options = _recovery_options(args)
@@ -225,14 +226,15 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         epoch = options.epoch_interval(settings.flow.epoch_interval_seconds)
     flow = build_flow(settings, resumable=options is not None)
     addresses = getattr(args, "addresses", None)
-    cli_main(
-        flow,
-        workers_per_process=getattr(args, "workers_per_process", 1) or 1,
-        process_id=getattr(args, "process_id", None),
-        addresses=addresses.split(";") if addresses else None,
-        epoch_interval=epoch,
-        recovery_config=None if options is None else options.config(),
-    )
+    with exit_process_on_failure():  # Redis gone past its budget: one line, not a Rust panic
+        cli_main(
+            flow,
+            workers_per_process=getattr(args, "workers_per_process", 1) or 1,
+            process_id=getattr(args, "process_id", None),
+            addresses=addresses.split(";") if addresses else None,
+            epoch_interval=epoch,
+            recovery_config=None if options is None else options.config(),
+        )
 
 
 def _summary(settings: Settings, started: float, printed: int | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from redis_helpers import drain_channel
 from config.settings import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
 from connectors.redis_client import alert_id_key, alerts_key, customer_key, dlq_key
+from connectors.redis_retry import NonTransientRedisError, OutageBudgetExceeded
 from connectors.redis_sinks import (
     AlertSink,
     AlertSinkPartition,
@@ -187,19 +188,27 @@ def test_script_flushed_on_server_is_reloaded(
 def test_failed_write_raises_instead_of_dropping(
     alert_part: AlertSinkPartition, redis_client: redis.Redis, settings: RedisSettings
 ) -> None:
-    redis_client.set(customer_key(settings.prefix, "x:9"), b"not a hash")
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+    hkey = customer_key(settings.prefix, "x:9")
+    redis_client.set(hkey, b"not a hash")
+    with pytest.raises(NonTransientRedisError) as raised:
         alert_part.write_batch([view("x:9", s="1")])
+    # the command, the key and what is wrong with it, in one line
+    assert str(raised.value).startswith("Redis refused HSET during alert delivery: ")
+    assert "WRONGTYPE" in str(raised.value)
+    assert f"keys: {hkey} (a string)" in str(raised.value)
+    assert "\n" not in str(raised.value)
 
 
-def test_unreachable_redis_raises_after_retries() -> None:
-    settings = RedisSettings(prefix="test:gone:", retries=1, connect_timeout_seconds=0.5)
+def test_unreachable_redis_fails_past_the_outage_budget() -> None:
+    settings = RedisSettings(
+        prefix="test:gone:", outage_budget_seconds=0.5, connect_timeout_seconds=0.5
+    )
     with EmbeddedRedis() as embedded:
         part = AlertSink(embedded.url, settings).build("out", 0, 1)
         dlq = DeadLetterSink(embedded.url, settings).build("dlq", 0, 1)
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(OutageBudgetExceeded, match=r"past redis.outage_budget_seconds = 0.5"):
         part.write_batch([alert("lost", "x:1")])
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(OutageBudgetExceeded, match="Connection refused"):
         dlq.write_batch([DeadLetter("bad", b"{", datetime.now(UTC))])
     part.close()
     dlq.close()
