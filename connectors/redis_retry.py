@@ -195,7 +195,11 @@ def fail(failure: RedisFailure) -> NoReturn:
 
 
 def _one_line(exc: BaseException) -> str:
+    """`Type: CODE message` on one line (the code redis-py strips off is put back)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    code = error_code(exc) if isinstance(exc, RedisError) else ""
+    if code and code != "ERR" and not text.startswith(code):
+        text = f"{code} {text}"
     return f"{type(exc).__name__}: {text}"
 
 
@@ -385,8 +389,9 @@ class RedisRetry:
                 kept = [
                     r if isinstance(k, Exception) else k for k, r in zip(kept, replies, strict=True)
                 ]
-            self.outage.answered()
             errors = [(i, r) for i, r in enumerate(kept) if isinstance(r, Exception)]
+            if not any(classify(err) is Verdict.TRANSIENT for _, err in errors):
+                self.outage.answered()  # (an error reply saying LOADING, READONLY, ... is not)
             if not errors:
                 return kept
             for i, err in errors:
