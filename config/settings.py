@@ -50,7 +50,12 @@ class RedisSettings(_Section):
     prefix: str = Field(default="sr:", min_length=1, description="Prefix of every key and channel.")
     socket_timeout_seconds: float = Field(default=5.0, gt=0)
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
-    retries: int = Field(default=3, ge=0, description="Retries of a failed command (backoff).")
+    retries: int = Field(
+        default=3,
+        ge=0,
+        description="redis-py retries of a failed command in the on-call tools (alerts tail, "
+        "replay); the run itself retries through outages within outage_budget_seconds.",
+    )
     alerts_maxlen: int = Field(default=100_000, ge=1, description="Approximate MAXLEN of alerts.")
     dlq_maxlen: int = Field(default=100_000, ge=1, description="Approximate MAXLEN of the DLQ.")
     view_ttl_seconds: int = Field(default=7 * 86_400, ge=60, description="TTL of customer views.")
@@ -63,7 +68,11 @@ class RedisSettings(_Section):
     read_count: int = Field(default=500, ge=1, description="Entries per XREADGROUP.")
     claim_idle_ms: int = Field(default=60_000, ge=1_000, description="Reclaim pending after.")
     outage_budget_seconds: float = Field(
-        default=300, gt=0, description="How long transient Redis errors are retried in all."
+        default=300,
+        gt=0,
+        description="How long one Redis outage (transient errors: refused, reset, timeouts, "
+        "LOADING, BUSY, READONLY, TRYAGAIN, MASTERDOWN) is waited out, all retries included; "
+        "the flow pauses meanwhile, and past it the run exits 75.",
     )
     max_deliveries: int = Field(
         default=5, ge=1, description="An input entry delivered this often goes to the DLQ."

@@ -282,6 +282,21 @@ class Outage:
 OUTAGE = Outage()
 """The process's one view of Redis's health."""
 
+_STOPPING = threading.Event()
+
+
+def stop_waiting() -> None:
+    """Shutdown (SIGTERM/SIGINT) was asked for: waits for Redis end now, and fail.
+
+    A run that is told to stop during an outage cannot flush its output; it stops at once (exit
+    75, nothing undelivered acknowledged) instead of waiting out the budget.
+    """
+    _STOPPING.set()
+
+
+def _stoppable_sleep(seconds: float) -> None:
+    _STOPPING.wait(seconds)
+
 
 def _command_name(args: Sequence[Any], scripts: Mapping[str, str]) -> str:
     name = _text(args[0]).upper() if args else "?"
@@ -315,7 +330,7 @@ class RedisRetry:
         policy: RetryPolicy,
         outage: Outage = OUTAGE,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = _stoppable_sleep,
         unit: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -421,8 +436,17 @@ class RedisRetry:
                     " from the last snapshot)"
                 )
             )
-        self.outage.retrying()
-        self._sleep(wait)
+        if not _STOPPING.is_set():
+            self.outage.retrying()
+            self._sleep(wait)
+        if _STOPPING.is_set():
+            fail(
+                OutageBudgetExceeded(
+                    f"stopping during a Redis outage of {elapsed:.0f} s (last error:"
+                    f" {_one_line(exc)}); nothing undelivered was acknowledged: run again (with"
+                    " --recovery-dir to resume from the last snapshot)"
+                )
+            )
 
     @staticmethod
     def _refusal(

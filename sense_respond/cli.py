@@ -140,7 +140,8 @@ class _LivePrinter:
         self.customers: set[str] = set()
         self._client = _client(settings)
         self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.subscribe(f"{settings.redis.prefix}alerts")
+        self._channel = f"{settings.redis.prefix}alerts"
+        self._pubsub.subscribe(self._channel)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alert-printer", daemon=True)
 
@@ -149,14 +150,36 @@ class _LivePrinter:
         return self
 
     def _run(self) -> None:
+        from redis.exceptions import RedisError
+
+        failures = 0
         while not self._stop.is_set():
-            msg = self._pubsub.get_message(timeout=0.2)
+            try:
+                msg = self._pubsub.get_message(timeout=0.2)
+                failures = 0
+            except (RedisError, OSError):
+                # Redis went away: the sinks log the outage and wait; so does the printer, quietly,
+                # then subscribes again (alerts are published only once Redis is back).
+                failures += 1
+                self._stop.wait(min(2.0, 0.05 * 2**failures))
+                self._resubscribe()
+                continue
             if msg is None:
                 continue
             alert = orjson.loads(msg["data"])
             self.count += 1
             self.customers.add(alert["subject"])
             print(format_alert(alert), flush=True)
+
+    def _resubscribe(self) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            self._pubsub.close()
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub.subscribe(self._channel)
+        except (RedisError, OSError):
+            pass  # still away: the next read fails and comes back here
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.3)  # let the last published alerts arrive
@@ -238,12 +261,15 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
 
 
 def _summary(settings: Settings, started: float, printed: int | None = None) -> dict[str, Any]:
+    from connectors.redis_retry import RedisRetry
+
     client = _client(settings)
     prefix = settings.redis.prefix
+    retry = RedisRetry.from_settings(settings.redis.outage_budget_seconds)
     try:
         summary = {
-            "alerts_in_stream": client.xlen(f"{prefix}alerts"),
-            "dead_letters": client.xlen(f"{prefix}dlq"),
+            "alerts_in_stream": retry.call(lambda: client.xlen(f"{prefix}alerts"), "summary"),
+            "dead_letters": retry.call(lambda: client.xlen(f"{prefix}dlq"), "summary"),
             "elapsed_seconds": round(time.perf_counter() - started, 2),
         }
     finally:
@@ -538,11 +564,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from connectors.redis_retry import RedisFailure
+
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RedisUnavailable) as exc:
         _say(f"sense-respond: error: {exc}")
         return 2
+    except RedisFailure as exc:  # outside the flow (e.g. the summary): one line, its exit code
+        _say(f"sense-respond: error: {exc}")
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
+from connectors import redis_retry
 from connectors.redis_retry import (
     REPORT_EVERY_SECONDS,
     NonTransientRedisError,
@@ -251,3 +254,16 @@ def test_workers_share_one_outage_and_its_budget(caplog: pytest.LogCaptureFixtur
     # the second caller joined the first one's outage: 2 s were left of its budget
     assert sum(fake.sleeps) == pytest.approx(2)
     assert [r.getMessage()[:18] for r in caplog.records] == ["Redis unavailable "]
+
+
+def test_a_shutdown_ends_the_wait_for_redis() -> None:
+    outage = Outage()
+    retry = RedisRetry(RetryPolicy(budget_seconds=300), outage)  # real, stoppable sleeps
+    threading.Timer(0.2, redis_retry.stop_waiting).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(OutageBudgetExceeded, match=r"^stopping during a Redis outage of"):
+            retry.call(failing(10_000, ConnectionError("refused")), "alert delivery")
+    finally:
+        redis_retry._STOPPING.clear()
+    assert time.monotonic() - started < 60  # not the 300 s budget
