@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import sys
 import threading
@@ -161,9 +162,9 @@ _failure_handler: Callable[[RedisFailure], None] | None = None
 
 
 @contextlib.contextmanager
-def exit_process_on_failure() -> Iterator[None]:
-    """Within the block, a `RedisFailure` ends the process with its exit code and one line on
-    stderr.
+def exit_process_on_failure(report: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Within the block, a `RedisFailure` ends the process with its exit code and one line,
+    `sense-respond: error: ...`, given to `report` (default: printed on stderr).
 
     For the command line only. Raised through Bytewax, the error would come out wrapped in a Rust
     panic with its backtrace; instead the run stops where it is, like a crash: nothing after the
@@ -171,19 +172,24 @@ def exit_process_on_failure() -> Iterator[None]:
     in-process (tests) outside such a block get the exception.
     """
     global _failure_handler
-    previous, _failure_handler = _failure_handler, _exit_with
+
+    def exit_with(failure: RedisFailure) -> None:
+        line = f"sense-respond: error: {failure}"
+        try:
+            if report is None:
+                print(line, file=sys.stderr, flush=True)
+            else:
+                report(line)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(failure.exit_code)
+
+    previous, _failure_handler = _failure_handler, exit_with
     try:
         yield
     finally:
         _failure_handler = previous
-
-
-def _exit_with(failure: RedisFailure) -> None:
-    import os
-
-    print(f"sense-respond: error: {failure}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os._exit(failure.exit_code)
 
 
 def fail(failure: RedisFailure) -> NoReturn:

@@ -249,7 +249,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         epoch = options.epoch_interval(settings.flow.epoch_interval_seconds)
     flow = build_flow(settings, resumable=options is not None)
     addresses = getattr(args, "addresses", None)
-    with exit_process_on_failure():  # Redis gone past its budget: one line, not a Rust panic
+    with exit_process_on_failure(report=_say):  # Redis gone for good: one line, no Rust panic
         cli_main(
             flow,
             workers_per_process=getattr(args, "workers_per_process", 1) or 1,

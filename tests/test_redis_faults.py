@@ -249,3 +249,43 @@ def test_a_wrong_dlq_type_fails_before_writing_anything(
     part.write_batch([bad])
     assert dlq_entries(redis_client, settings.prefix) == [(b"jsonl:feed.jsonl", b"{")]
     part.close()
+
+
+def test_a_full_redis_is_reported_and_nothing_is_marked_delivered(server: PrivateRedis) -> None:
+    admin = server.client()
+    part = alert_partition(server, Outage())
+    admin.config_set("maxmemory", 1)  # noeviction: every write is refused with OOM
+    with pytest.raises(NonTransientRedisError) as raised:
+        part.write_batch([alert("too-much", "x:7")])
+    message = str(raised.value)
+    assert message.startswith("Redis refused EVALSHA (alert script) during alert delivery: ")
+    assert "OOM command not allowed" in message
+    assert "keys: sr:alert-id:too-much (absent), sr:alerts (absent)" in message
+    assert raised.value.exit_code == 78
+    admin.config_set("maxmemory", 0)
+    assert admin.keys("sr:*") == []  # not marked delivered: the replay below delivers it
+    part.write_batch([alert("too-much", "x:7")])
+    assert [f[b"id"] for _, f in admin.xrange(alerts_key("sr:"))] == [b"too-much"]
+    part.close()
+
+
+def test_a_command_the_acl_denies_is_reported_and_nothing_is_recorded(
+    server: PrivateRedis,
+) -> None:
+    admin = server.client()
+    admin.acl_setuser(
+        "sr", enabled=True, passwords=["+s3cret-pw"], keys=["*"], commands=["+@all", "-xadd"]
+    )
+    settings = RedisSettings(prefix="sr:")
+    url = server.url.replace("redis://", "redis://sr:s3cret-pw@")
+    client = make_client(url, settings, retries=0)
+    part = DeadLetterSinkPartition(client, settings, retry=RedisRetry(RetryPolicy(60), Outage()))
+    with pytest.raises(NonTransientRedisError) as raised:
+        part.write_batch([letter("not JSON", b"{")])
+    message = str(raised.value)
+    assert "EVALSHA (dead-letter script) during dead-letter delivery" in message
+    # Redis 7.0 says it as "ERR The user executing the script can't run this command"
+    assert "can't run this command" in message and "s3cret-pw" not in message
+    assert "keys: sr:dlq (absent), sr:dlq:ids (absent)" in message
+    assert admin.keys("sr:*") == []
+    part.close()
