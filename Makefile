@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed bench-notify clean
+.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed bench-notify bench-outage clean
 
 install: $(STAMP)
 
@@ -54,6 +54,9 @@ bench-mixed: $(STAMP)
 
 bench-notify: $(STAMP)
 	$(BIN)/python benchmarks/notify_throughput.py
+
+bench-outage: $(STAMP)
+	$(BIN)/python benchmarks/redis_outage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

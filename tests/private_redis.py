@@ -1,4 +1,5 @@
-"""A private redis-server for fault tests: stopped, restarted on the same port, paused.
+"""Fault-test harness: a private redis-server (stopped, restarted on the same port, paused), a
+channel recorder that survives its restarts, and `sense-respond run` as a watched child process.
 
 Never the shared Redis: each test owns its server. The data is kept in an append-only file
 (`appendfsync always`), so what was written before a stop is there after the restart, as on a
@@ -13,14 +14,18 @@ is certain to be listening before the run can publish anything.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -29,6 +34,8 @@ from redis.retry import Retry
 from connectors.embedded_redis import redis_server_binary
 
 HOST = "127.0.0.1"
+END = b"--end-of-test--"
+TIMEOUT = 180.0
 
 
 def server_binary() -> Path:
@@ -137,3 +144,124 @@ def private_redis(tmp_path: Path) -> PrivateRedis:
         return server.start()
     except (OSError, RuntimeError) as exc:  # pragma: no cover - no redis-server at all
         pytest.skip(f"no private redis-server: {exc}")
+
+
+class Channel:
+    """Records every message on a channel, across server restarts (one subscriber at a time)."""
+
+    def __init__(self, server: PrivateRedis, channel: str) -> None:
+        self.server = server
+        self.channel = channel
+        self.messages: list[bytes] = []
+        self._ended = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def subscribe(self) -> None:
+        """Subscribe (confirmed by the server) and record in the background until the server
+        goes away."""
+        pubsub = self.server.client().pubsub()
+        pubsub.subscribe(self.channel)
+        deadline = time.monotonic() + 20
+        while (msg := pubsub.get_message(timeout=1.0)) is None or msg["type"] != "subscribe":
+            assert time.monotonic() < deadline, "no subscribe confirmation"
+        thread = threading.Thread(target=self._record, args=(pubsub,), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _record(self, pubsub: redis.client.PubSub) -> None:
+        try:
+            while not self._ended.is_set():
+                msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+                if msg is None:
+                    continue
+                if msg["data"] == END:
+                    self._ended.set()
+                else:
+                    self.messages.append(msg["data"])
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            pass  # the server stopped: a new subscriber takes over after the restart
+        finally:
+            pubsub.close()
+
+    def drain(self) -> list[str]:
+        """The alert ids received; every message published before this call is in."""
+        self.server.client().publish(self.channel, END)
+        assert self._ended.wait(20), "sentinel never arrived"
+        return [orjson.loads(m)["id"] for m in self.messages]
+
+
+@dataclass
+class Run:
+    """`sense-respond run` in a child process, its stderr collected line by line."""
+
+    cmd: list[str]
+    env: dict[str, str]
+    lines: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.running, f"the run ended before {what}:\n" + self.stderr()
+            assert time.monotonic() < deadline, f"no {what} within {timeout} s:\n" + self.stderr()
+            time.sleep(0.01)
+
+    def wait_for_line(self, text: str, timeout: float = 60) -> None:
+        self.wait_for(lambda: any(text in line for line in self.lines), repr(text), timeout)
+
+    def rss_kb(self) -> int:
+        """The run's resident memory now (kB)."""
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"^VmRSS:\s+(\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+
+    def position(self, path: Path) -> int:
+        """How far the run has read `path` (the kernel's offset of its open file)."""
+        fds = Path(f"/proc/{self.proc.pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                if Path(os.readlink(fd)) == path:
+                    info = (fds.parent / "fdinfo" / fd.name).read_text()
+                    return int(re.search(r"^pos:\s+(\d+)", info, re.M).group(1))  # type: ignore[union-attr]
+            except OSError:
+                continue
+        raise AssertionError(f"the run has no open {path}")
+
+    def finish(self, timeout: float = TIMEOUT) -> tuple[int, int]:
+        """Wait for the exit: (exit status, peak RSS in kB measured by the kernel)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                raise AssertionError("the run did not end:\n" + self.stderr())
+            time.sleep(0.05)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self._reader.join(timeout=10)
+        return self.proc.returncode, usage.ru_maxrss
+
+    def stderr(self) -> str:
+        return "\n".join(self.lines[-60:])
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
