@@ -161,15 +161,17 @@ class NonTransientRedisError(RedisFailure):
 _failure_handler: Callable[[RedisFailure], None] | None = None
 
 
-@contextlib.contextmanager
-def exit_process_on_failure(report: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Within the block, a `RedisFailure` ends the process with its exit code and one line,
-    `sense-respond: error: ...`, given to `report` (default: printed on stderr).
+def exit_on_failure(
+    report: Callable[[str], None] | None = None,
+) -> Callable[[RedisFailure], None] | None:
+    """From now on a `RedisFailure` ends the process with its exit code and one line,
+    `sense-respond: error: ...`, given to `report` (default: printed on stderr). Returns the
+    handler it replaces.
 
-    For the command line only. Raised through Bytewax, the error would come out wrapped in a Rust
-    panic with its backtrace; instead the run stops where it is, like a crash: nothing after the
-    last snapshot was acknowledged, so a restart (with `--recovery-dir`) loses nothing. Flows run
-    in-process (tests) outside such a block get the exception.
+    For the command line only (and `python -m bytewax.run flows.pipeline:flow`). Raised through
+    Bytewax, the error would come out wrapped in a Rust panic with its backtrace; instead the run
+    stops where it is, like a crash: nothing after the last snapshot was acknowledged, so a
+    restart (with `--recovery-dir`) loses nothing. Flows run in-process (tests) get the exception.
     """
     global _failure_handler
 
@@ -186,6 +188,14 @@ def exit_process_on_failure(report: Callable[[str], None] | None = None) -> Iter
             os._exit(failure.exit_code)
 
     previous, _failure_handler = _failure_handler, exit_with
+    return previous
+
+
+@contextlib.contextmanager
+def exit_process_on_failure(report: Callable[[str], None] | None = None) -> Iterator[None]:
+    """`exit_on_failure(report)` within the block only."""
+    global _failure_handler
+    previous = exit_on_failure(report)
     try:
         yield
     finally:

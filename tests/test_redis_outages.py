@@ -334,6 +334,20 @@ def test_a_wrong_key_type_stops_the_run_before_anything_is_delivered(
     assert channel.drain() == ids
 
 
+def test_the_bytewax_way_of_running_fails_with_the_same_one_line(
+    vip_feed: Feed, server: PrivateRedis
+) -> None:
+    server.client().set("sr:dlq", b"not a stream")
+    env = environment(
+        input=f"jsonl:{vip_feed.path}", redis__url=server.url, redis__prefix="sr:"
+    ) | {"SR_CONFIG": str(vip_feed.config)}
+    run = Run([sys.executable, "-m", "bytewax.run", "flows.pipeline:flow"], env)
+    code, _ = run.finish()
+    assert code == 78, run.stderr()
+    assert run.lines[-1].startswith("sense-respond: error: Redis key sr:dlq is a string"), run.lines
+    assert_no_traceback(run)
+
+
 def test_a_60_s_outage_in_the_background_is_survived_too(
     long_outage: Callable[[], Outage], truth: set[str]
 ) -> None:
