@@ -73,8 +73,13 @@ class PrivateRedis:
             unix_socket_path=str(self.socket_path), socket_timeout=10, retry=Retry(NoBackoff(), 0)
         )
 
-    def start(self, before_tcp: Callable[[], None] | None = None) -> PrivateRedis:
-        """Start (again); with `before_tcp`, the TCP port opens only once it has returned."""
+    def start(
+        self, before_tcp: Callable[[], None] | None = None, *extra: str, loaded: bool = True
+    ) -> PrivateRedis:
+        """Start (again); with `before_tcp`, the TCP port opens only once it has returned.
+
+        `extra` are more redis-server arguments; `loaded=False` returns as soon as the server
+        answers at all, even if only with LOADING."""
         assert self.proc is None, "already running"
         port = 0 if before_tcp is not None else self.port
         args = [
@@ -83,20 +88,27 @@ class PrivateRedis:
             "--unixsocket", str(self.socket_path), "--unixsocketperm", "700",
             "--dir", str(self.directory),
             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-            "--daemonize", "no", "--loglevel", "warning", "--logfile", "redis.log",
+            "--daemonize", "no", "--loglevel", "warning", "--logfile", "redis.log", *extra,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             args, cwd=self.directory, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 30
         while True:
+            client = self.client()
             try:
-                client = self.client()
                 client.ping()
                 break
-            except (redis.ConnectionError, redis.BusyLoadingError, FileNotFoundError):
+            except redis.BusyLoadingError:
+                if not loaded:
+                    break
+                failed = True
+            except (redis.ConnectionError, FileNotFoundError):
+                failed = True
+            if failed:
+                client.close()
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {self.log_tail()}") from None
+                    raise RuntimeError(f"redis-server did not start: {self.log_tail()}")
                 time.sleep(0.02)
         try:
             if before_tcp is not None:
@@ -138,8 +150,15 @@ class PrivateRedis:
 
 
 def private_redis(tmp_path: Path) -> PrivateRedis:
-    """A started private server (skips when none can be run)."""
+    """A started private server (skips without a redis-server >= 7: `CONFIG SET port` and
+    `key-load-delay` are 7.0's)."""
     server = PrivateRedis(tmp_path / "redis")
+    version = subprocess.run(
+        [str(server.binary), "--version"], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"v=(\d+)\.", version)
+    if found is None or int(found.group(1)) < 7:
+        pytest.skip(f"fault tests need redis-server >= 7, found {version.strip()!r}")
     try:
         return server.start()
     except (OSError, RuntimeError) as exc:  # pragma: no cover - no redis-server at all

@@ -150,6 +150,31 @@ def test_a_server_that_became_a_replica_is_waited_out(
     part.close()
 
 
+def test_a_server_still_loading_its_data_is_waited_for(
+    server: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = server.client()
+    admin.eval("for i = 1, 2000 do redis.call('SET', 'k' .. i, 'v') end", 0)
+    admin.bgrewriteaof()  # the keys go to the RDB base of the AOF, loaded key by key
+    wait_until(lambda: not admin.info("persistence")["aof_rewrite_in_progress"], "AOF rewrite")
+    server.stop()
+    # 1 ms per key: two seconds of LOADING replies (events are served while loading)
+    slow = ("--key-load-delay", "1000", "--loading-process-events-interval-bytes", "1024")
+    server.start(None, *slow, loaded=False)
+    with pytest.raises(redis.BusyLoadingError):
+        server.client().ping()
+    outage = Outage()
+    with caplog.at_level(logging.INFO, logger="connectors.redis_retry"):
+        part = alert_partition(server, outage)  # its start-up checks wait for the data
+        part.write_batch([alert("after-loading")])
+    assert [f[b"id"] for _, f in admin.xrange(alerts_key("sr:"))] == [b"after-loading"]
+    assert admin.dbsize() == 2000 + 3  # the data, the stream, the marker, the view
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("Redis unavailable (BusyLoadingError: LOADING Redis is loading")
+    assert len(messages) == 2 and messages[1].startswith("Redis is back after"), messages
+    part.close()
+
+
 def test_a_restart_between_batches_is_a_reconnect(server: PrivateRedis) -> None:
     outage = Outage()
     part = alert_partition(server, outage)
