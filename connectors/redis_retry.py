@@ -1,6 +1,7 @@
-"""Surviving Redis faults: which errors are transient, how long to wait, and what an outage is.
+"""Surviving Redis faults: how long to wait, what an outage is, and running commands through it.
 
-Every Redis command or pipeline of the run goes through a `RedisRetry`:
+Every Redis command or pipeline of the run goes through a `RedisRetry` (which errors are which is
+`connectors.redis_errors`):
 
 * **Transient** errors (connection refused or reset, socket timeouts, `LOADING`, `BUSY`,
   `READONLY` during a failover, `TRYAGAIN`, `MASTERDOWN`) are retried with capped exponential
@@ -26,82 +27,33 @@ two nested retry loops would multiply the waits and hide the outage from this on
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import redis
-from redis.exceptions import (
-    AuthenticationError,
-    AuthorizationError,
-    ConnectionError,
-    NoScriptError,
-    RedisError,
-    TimeoutError,
-)
+from redis.exceptions import RedisError
 
+from connectors.redis_errors import (
+    NonTransientRedisError,
+    OutageBudgetExceeded,
+    Verdict,
+    classify,
+    fail,
+    one_line,
+)
 from sense_respond.metrics import OUTAGE_SECONDS, REDIS_RETRIES, REDIS_UP
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-TRANSIENT_CODES = frozenset({"LOADING", "BUSY", "READONLY", "TRYAGAIN", "MASTERDOWN"})
-"""Error replies that mean "not now": the server is loading, busy with a script, a replica after
-a failover, resharding, or a replica that lost its master. The same command works later."""
-
 REPORT_EVERY_SECONDS = 30.0
 """While an outage lasts, one "still unreachable" line this often."""
-
-EXIT_OUTAGE = 75
-"""Exit status past the outage budget (EX_TEMPFAIL: running again later is the fix)."""
-EXIT_NON_TRANSIENT = 78
-"""Exit status on a non-transient Redis error (EX_CONFIG: a key, an ACL or maxmemory is wrong)."""
-
-
-class Verdict(Enum):
-    """What to do about an error."""
-
-    TRANSIENT = "transient"  # wait and retry
-    RELOAD = "reload"  # NOSCRIPT: load the scripts again, then retry at once
-    FATAL = "fatal"  # give up and report
-
-
-def error_code(exc: BaseException) -> str:
-    """The error reply's code (`WRONGTYPE`, `LOADING`, ...), or "" for errors without one.
-
-    redis-py strips the code off the errors it maps to a class (keeping it as `status_code`) and
-    leaves it at the start of the message of a plain `ResponseError`.
-    """
-    code = getattr(exc, "status_code", None)
-    if code:
-        return str(code)
-    head = str(exc).split(" ", 1)[0]
-    return head if head.isupper() and head.isalpha() else ""
-
-
-def classify(exc: BaseException) -> Verdict:
-    """Transient, NOSCRIPT, or fatal (see the module docstring). Only errors of Redis or the
-    socket are classified; anything else is a bug and must not be retried."""
-    if isinstance(exc, NoScriptError):
-        return Verdict.RELOAD
-    if isinstance(exc, AuthenticationError | AuthorizationError):
-        return Verdict.FATAL  # a ConnectionError subclass, but waiting will not fix a password
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return Verdict.TRANSIENT  # refused, reset, timed out, LOADING, max clients reached
-    if isinstance(exc, RedisError):
-        return Verdict.TRANSIENT if error_code(exc) in TRANSIENT_CODES else Verdict.FATAL
-    if isinstance(exc, OSError):
-        return Verdict.TRANSIENT  # socket errors redis-py did not wrap (reset, broken pipe)
-    raise TypeError(f"not a Redis error: {type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True)
@@ -140,85 +92,6 @@ class RetryPolicy:
         return min(self.delay(attempt, unit), remaining)
 
 
-class RedisFailure(RuntimeError):
-    """Redis cannot take the run's output: the run must stop without acknowledging it."""
-
-    exit_code = 1
-
-
-class OutageBudgetExceeded(RedisFailure):
-    """Transient errors lasted longer than `redis.outage_budget_seconds`."""
-
-    exit_code = EXIT_OUTAGE
-
-
-class NonTransientRedisError(RedisFailure):
-    """Redis refused a command for a reason retrying cannot fix (wrong type, ACL, memory)."""
-
-    exit_code = EXIT_NON_TRANSIENT
-
-
-_failure_handler: Callable[[RedisFailure], None] | None = None
-
-
-def exit_on_failure(
-    report: Callable[[str], None] | None = None,
-) -> Callable[[RedisFailure], None] | None:
-    """From now on a `RedisFailure` ends the process with its exit code and one line,
-    `sense-respond: error: ...`, given to `report` (default: printed on stderr). Returns the
-    handler it replaces.
-
-    For the command line only (and `python -m bytewax.run flows.pipeline:flow`). Raised through
-    Bytewax, the error would come out wrapped in a Rust panic with its backtrace; instead the run
-    stops where it is, like a crash: nothing after the last snapshot was acknowledged, so a
-    restart (with `--recovery-dir`) loses nothing. Flows run in-process (tests) get the exception.
-    """
-    global _failure_handler
-
-    def exit_with(failure: RedisFailure) -> None:
-        line = f"sense-respond: error: {failure}"
-        try:
-            if report is None:
-                print(line, file=sys.stderr, flush=True)
-            else:
-                report(line)
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(failure.exit_code)
-
-    previous, _failure_handler = _failure_handler, exit_with
-    return previous
-
-
-@contextlib.contextmanager
-def exit_process_on_failure(report: Callable[[str], None] | None = None) -> Iterator[None]:
-    """`exit_on_failure(report)` within the block only."""
-    global _failure_handler
-    previous = exit_on_failure(report)
-    try:
-        yield
-    finally:
-        _failure_handler = previous
-
-
-def fail(failure: RedisFailure) -> NoReturn:
-    """Raise `failure`, after the process's failure handler (if any) had its say."""
-    handler = _failure_handler
-    if handler is not None:
-        handler(failure)
-    raise failure
-
-
-def _one_line(exc: BaseException) -> str:
-    """`Type: CODE message` on one line (the code redis-py strips off is put back)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    code = error_code(exc) if isinstance(exc, RedisError) else ""
-    if code and code != "ERR" and not text.startswith(code):
-        text = f"{code} {text}"
-    return f"{type(exc).__name__}: {text}"
-
-
 class Outage:
     """Redis's health as this process sees it, shared by every sink and worker (thread-safe)."""
 
@@ -255,7 +128,7 @@ class Outage:
                 REDIS_UP.set(0)
                 log.warning(
                     "Redis unavailable (%s) during %s: pausing the flow, retrying for up to %g s",
-                    _one_line(exc),
+                    one_line(exc),
                     what,
                     budget,
                 )
@@ -265,7 +138,7 @@ class Outage:
                     "Redis still unavailable after %.0f s of %g s (%s); %d retries so far",
                     now - self._since,
                     budget,
-                    _one_line(exc),
+                    one_line(exc),
                     self._retries,
                 )
             OUTAGE_SECONDS.inc(max(0.0, now - self._accounted))
@@ -373,7 +246,7 @@ class RedisRetry:
                 verdict = classify(exc)
                 if verdict is not Verdict.TRANSIENT:
                     self.outage.answered()
-                    fail(NonTransientRedisError(f"Redis refused {what}: {_one_line(exc)}"))
+                    fail(NonTransientRedisError(f"Redis refused {what}: {one_line(exc)}"))
                 self._wait(exc, what, started, attempt)
                 attempt += 1
                 continue
@@ -410,7 +283,7 @@ class RedisRetry:
             except (RedisError, OSError) as exc:
                 if classify(exc) is Verdict.FATAL:
                     self.outage.answered()
-                    fail(NonTransientRedisError(f"Redis refused {what}: {_one_line(exc)}"))
+                    fail(NonTransientRedisError(f"Redis refused {what}: {one_line(exc)}"))
                 self._wait(exc, what, started, attempt)
                 attempt += 1
                 continue
@@ -447,7 +320,7 @@ class RedisRetry:
             fail(
                 OutageBudgetExceeded(
                     f"Redis unavailable for {elapsed:.0f} s, past redis.outage_budget_seconds"
-                    f" = {self.policy.budget_seconds:g} (last error: {_one_line(exc)}); nothing"
+                    f" = {self.policy.budget_seconds:g} (last error: {one_line(exc)}); nothing"
                     " undelivered was acknowledged: run again (with --recovery-dir to resume"
                     " from the last snapshot)"
                 )
@@ -459,7 +332,7 @@ class RedisRetry:
             fail(
                 OutageBudgetExceeded(
                     f"stopping during a Redis outage of {elapsed:.0f} s (last error:"
-                    f" {_one_line(exc)}); nothing undelivered was acknowledged: run again (with"
+                    f" {one_line(exc)}); nothing undelivered was acknowledged: run again (with"
                     " --recovery-dir to resume from the last snapshot)"
                 )
             )
@@ -475,7 +348,7 @@ class RedisRetry:
         keys = _command_keys(args)
         described = ", ".join(f"{k} ({_key_type(client, k)})" for k in keys) or "none"
         return NonTransientRedisError(
-            f"Redis refused {_command_name(args, names)} during {what}: {_one_line(err)};"
+            f"Redis refused {_command_name(args, names)} during {what}: {one_line(err)};"
             f" keys: {described}"
         )
 

@@ -290,7 +290,7 @@ def flow_from_env() -> Dataflow:
     """Settings from `SR_` variables (and `SR_CONFIG`); embedded Redis when no URL is set."""
     from config.settings import load_settings
     from connectors.embedded_redis import resolve_redis_url
-    from connectors.redis_retry import exit_on_failure
+    from connectors.redis_errors import exit_on_failure
 
     exit_on_failure()  # Redis gone for good: one line and exit 75/78, not a Rust panic
     settings = load_settings()

@@ -239,7 +239,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     """
     from bytewax._bytewax import cli_main
 
-    from connectors.redis_retry import exit_process_on_failure
+    from connectors.redis_errors import exit_process_on_failure
     from flows.pipeline import build_flow
 
     options = _recovery_options(args)
@@ -564,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from connectors.redis_retry import RedisFailure
+    from connectors.redis_errors import RedisFailure
 
     try:
         return args.func(args)

@@ -18,7 +18,8 @@ from private_redis import PrivateRedis, free_port, private_redis
 
 from config.settings import RedisSettings
 from connectors.redis_client import alerts_key, dlq_ids_key, dlq_key, make_client
-from connectors.redis_retry import NonTransientRedisError, Outage, RedisRetry, RetryPolicy
+from connectors.redis_errors import NonTransientRedisError
+from connectors.redis_retry import Outage, RedisRetry, RetryPolicy
 from connectors.redis_sinks import (
     AlertSinkPartition,
     DeadLetterSink,

@@ -1,4 +1,5 @@
-"""The retry/outage policy as pure tables: error classification, backoff, budget, outage logs."""
+"""The retry/outage policy as pure tables: error classification, backoff, budget, outage logs
+(connectors.redis_errors and connectors.redis_retry)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,14 @@ from redis.exceptions import (
 )
 
 from connectors import redis_retry
-from connectors.redis_retry import (
-    REPORT_EVERY_SECONDS,
+from connectors.redis_errors import (
     NonTransientRedisError,
-    Outage,
     OutageBudgetExceeded,
-    RedisRetry,
-    RetryPolicy,
     Verdict,
     classify,
     error_code,
 )
+from connectors.redis_retry import REPORT_EVERY_SECONDS, Outage, RedisRetry, RetryPolicy
 from sense_respond.metrics import OUTAGE_SECONDS, REDIS_RETRIES, REDIS_UP
 
 

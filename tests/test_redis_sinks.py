@@ -16,7 +16,7 @@ from redis_helpers import drain_channel
 from config.settings import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
 from connectors.redis_client import alert_id_key, alerts_key, customer_key, dlq_key
-from connectors.redis_retry import NonTransientRedisError, OutageBudgetExceeded
+from connectors.redis_errors import NonTransientRedisError, OutageBudgetExceeded
 from connectors.redis_sinks import (
     AlertSink,
     AlertSinkPartition,
