@@ -18,32 +18,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
-
-import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the fault-test harness: private server, run, channel
 
-from private_redis import Channel, PrivateRedis, Run  # noqa: E402
-
-from sense_respond.scenario import DEFAULT_START, generate  # noqa: E402
-
-
-def build_feed(directory: Path, copies: int) -> tuple[Path, Path]:
-    path, brands = directory / "feed.jsonl", set()
-    with path.open("wb") as fh:
-        for k in range(copies):
-            sc = generate(
-                seed=100 + k, background=3000, start=DEFAULT_START + timedelta(days=2 * k)
-            )
-            brands.update(sc.brand_accounts)
-            fh.write(sc.jsonl_bytes())
-    config = directory / "sense-respond.toml"
-    config.write_bytes(b"brand_accounts = " + orjson.dumps(sorted(brands)) + b"\n")
-    return path, config
+from private_redis import Channel, PrivateRedis, Run, scenario_feed  # noqa: E402
 
 
 def measure(feed: Path, config: Path, directory: Path, outage: float | None) -> dict[str, object]:
@@ -96,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sr-outage-") as tmp:
         directory = Path(tmp)
-        feed, config = build_feed(directory, args.copies)
+        feed, config = scenario_feed(directory, args.copies)
         lines = sum(1 for _ in feed.open("rb"))
         print(f"feed: {lines:,} events, {feed.stat().st_size / 1e6:.1f} MB")
         clean = measure(feed, config, directory / "clean", None)

@@ -284,3 +284,23 @@ class Run:
 
     def count(self, text: str) -> int:
         return sum(text in line for line in self.lines)
+
+
+def scenario_feed(directory: Path, copies: int) -> tuple[Path, Path]:
+    """A feed of `copies` scenario copies two days apart (~7.5k events and 8 alerts each) and a
+    config naming their brand accounts: (feed.jsonl, sense-respond.toml) in `directory`."""
+    from datetime import timedelta
+
+    from sense_respond.scenario import DEFAULT_START, generate
+
+    path, brands = directory / "feed.jsonl", set()
+    with path.open("wb") as fh:
+        for k in range(copies):
+            sc = generate(
+                seed=100 + k, background=3000, start=DEFAULT_START + timedelta(days=2 * k)
+            )
+            brands.update(sc.brand_accounts)
+            fh.write(sc.jsonl_bytes())
+    config = directory / "sense-respond.toml"
+    config.write_bytes(b"brand_accounts = " + orjson.dumps(sorted(brands)) + b"\n")
+    return path, config

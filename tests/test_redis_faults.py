@@ -241,17 +241,6 @@ def test_dead_letter_ids_are_deterministic(a: DeadLetter, b: DeadLetter, same: b
     assert len(dead_letter_id(a)) == 32
 
 
-def test_remembered_dead_letter_ids_are_as_bounded_as_the_stream(
-    redis_url: str, redis_client: redis.Redis, redis_prefix: str
-) -> None:
-    settings = RedisSettings(prefix=redis_prefix, dlq_maxlen=5)
-    part = DeadLetterSink(redis_url, settings).build("dlq", 0, 1)
-    part.write_batch([letter(f"bad {i}", b"?") for i in range(600)])
-    part.close()
-    assert redis_client.zcard(dlq_ids_key(redis_prefix)) == 5
-    assert 5 <= redis_client.xlen(dlq_key(redis_prefix)) < 600
-
-
 def test_a_wrong_dlq_type_fails_before_writing_anything(
     redis_url: str, redis_client: redis.Redis, settings: RedisSettings
 ) -> None:

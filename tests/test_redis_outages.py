@@ -24,10 +24,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from private_redis import Channel, PrivateRedis, Run, private_redis
+from private_redis import Channel, PrivateRedis, Run, private_redis, scenario_feed
 
 from sense_respond import recovery
-from sense_respond.scenario import DEFAULT_START, generate
+from sense_respond.scenario import DEFAULT_START
 
 pytestmark = pytest.mark.slow
 
@@ -47,19 +47,7 @@ class Feed:
 
 @pytest.fixture(scope="module")
 def feed(tmp_path_factory: pytest.TempPathFactory) -> Feed:
-    tmp = tmp_path_factory.mktemp("outage-feed")
-    path = tmp / "feed.jsonl"
-    brands: set[str] = set()
-    with path.open("wb") as fh:
-        for k in range(COPIES):
-            sc = generate(
-                seed=100 + k, background=3000, start=DEFAULT_START + timedelta(days=2 * k)
-            )
-            brands.update(sc.brand_accounts)
-            fh.write(sc.jsonl_bytes())
-    config = tmp / "sense-respond.toml"
-    config.write_bytes(b"brand_accounts = " + orjson.dumps(sorted(brands)) + b"\n")
-    return Feed(path, config)
+    return Feed(*scenario_feed(tmp_path_factory.mktemp("outage-feed"), COPIES))
 
 
 def command(feed: Feed, url: str, prefix: str, *extra: str) -> list[str]:

@@ -15,7 +15,7 @@ from redis_helpers import drain_channel
 
 from config.settings import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
-from connectors.redis_client import alert_id_key, alerts_key, customer_key, dlq_key
+from connectors.redis_client import alert_id_key, alerts_key, customer_key, dlq_ids_key, dlq_key
 from connectors.redis_errors import NonTransientRedisError, OutageBudgetExceeded
 from connectors.redis_sinks import (
     AlertSink,
@@ -253,6 +253,8 @@ def test_dlq_is_trimmed_to_about_maxlen(
     part.write_batch([DeadLetter(f"bad {i}", b"?", at) for i in range(600)])
     part.close()
     assert 5 <= redis_client.xlen(dlq_key(redis_prefix)) < 600
+    # the remembered dead-letter ids are as bounded as the stream
+    assert redis_client.zcard(dlq_ids_key(redis_prefix)) == 5
 
 
 def test_bytewax_flow_delivers_through_alert_sink(
