@@ -30,7 +30,14 @@ MAX_LINE_BYTES = 1024 * 1024
 """Lines longer than this are dead-lettered before any parsing (1 MiB)."""
 
 RAW_EXCERPT_BYTES = 2048
-"""How much of a bad line is kept in its dead letter."""
+"""How much of a bad line is kept in its dead letter (and in memory until it is written)."""
+
+MAX_REASON_CHARS = 512
+"""A dead letter's reason is cut to this: reasons quote parser messages, which quote input."""
+
+UTF8_BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark at the start of a line is ignored (RFC 8259 lets parsers ignore one;
+editors on Windows write it at the start of a file)."""
 
 MAX_TEXT_CHARS = 10_000
 """Longer texts are dead-lettered: VADER's cost grows faster than linearly with length (10k
@@ -193,12 +200,22 @@ def _event(*values: Any) -> SocialEvent:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A line that is not a valid event, with the reason and an excerpt of the raw input."""
+    """A line that is not a valid event, with the reason and an excerpt of the raw input.
+
+    Only the excerpt is kept (`RAW_EXCERPT_BYTES`), from construction on: dead letters wait in
+    bounded queues, and a queue of whole 4 MiB frames is not bounded memory.
+    """
 
     reason: str
     raw: bytes
     received_at: datetime
     source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.raw) > RAW_EXCERPT_BYTES:
+            object.__setattr__(self, "raw", bytes(self.raw[:RAW_EXCERPT_BYTES]))
+        if len(self.reason) > MAX_REASON_CHARS:
+            object.__setattr__(self, "reason", self.reason[: MAX_REASON_CHARS - 3] + "...")
 
     def fields(self) -> dict[str, bytes]:
         """The Redis stream fields of this dead letter: `reason`, `raw` (truncated), `at`."""
@@ -225,14 +242,17 @@ def parse_event(
     raw: bytes | str, received_at: datetime, source: str = ""
 ) -> SocialEvent | DeadLetter | None:
     """Parse one JSONL line into a `SocialEvent`, a `DeadLetter`, or None for a blank line."""
-    data = raw.encode() if isinstance(raw, str) else raw
+    # A str may carry lone surrogates (decoded with errors="surrogateescape"): they are kept as
+    # the invalid UTF-8 they stand for, which the JSON parser then rejects.
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if len(data) > MAX_LINE_BYTES and len(data.rstrip(b"\r\n")) > MAX_LINE_BYTES:
         reason = f"line too large: more than {MAX_LINE_BYTES} bytes"
         return DeadLetter(reason, data[:RAW_EXCERPT_BYTES], received_at, source)
-    if not data.strip():
+    body = data[3:] if data.startswith(UTF8_BOM) else data
+    if not body.strip():
         return None
     try:
-        obj = orjson.loads(data)
+        obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return DeadLetter(f"not JSON: {exc}", data, received_at, source)
     if not isinstance(obj, dict):

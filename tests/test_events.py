@@ -180,3 +180,30 @@ def test_a_line_of_exactly_the_limit_is_not_too_large() -> None:
 @pytest.mark.parametrize("created_at", ["2026-11-26T12:58:00Z", "2026-11-26T12:59:00+00:00"])
 def test_small_clock_skew_is_accepted(created_at: str) -> None:
     assert isinstance(parse_event(line(created_at=created_at), NOW), SocialEvent)
+
+
+@pytest.mark.parametrize(
+    ("raw", "outcome"),
+    [
+        (b"\xef\xbb\xbf" + line(), SocialEvent),  # a UTF-8 BOM (Windows editors) is ignored
+        ("\ufeff" + line().decode(), SocialEvent),
+        (b"\xef\xbb\xbf", None),  # a BOM alone is a blank line
+        (b"\xef\xbb\xbf\xef\xbb\xbf" + line(), DeadLetter),  # one BOM only
+        (line()[:1] + b"\xef\xbb\xbf" + line()[1:], DeadLetter),  # not between tokens
+        ('{"id": "\udc80"}', DeadLetter),  # a str with a lone surrogate (surrogateescape)
+        ("\ud800" + line().decode(), DeadLetter),
+        (line(text="NEL \x85 LS \u2028 PS \u2029 FS \x1c"), SocialEvent),  # not line breaks in JSON
+    ],
+)
+def test_byte_order_marks_and_lone_surrogates(raw: bytes | str, outcome: type | None) -> None:
+    out = parse_event(raw, NOW)
+    assert (out is None) if outcome is None else isinstance(out, outcome), out
+
+
+def test_dead_letters_keep_capped_excerpts_from_construction() -> None:
+    from operators.events import MAX_REASON_CHARS
+
+    letter = DeadLetter("r" * 10_000, b"x" * (4 << 20), NOW)
+    assert len(letter.raw) == RAW_EXCERPT_BYTES
+    assert len(letter.reason) == MAX_REASON_CHARS and letter.reason.endswith("...")
+    assert DeadLetter("short", b"raw", NOW).raw == b"raw"
