@@ -16,18 +16,21 @@ import queue
 import random
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config.feeds import _FeedSection
-from operators.events import DeadLetter, SocialEvent
+from operators.events import RAW_EXCERPT_BYTES, DeadLetter, SocialEvent
 from operators.records import AccountPurge, Withdrawal
+from sense_respond.metrics import FEED_RECONNECTS, FEED_STALLS, SOURCE_LAG
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,154 @@ class FatalFeedError(RuntimeError):
     """The feed cannot work as configured (bad URL, rejected credentials): do not retry."""
 
 
+class FeedStalled(ConnectionError):
+    """Nothing but heartbeats (or pings, or a trickle of bytes) for `stall_seconds`."""
+
+
+# -- bounded reading of hostile streams --------------------------------------------------------
+
+DECODE_PIECE_BYTES = 64 * 1024
+"""Largest piece a compressed stream is decoded into at once: a decompression bomb (a few KiB
+of gzip that inflate to gigabytes) is decoded piece by piece and never held whole."""
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Bodies read whole (error answers, getProfiles) are read only up to this many decoded bytes."""
+
+
+class UnsupportedEncoding(ConnectionError):
+    """A Content-Encoding this process does not decode (it asks for gzip/deflate only)."""
+
+
+class BoundedDecoder:
+    """Decodes a `Content-Encoding` (identity, gzip, deflate) in pieces of at most `piece`
+    bytes: zlib's `max_length` bounds each step, whatever the compression ratio."""
+
+    def __init__(self, encoding: str | None, piece: int = DECODE_PIECE_BYTES) -> None:
+        codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}")
+        self._piece = piece
+        self._coding = codings[0] if codings else None
+        self._zlib: zlib._Decompress | None = None
+        if self._coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif self._coding == "deflate":
+            self._zlib = zlib.decompressobj()  # zlib-wrapped; raw deflate is tried on error
+        self._deflate_checked = self._coding != "deflate"
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded pieces of `data` (each at most `piece` bytes)."""
+        if self._zlib is None:
+            for at in range(0, len(data), self._piece):
+                yield data[at : at + self._piece]
+            return
+        if not self._deflate_checked:
+            self._deflate_checked = True
+            try:
+                first = self._zlib.decompress(data, self._piece)
+            except zlib.error:
+                # Servers often send raw deflate for "deflate" (what browsers accept too).
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                first = self._zlib.decompress(data, self._piece)
+            if first:
+                yield first
+            data = self._zlib.unconsumed_tail
+        while data:
+            try:
+                out = self._zlib.decompress(data, self._piece)
+            except zlib.error as exc:
+                raise ConnectionError(f"corrupt {self._coding} stream: {exc}") from None
+            data = self._zlib.unconsumed_tail
+            if out:
+                yield out
+            if self._zlib.eof:
+                return  # trailing bytes after the compressed stream are ignored
+            if not out and not data:
+                return
+
+
+async def decoded_chunks(
+    resp: httpx.Response, piece: int = DECODE_PIECE_BYTES
+) -> AsyncIterator[bytes]:
+    """The response body, decoded by `BoundedDecoder` from the raw stream (httpx's own decoders
+    inflate each network chunk whole, which a bomb turns into hundreds of MiB at once)."""
+    decoder = BoundedDecoder(resp.headers.get("content-encoding"), piece)
+    # Network reads as they come (bounded by httpx's read size): `aiter_raw(n)` would wait for
+    # n bytes, which a live stream may take minutes to send.
+    async for raw in resp.aiter_raw():
+        for out in decoder.feed(raw):
+            yield out
+
+
+async def read_capped(resp: httpx.Response, limit: int = MAX_BODY_BYTES) -> tuple[bytes, bool]:
+    """At most `limit` decoded bytes of the body, and whether there was more (not read)."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in decoded_chunks(resp):
+        room = limit - size
+        if len(chunk) > room:
+            parts.append(chunk[:room])
+            return b"".join(parts), True
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts), False
+
+
+@dataclass(frozen=True, slots=True)
+class OversizeLine:
+    """A line longer than the limit: only its head is kept (it is dead-lettered)."""
+
+    excerpt: bytes
+    size: int
+
+
+class LineSplitter:
+    """Splits a byte stream into lines at LF (a CR before it is dropped), never buffering more
+    than `max_line_bytes`: a longer line is reported once as an `OversizeLine` (its head kept)
+    and the rest of it is skipped up to the next newline.
+
+    Only LF ends a line (SSE and JSON Lines): `str.splitlines` would also break at U+0085,
+    U+2028 and friends, which JSON strings carry unescaped.
+    """
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self._max = max_line_bytes
+        self._buffer = bytearray()
+        self._skipping: int | None = None  # bytes skipped of the current over-long line
+        self._excerpt = b""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the line in progress."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> Iterator[bytes | OversizeLine]:
+        """Lines (without the line end) and `OversizeLine`s completed by `data`."""
+        start = 0
+        while start < len(data):
+            end = data.find(b"\n", start)
+            stop = len(data) if end < 0 else end
+            if self._skipping is not None:
+                self._skipping += stop - start
+            else:
+                self._buffer += data[start:stop]
+                if len(self._buffer) > self._max:
+                    self._excerpt = bytes(self._buffer[:RAW_EXCERPT_BYTES])
+                    self._skipping = len(self._buffer)
+                    self._buffer = bytearray()
+            if end < 0:
+                return
+            start = end + 1
+            if self._skipping is not None:
+                yield OversizeLine(self._excerpt, self._skipping)
+                self._skipping, self._excerpt = None, b""
+                continue
+            line = bytes(self._buffer)
+            self._buffer.clear()
+            yield line[:-1] if line.endswith(b"\r") else line
+
+
 @dataclass(slots=True)
 class FeedMetrics:
     """Counters of one live source. Written by the reader thread only; read by anyone."""
@@ -93,6 +244,8 @@ class FeedMetrics:
     profile_rate_limited: int = 0
     profile_cache_hits: int = 0
     profile_timeouts: int = 0
+    stalls: int = 0
+    oversize_lines: int = 0
 
     def count(self, items: Iterable[FeedItem]) -> None:
         """Count the items of one frame by type."""
@@ -129,6 +282,8 @@ class FeedReader(ABC, Generic[P]):
 
     def __init__(self, name: str, settings: _FeedSection) -> None:
         self.name = name
+        self.input_label = name
+        """The `input` label of this feed's Prometheus metrics (the source sets its input name)."""
         self.settings = settings
         self.metrics = FeedMetrics()
         self.fatal: BaseException | None = None
@@ -143,6 +298,7 @@ class FeedReader(ABC, Generic[P]):
         self._rng = random.Random()
         self._frames_in_session = 0
         self._disconnected_at: float | None = None
+        self._last_data = time.monotonic()
 
     # -- lifecycle (called from the dataflow thread) ------------------------------------------
 
@@ -219,7 +375,7 @@ class FeedReader(ABC, Generic[P]):
         while not self._stop.is_set():
             self._frames_in_session = 0
             try:
-                await self.session()
+                await self._watched_session()
                 reason = "connection closed"
             except (FatalFeedError, asyncio.CancelledError):
                 raise
@@ -238,6 +394,34 @@ class FeedReader(ABC, Generic[P]):
             log.warning("%s: disconnected (%s); reconnecting in %.2fs", self.name, reason, delay)
             await asyncio.sleep(delay)
 
+    async def _watched_session(self) -> None:
+        """`session()`, ended with `FeedStalled` when no frame came for `stall_seconds`.
+
+        Heartbeats, pings and bytes that never complete a frame do not count: the read timeout
+        cannot see a server that keeps the connection busy without delivering anything.
+        """
+        stall = self.settings.stall_seconds
+        self._last_data = time.monotonic()
+        session = asyncio.ensure_future(self.session())
+        try:
+            while True:
+                done, _ = await asyncio.wait({session}, timeout=min(1.0, stall / 4))
+                if done:
+                    session.result()
+                    return
+                quiet = time.monotonic() - self._last_data
+                if quiet > stall:
+                    self.metrics.stalls += 1
+                    FEED_STALLS.labels(input=self.input_label).inc()
+                    raise FeedStalled(
+                        f"no frame for {quiet:.1f}s (only heartbeats, pings or a trickle)"
+                    )
+        finally:
+            if not session.done():
+                session.cancel()
+                with contextlib.suppress(BaseException):
+                    await session
+
     @abstractmethod
     async def session(self) -> None:
         """Connect once and read frames until the connection ends (return or raise)."""
@@ -248,6 +432,7 @@ class FeedReader(ABC, Generic[P]):
         gap = None
         if self._disconnected_at is not None:
             self.metrics.reconnects += 1
+            FEED_RECONNECTS.labels(input=self.input_label).inc()
             gap = max(0.0, time.time() - self._disconnected_at)
             self._disconnected_at = None
         return gap
@@ -255,7 +440,7 @@ class FeedReader(ABC, Generic[P]):
     def frame_received(self) -> None:
         """Note that a frame (or heartbeat) arrived: the connection is alive."""
         self._frames_in_session += 1
-        self.last_activity = time.monotonic()
+        self.last_activity = self._last_data = time.monotonic()
 
     async def put(self, entry: Entry[P]) -> None:
         """Hand an entry to the dataflow, waiting (without blocking the loop) while it is full."""
@@ -266,6 +451,8 @@ class FeedReader(ABC, Generic[P]):
                 return
             except queue.Full:
                 # Backpressure: stop reading until the dataflow catches up; the socket buffers.
+                # Waiting on the flow is not a stalled feed.
+                self._last_data = time.monotonic()
                 await asyncio.sleep(0.005)
 
 
@@ -282,6 +469,8 @@ class FeedPartition(StatefulSourcePartition[FeedItem, P | None]):
         self._done = False
         self._idle_poll = timedelta(milliseconds=reader.settings.poll_interval_ms)
         self._next_awake: datetime | None = None
+        self._cursor_time: datetime | None = None
+        """Event time of the newest event handed to the flow: its age is the source lag."""
         reader.start()
 
     @property
@@ -332,6 +521,7 @@ class FeedPartition(StatefulSourcePartition[FeedItem, P | None]):
             # Frames that mapped to nothing (ignored collections) still move the cursor.
             self._advance(seen)
         self._delivered += len(out)
+        self._report_lag(out)
         if reached:
             log.info("%s: max_events=%s delivered, source ends", self.reader.name, limit)
             self._finish()
@@ -346,6 +536,18 @@ class FeedPartition(StatefulSourcePartition[FeedItem, P | None]):
         else:
             self._next_awake = None
         return out
+
+    def _report_lag(self, items: list[FeedItem]) -> None:
+        """`sense_respond_source_lag{input}`: how old the newest delivered event is (seconds).
+        It keeps growing while a feed delivers nothing."""
+        for item in items:
+            if isinstance(item, SocialEvent) and (
+                self._cursor_time is None or item.created_at > self._cursor_time
+            ):
+                self._cursor_time = item.created_at
+        if self._cursor_time is not None:
+            lag = (datetime.now(UTC) - self._cursor_time).total_seconds()
+            SOURCE_LAG.labels(input=self.reader.input_label).set(max(0.0, lag))
 
     def next_awake(self) -> datetime | None:
         """Back off a few ms while the queue is empty instead of spinning."""
@@ -384,8 +586,16 @@ class FeedSource(FixedPartitionedSource[FeedItem, P | None], Generic[P]):
     def make_partition(self, resume_state: P | None) -> FeedPartition[P]:
         """Connect a reader and wrap it in the platform's partition."""
 
+    @property
+    def input_label(self) -> str:
+        """This feed as its metrics and dead letters name it (no credentials, no query)."""
+        from connectors.inputs import input_name
+
+        return input_name(f"{self.part_name}:{self.url}")
+
     def build_part(self, step_id: str, for_part: str, resume_state: P | None) -> FeedPartition[P]:
         """Connect, resuming from `resume_state` when given."""
         part = self.make_partition(resume_state)
+        part.reader.input_label = self.input_label
         self.partitions.append(part)
         return part

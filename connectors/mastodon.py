@@ -44,6 +44,10 @@ from connectors.feed_runtime import (
     FeedPartition,
     FeedReader,
     FeedSource,
+    LineSplitter,
+    OversizeLine,
+    decoded_chunks,
+    read_capped,
     redact_url,
 )
 from operators.events import MAX_LINE_BYTES, DeadLetter, SocialEvent, describe_validation_error
@@ -53,6 +57,11 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "mastodon"
 SOURCE = "mastodon"
+PRIVATE_VISIBILITIES = frozenset({"direct", "private"})
+"""Statuses meant for a few people (direct messages, followers-only): never alert evidence on a
+shared channel unless `mastodon.include_private` says so."""
+ERROR_BODY_BYTES = 4096
+"""How much of an error answer is read (and 200 characters of it quoted)."""
 FATAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
 """Handshake answers that will not get better by retrying (bad URL or credentials)."""
 IGNORED_EVENTS = frozenset(
@@ -173,6 +182,13 @@ class SseParser:
         # `id:` and `retry:` carry nothing the mapping needs; unknown fields are ignored (spec).
         return None
 
+    def feed_oversize(self, excerpt: str) -> None:
+        """A line longer than the line limit was skipped: its frame becomes a dead letter that
+        keeps only the line's head."""
+        if not self._oversize and not self._data:
+            self._data.append(excerpt)
+        self._oversize = True
+
 
 # -- status mapping ----------------------------------------------------------------------------
 
@@ -290,11 +306,28 @@ class MastodonMapper:
     """Maps SSE frames to flow items. Remembers (bounded) which account wrote each delivered
     post, because a `delete` carries only the status id."""
 
-    def __init__(self, notification_types: list[str], status_memory: int = 100_000) -> None:
+    def __init__(
+        self,
+        notification_types: list[str],
+        status_memory: int = 100_000,
+        include_private: bool = False,
+    ) -> None:
         self._types = frozenset(notification_types)
+        self._include_private = include_private
         self._memory: OrderedDict[str, str] = OrderedDict()
         self._memory_size = status_memory
         self.unknown_deletes = 0
+
+    def _private(self, status: dict[str, Any]) -> bool:
+        """Whether a status is direct or followers-only and such statuses are not taken.
+
+        A reblog carries its own visibility and its original's; either being private counts.
+        """
+        if self._include_private:
+            return False
+        reblog = status.get("reblog")
+        original = reblog.get("visibility") if isinstance(reblog, dict) else None
+        return status.get("visibility") in PRIVATE_VISIBILITIES or original in PRIVATE_VISIBILITIES
 
     def _remember(self, event: SocialEvent) -> None:
         if event.kind in ("post", "reply", "quote"):
@@ -354,6 +387,8 @@ class MastodonMapper:
             return dead(f"{name} data is not a JSON object: got {type(obj).__name__}")
         if name == "notification":
             return self._notification(obj, raw, received_at)
+        if self._private(obj):
+            return MappedFrame(ignored=f"{obj.get('visibility')} status")
         event, reason = status_event(obj, received_at if name == "status.update" else None)
         if event is None:
             return dead(f"{name}: {reason}")
@@ -372,6 +407,10 @@ class MastodonMapper:
                         f"mastodon: {kind} notification without status", raw, received_at, SOURCE
                     )
                 ]
+            )
+        if self._private(status):
+            return MappedFrame(
+                ignored=f"{kind} notification of a {status.get('visibility')} status"
             )
         if kind in ("mention", "quote"):
             event, reason = status_event(status)
@@ -438,7 +477,9 @@ class MastodonReader(FeedReader[str]):
                 settings = settings.model_copy(update={"access_token": SecretStr(url_token)})
         self.settings = settings
         self.ms: MastodonSettings = settings
-        self.mapper = MastodonMapper(settings.notification_types, settings.status_memory)
+        self.mapper = MastodonMapper(
+            settings.notification_types, settings.status_memory, settings.include_private
+        )
         self._resumed_from = resume_id
         self.position_seen = resume_id
         self._client: httpx.AsyncClient | None = None
@@ -447,6 +488,8 @@ class MastodonReader(FeedReader[str]):
         headers = {
             "Accept": "text/event-stream",
             "Cache-Control": "no-cache",
+            # What `BoundedDecoder` decodes (piece by piece, so a bomb stays small).
+            "Accept-Encoding": "gzip, deflate",
             "User-Agent": self.ms.user_agent,
         }
         if with_token and self.ms.access_token is not None:
@@ -479,7 +522,9 @@ class MastodonReader(FeedReader[str]):
                     url = new
                     continue
                 if resp.status_code in FATAL_STATUSES:
-                    body = (await resp.aread())[:200].decode(errors="replace")
+                    # Read only the head of an error answer: a hostile one never ends.
+                    head, _ = await read_capped(resp, ERROR_BODY_BYTES)
+                    body = head[:200].decode(errors="replace")
                     raise FatalFeedError(
                         f"mastodon: {redact_url(url)} answered HTTP {resp.status_code}: {body!r}"
                         + (
@@ -517,24 +562,36 @@ class MastodonReader(FeedReader[str]):
             log.info("mastodon: connected to %s", redact_url(url))
         self._resumed_from = None
         parser = SseParser()
-        async for line in resp.aiter_lines():
-            # Heartbeats keep the HTTP read timeout quiet but are not activity for idle_timeout.
-            if line.startswith(":"):
-                self.metrics.heartbeats += 1
-                continue
-            frame = parser.feed(line.rstrip("\r\n"))
-            if frame is None:
-                continue
-            self.frame_received()
-            self.metrics.frames += 1
-            mapped = self.mapper.map(frame, datetime.now(UTC))
-            self.metrics.unknown_deletes = self.mapper.unknown_deletes
-            if mapped.ignored is not None:
-                self.metrics.ignored += 1
-            if mapped.items:
-                await self.put(Entry(tuple(mapped.items), mapped.status_id))
-            if mapped.status_id is not None:
-                self.position_seen = mapped.status_id
+        # Lines end at LF only (httpx's aiter_lines splits like str.splitlines, at U+0085 and
+        # U+2028 too, which JSON carries unescaped), and no line is buffered past the limit.
+        splitter = LineSplitter(MAX_LINE_BYTES)
+        async for chunk in decoded_chunks(resp):
+            for raw_line in splitter.feed(chunk):
+                if isinstance(raw_line, OversizeLine):
+                    self.metrics.oversize_lines += 1
+                    parser.feed_oversize(raw_line.excerpt.decode(errors="replace"))
+                    continue
+                line = raw_line.decode(errors="replace")  # SSE: UTF-8, errors replaced
+                # Heartbeats keep the HTTP read timeout quiet but are not activity (idle, stall).
+                if line.startswith(":"):
+                    self.metrics.heartbeats += 1
+                    continue
+                frame = parser.feed(line)
+                if frame is None:
+                    continue
+                await self._deliver(frame)
+
+    async def _deliver(self, frame: SseFrame) -> None:
+        self.frame_received()
+        self.metrics.frames += 1
+        mapped = self.mapper.map(frame, datetime.now(UTC))
+        self.metrics.unknown_deletes = self.mapper.unknown_deletes
+        if mapped.ignored is not None:
+            self.metrics.ignored += 1
+        if mapped.items:
+            await self.put(Entry(tuple(mapped.items), mapped.status_id))
+        if mapped.status_id is not None:
+            self.position_seen = mapped.status_id
 
 
 class MastodonPartition(FeedPartition[str]):

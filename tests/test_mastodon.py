@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
+import orjson
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
@@ -52,9 +53,9 @@ def frames_of(text: str) -> list[SseFrame]:
     return [f for line in text.split("\n") if (f := parser.feed(line)) is not None]
 
 
-def map_all(text: str) -> list[tuple[SseFrame, Any]]:
+def map_all(text: str, include_private: bool = False) -> list[tuple[SseFrame, Any]]:
     """(frame, MappedFrame) for every frame, through one mapper (deletes need its memory)."""
-    mapper = MastodonMapper(TYPES)
+    mapper = MastodonMapper(TYPES, include_private=include_private)
     return [(f, mapper.map(f, NOW)) for f in frames_of(text)]
 
 
@@ -297,19 +298,21 @@ def test_docs_examples_map() -> None:
 
 
 @pytest.mark.shared
-def test_mastodon_py_cassettes_map() -> None:
+@pytest.mark.parametrize("include_private", [False, True])
+def test_mastodon_py_cassettes_map(include_private: bool) -> None:
     directory = shared_path("mastodon_py_cassettes")
     kinds: Counter[str] = Counter()
     for path in sorted(directory.glob("*.yaml")):
         for _uri, body in cassette_sse_bodies(path):
-            for frame, mapped in map_all(body):
+            for frame, mapped in map_all(body, include_private):
                 for item in mapped.items:
                     assert not isinstance(item, DeadLetter), item
                     kinds[f"{frame.event}:{type(item).__name__}"] += 1
-    # 1 + 0 + 8 + 1 recorded frames (PROVENANCE.txt): 3 conversations are ignored
+    # 1 + 0 + 8 + 1 recorded frames (PROVENANCE.txt): 3 conversations are ignored, and one
+    # direct-message update and one mention notification of it are skipped unless asked for.
     assert kinds == {
-        "update:SocialEvent": 3,
-        "notification:SocialEvent": 2,
+        "update:SocialEvent": 3 if include_private else 2,
+        "notification:SocialEvent": 2 if include_private else 1,
         "status.update:SocialEvent": 1,
         "delete:Withdrawal": 1,
     }
@@ -448,3 +451,59 @@ def test_idle_timeout_ends_the_source() -> None:
     assert [key(i) for i in items][: len(EXPECTED)] == EXPECTED
     with pytest.raises(StopIteration):
         part.next_batch()
+
+
+# -- direct and followers-only statuses ----------------------------------------------------------
+
+PRIVATE_FIXTURE = (Path(__file__).parent / "fixtures" / "feeds" / "mastodon_private.sse").read_text(
+    encoding="utf-8"
+)
+
+
+@pytest.mark.parametrize(
+    ("include_private", "expected"),
+    [
+        # update (direct), conversation, mention of it, update (private), mention of it, unlisted,
+        # public: only the unlisted and public statuses become events.
+        (False, [f"11300000000000000{n}" for n in (3, 4)]),
+        (
+            True,
+            [f"11300000000000000{n}" for n in (1, 1, 2, 2, 3, 4)],
+        ),
+    ],
+)
+def test_direct_and_private_statuses_are_skipped_unless_asked_for(
+    include_private: bool, expected: list[str]
+) -> None:
+    mapped = map_all(PRIVATE_FIXTURE, include_private)
+    events = [i for _, m in mapped for i in m.items]
+    assert all(isinstance(e, SocialEvent) for e in events)
+    assert [e.id for e in events] == expected
+    skipped = [m.ignored for _, m in mapped if m.ignored]
+    if not include_private:
+        assert skipped == [
+            "direct status",
+            "event 'conversation'",
+            "mention notification of a direct status",
+            "private status",
+            "mention notification of a private status",
+        ]
+
+
+def test_a_reblog_of_a_private_status_is_skipped() -> None:
+    frames = frames_of(PRIVATE_FIXTURE)
+    private = orjson.loads(frames[3].data)
+    reblog = {**private, "id": "113000000000000099", "visibility": "public", "reblog": private}
+    frame = SseFrame("update", orjson.dumps(reblog).decode())
+    assert MastodonMapper(TYPES).map(frame, NOW).ignored == "public status"
+    assert MastodonMapper(TYPES, include_private=True).map(frame, NOW).items
+
+
+def test_private_statuses_never_reach_the_flow_from_a_live_stream() -> None:
+    with SseServer(PRIVATE_FIXTURE) as server:
+        part = part_for(server.url(), fast(max_events=2))
+        try:
+            items = drain(part, lambda got: len(got) >= 2, timeout=20)
+        finally:
+            part.close()
+    assert [i.id for i in items] == ["113000000000000003", "113000000000000004"]
