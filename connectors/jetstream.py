@@ -40,12 +40,14 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus, InvalidU
 
 from config.feeds import JetstreamSettings
 from connectors.feed_runtime import (
+    MAX_BODY_BYTES,
     Entry,
     FatalFeedError,
     FeedItem,
     FeedPartition,
     FeedReader,
     FeedSource,
+    read_capped,
     redact_url,
 )
 from operators.events import MAX_LINE_BYTES, DeadLetter, SocialEvent, describe_validation_error
@@ -494,7 +496,11 @@ class JetstreamReader(FeedReader[int]):
         self._client = httpx.AsyncClient(
             base_url=self.js.profiles_url,
             timeout=self.js.profiles_timeout_seconds,
-            headers={"User-Agent": self.js.user_agent, "Accept": "application/json"},
+            headers={
+                "User-Agent": self.js.user_agent,
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",  # what read_capped decodes, piece by piece
+            },
         )
         releaser = asyncio.create_task(self._release_loop())
         try:
@@ -642,11 +648,15 @@ class JetstreamReader(FeedReader[int]):
         assert self._client is not None
         self.metrics.profile_requests += 1
         try:
-            resp = await self._client.get(
-                "/xrpc/app.bsky.actor.getProfiles", params=[("actors", d) for d in dids]
-            )
-            resp.raise_for_status()
-            found = parse_profiles(resp.content)
+            async with self._client.stream(
+                "GET", "/xrpc/app.bsky.actor.getProfiles", params=[("actors", d) for d in dids]
+            ) as resp:
+                resp.raise_for_status()
+                # 25 profiles are a few KiB: a body past the cap is a hostile server's.
+                body, more = await read_capped(resp, MAX_BODY_BYTES)
+            if more:
+                raise ValueError(f"getProfiles body over {MAX_BODY_BYTES} bytes")
+            found = parse_profiles(body)
             now = time.monotonic()
             for did in dids:
                 profile = found.get(did)

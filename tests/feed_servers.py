@@ -19,6 +19,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +67,8 @@ class JetstreamServer:
     drop_after_index: dict[int, int] = field(default_factory=dict)
     frame_delay: float = 0.0
     reject_status: int | None = None
+    ping_only: dict[int, int] = field(default_factory=dict)
+    """Connection i sends that many frames, then nothing but pings (every 50 ms) forever."""
     connections: list[dict[str, Any]] = field(default_factory=list)
     sent: list[list[str | bytes]] = field(default_factory=list)
     port: int = 0
@@ -126,9 +129,16 @@ class JetstreamServer:
         self.sent.append(sent)
         drop_after = self.drops.get(index)
         drop_index = self.drop_after_index.get(index)
+        ping_after = self.ping_only.get(index)
         for k, (frame, at) in enumerate(zip(self.frames, self._times, strict=True)):
             if cursor is not None and at < cursor:
                 continue
+            if ping_after is not None and len(sent) >= ping_after:
+                with contextlib.suppress(Exception):
+                    while True:  # alive, answering pongs, delivering nothing
+                        await ws.ping()
+                        await asyncio.sleep(0.05)
+                return
             if drop_after is not None and len(sent) >= drop_after:
                 ws.transport.abort()  # no close frame: like a network failure
                 return
@@ -155,7 +165,9 @@ def sse_blocks(text: str) -> list[str]:
     in order, each with its line terminators."""
     blocks: list[str] = []
     current: list[str] = []
-    for line in text.splitlines(keepends=True):
+    # LF only: str.splitlines would also split inside JSON at U+0085, U+2028, ...
+    for line in text.replace("\r\n", "\n").split("\n"):
+        line += "\n"
         if line.startswith(":") and not current:
             blocks.append(line)
             continue
@@ -163,7 +175,7 @@ def sse_blocks(text: str) -> list[str]:
         if line.strip() == "":
             blocks.append("".join(current))
             current = []
-    if current:
+    if current and "".join(current).strip():
         blocks.append("".join(current) + "\n")
     return [b for b in blocks if b.strip()]
 
@@ -291,6 +303,162 @@ class SseServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close_at_end = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+# -- misbehaving HTTP servers ------------------------------------------------------------------
+
+Script = Callable[[BaseHTTPRequestHandler], None]
+"""What one connection of a `ScriptedServer` does with its request."""
+CHUNK = b"x" * 65536
+
+
+def _start(handler: BaseHTTPRequestHandler, status: int = 200, **headers: str) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", "text/event-stream")
+    handler.send_header("Transfer-Encoding", "chunked")
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    handler.end_headers()
+
+
+def _chunk(handler: BaseHTTPRequestHandler, data: bytes) -> None:
+    handler.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+    handler.wfile.flush()
+
+
+def sse_then_heartbeats(text: str, interval: float = 0.05) -> Script:
+    """A well-behaved stream: the SSE document, then heartbeats until the client leaves."""
+
+    def script(handler: BaseHTTPRequestHandler) -> None:
+        _start(handler)
+        _chunk(handler, text.encode())
+        while True:
+            _chunk(handler, b":thump\n")
+            time.sleep(interval)
+
+    return script
+
+
+def long_line(size: int, then: str) -> Script:
+    """`data: ` and `size` bytes without a newline, streamed (never built in memory), then the
+    frame's end and `then`."""
+
+    def script(handler: BaseHTTPRequestHandler) -> None:
+        _start(handler)
+        _chunk(handler, b":)\nevent: update\ndata: ")
+        for _ in range(size // len(CHUNK)):
+            _chunk(handler, CHUNK)
+        _chunk(handler, b"\n\n" + then.encode())
+        while True:
+            _chunk(handler, b":thump\n")
+            time.sleep(0.05)
+
+    return script
+
+
+def gzip_bomb(zeros: int, then: str) -> Script:
+    """Content-Encoding gzip: `zeros` zero bytes (no newline: one endless line) compressed to a
+    few hundred KiB, then `then`, compressed in the same stream."""
+
+    def script(handler: BaseHTTPRequestHandler) -> None:
+        _start(handler, Content_Encoding="gzip")
+        packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        _chunk(handler, packer.compress(b":)\nevent: update\ndata: "))
+        zero = bytes(1 << 20)
+        for _ in range(zeros >> 20):
+            out = packer.compress(zero)
+            if out:
+                _chunk(handler, out)
+        _chunk(handler, packer.compress(b"\n\n" + then.encode()) + packer.flush(zlib.Z_SYNC_FLUSH))
+        while True:
+            _chunk(handler, packer.compress(b":thump\n") + packer.flush(zlib.Z_SYNC_FLUSH))
+            time.sleep(0.05)
+
+    return script
+
+
+def endless_error(status: int) -> Script:
+    """An error answer whose body never ends."""
+
+    def script(handler: BaseHTTPRequestHandler) -> None:
+        _start(handler, status)
+        while True:
+            _chunk(handler, CHUNK)
+
+    return script
+
+
+def trickle(interval: float) -> Script:
+    """Slowloris: one byte of a line that never ends, every `interval` seconds."""
+
+    def script(handler: BaseHTTPRequestHandler) -> None:
+        _start(handler)
+        _chunk(handler, b":)\ndata: ")
+        while True:
+            _chunk(handler, b"x")
+            time.sleep(interval)
+
+    return script
+
+
+def heartbeats_only(interval: float = 0.05) -> Script:
+    """Nothing but `:thump` comments."""
+
+    def script(handler: BaseHTTPRequestHandler) -> None:
+        _start(handler)
+        while True:
+            _chunk(handler, b":thump\n")
+            time.sleep(interval)
+
+    return script
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ScriptedHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        with owner.lock:
+            index = len(owner.requests)
+            owner.requests.append(self.path)
+        script = owner.scripts[min(index, len(owner.scripts) - 1)]
+        with contextlib.suppress(OSError):  # the client leaving ends every script
+            script(self)
+
+
+class _ScriptedHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: ScriptedServer
+
+
+@dataclass
+class ScriptedServer:
+    """An HTTP server whose connection i runs `scripts[i]` (the last one repeats)."""
+
+    scripts: list[Script]
+    requests: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._httpd = _ScriptedHttpServer(("127.0.0.1", 0), _ScriptedHandler)
+        self._httpd.owner = self
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/api/v1/streaming/public"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
