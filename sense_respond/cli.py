@@ -110,25 +110,37 @@ def _client(settings: Settings) -> Any:
 
 
 def format_alert(alert: dict[str, Any]) -> str:
-    """One alert as a few readable lines for on-call staff."""
+    """One alert as a few readable lines for on-call staff.
+
+    Every value from the feed (handles, ids, texts) is printed through `safe_text`: a post may
+    carry terminal escape sequences and bidi overrides.
+    """
+    from sense_respond.terminal import safe_text
+
     data = alert.get("data", {})
     sent = data.get("sentiment", {})
     inf = data.get("influence", {})
     pct = inf.get("percentile")
-    who = data.get("handle") or ""
+    who = safe_text(data.get("handle") or "")
     head = (
-        f"[{str(data.get('severity', '?')).upper():8}] {data.get('customer_id')}"
+        f"[{safe_text(str(data.get('severity', '?')).upper()):8}] "
+        f"{safe_text(data.get('customer_id'))}"
         f"{' @' + who if who else ''}"
         f"  mean {sent.get('mean', 0):+.2f} over {sent.get('posts')} posts"
         f"  followers {inf.get('followers', 0):,}"
         f"  influence pct {'n/a' if pct is None else f'{pct:.2f}'}"
         f"  inbound {inf.get('inbound_accounts', 0)}"
     )
-    lines = [head, f"           event {data.get('event_time')}  id {alert.get('id')}"]
+    lines = [
+        head,
+        f"           event {safe_text(data.get('event_time'))}  id {safe_text(alert.get('id'))}",
+    ]
     for ev in data.get("evidence", [])[:3]:
         matched = ev.get("matched")
-        why = f"  [{', '.join(matched)}]" if matched else ""
-        lines.append(f"           {ev.get('compound', 0):+.2f}  {ev.get('text', '')!r}{why}")
+        why = f"  [{safe_text(', '.join(map(str, matched)))}]" if matched else ""
+        lines.append(
+            f"           {ev.get('compound', 0):+.2f}  {safe_text(ev.get('text', ''))!r}{why}"
+        )
     return "\n".join(lines)
 
 
@@ -374,6 +386,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     """VADER scores of texts; with `--explain`, also whether each is about the business, why,
     and what was scored, all under the settings of `--config` (listening rules, lexicon)."""
     from flows.pipeline import listening
+    from sense_respond.terminal import terminal_json
 
     settings = load_settings(args.config)
     listener, scorer = listening(settings) if args.explain else (None, None)
@@ -391,7 +404,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             row = {"compound": s.compound, "pos": s.pos, "neu": s.neu, "neg": s.neg, "text": text}
         else:
             row = explain(text, listener, scorer, args.lang)
-        print(orjson.dumps(row).decode())
+        print(terminal_json(row))  # the same JSON, with what a terminal acts on escaped
     return 0
 
 
