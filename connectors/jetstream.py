@@ -36,7 +36,12 @@ import httpx
 import orjson
 from pydantic import ValidationError
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosedError, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidStatus,
+    InvalidURI,
+)
 
 from config.feeds import JetstreamSettings
 from connectors.feed_runtime import (
@@ -50,7 +55,13 @@ from connectors.feed_runtime import (
     read_capped,
     redact_url,
 )
-from operators.events import MAX_LINE_BYTES, DeadLetter, SocialEvent, describe_validation_error
+from operators.events import (
+    MAX_LINE_BYTES,
+    RAW_EXCERPT_BYTES,
+    DeadLetter,
+    SocialEvent,
+    describe_validation_error,
+)
 from operators.records import AccountPurge, Withdrawal
 
 log = logging.getLogger(__name__)
@@ -539,9 +550,14 @@ class JetstreamReader(FeedReader[int]):
                         gap,
                         self.connect_cursor(),
                     )
-                async for message in ws:
+                while True:
+                    try:
+                        # Bytes as they came: no str copy of the frame (up to max_size) only to
+                        # be encoded again.
+                        raw = await ws.recv(decode=False)
+                    except ConnectionClosedOK:
+                        return
                     self.frame_received()
-                    raw = message.encode() if isinstance(message, str) else message
                     await self._handle(raw)
         except ConnectionClosedError as exc:
             if exc.sent is not None and exc.sent.code == CLOSE_MESSAGE_TOO_BIG:
@@ -586,6 +602,8 @@ class JetstreamReader(FeedReader[int]):
     # -- profile enrichment (only when profiles_enabled) ------------------------------------
 
     async def _hold(self, frame: JetstreamFrame, raw: bytes, received_at: datetime) -> None:
+        # A held frame keeps only what its dead letters may quote: up to queue_size frames wait.
+        raw = raw[:RAW_EXCERPT_BYTES]
         now = time.monotonic()
         needed: set[str] = set()
         for event in frame.events:

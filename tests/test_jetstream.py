@@ -651,3 +651,12 @@ def test_an_oversized_message_is_read_past_not_refetched_forever() -> None:
     dead = [i for i in items if isinstance(i, DeadLetter)]
     assert len(dead) == 1 and "text" in dead[0].reason  # the big post, dead-lettered
     assert connections == 2  # one close for the big message, one lenient reconnect
+
+
+def test_dead_letters_of_big_frames_keep_an_excerpt_only() -> None:
+    from operators.events import RAW_EXCERPT_BYTES
+
+    huge = b'{"did": "did:plc:x", "time_us": 1, "kind": "commit", "pad": "' + b"p" * (3 << 20)
+    frame = map_frame(huge + b'"', datetime.now(UTC))
+    [dead] = frame.items
+    assert isinstance(dead, DeadLetter) and len(dead.raw) == RAW_EXCERPT_BYTES

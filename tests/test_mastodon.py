@@ -507,3 +507,20 @@ def test_private_statuses_never_reach_the_flow_from_a_live_stream() -> None:
         finally:
             part.close()
     assert [i.id for i in items] == ["113000000000000003", "113000000000000004"]
+
+
+def test_source_lag_is_the_age_of_the_newest_delivered_event() -> None:
+    from sense_respond.metrics import REGISTRY
+
+    with SseServer(PRIVATE_FIXTURE) as server:
+        source = MastodonSource(server.url(), fast(max_events=2), batch_size=8)
+        part = source.build_part("in", "mastodon", None)
+        try:
+            items = drain(part, lambda got: len(got) >= 2, timeout=20)
+        finally:
+            part.close()
+    newest = max(i.created_at for i in items)
+    lag = REGISTRY.get_sample_value("sense_respond_source_lag", {"input": source.input_label})
+    assert source.input_label == f"mastodon:{server.url()}"
+    assert lag is not None
+    assert lag == pytest.approx((datetime.now(UTC) - newest).total_seconds(), abs=120)
