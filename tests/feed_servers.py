@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -259,7 +260,17 @@ class _SseHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-class _SseHttpServer(ThreadingHTTPServer):
+class _QuietHttpServer(ThreadingHTTPServer):
+    """A client hanging up mid-answer is what these tests do on purpose: no traceback for it."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _SseHttpServer(_QuietHttpServer):
     daemon_threads = True
     owner: SseServer
 
@@ -303,6 +314,31 @@ class SseServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close_at_end = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+
+
+class _BackgroundHttp:
+    """Serves an HTTP server from a daemon thread while in its `with` block."""
+
+    _httpd: ThreadingHTTPServer
+    _thread: threading.Thread
+
+    def _serve(self, httpd: ThreadingHTTPServer) -> int:
+        """Adopt `httpd` (its handlers find this object as `server.owner`); returns its port."""
+        self._httpd = httpd
+        httpd.owner = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        return httpd.server_address[1]
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(5)
@@ -433,13 +469,13 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             script(self)
 
 
-class _ScriptedHttpServer(ThreadingHTTPServer):
+class _ScriptedHttpServer(_QuietHttpServer):
     daemon_threads = True
     owner: ScriptedServer
 
 
 @dataclass
-class ScriptedServer:
+class ScriptedServer(_BackgroundHttp):
     """An HTTP server whose connection i runs `scripts[i]` (the last one repeats)."""
 
     scripts: list[Script]
@@ -447,21 +483,8 @@ class ScriptedServer:
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
-        self._httpd = _ScriptedHttpServer(("127.0.0.1", 0), _ScriptedHandler)
-        self._httpd.owner = self
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/api/v1/streaming/public"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        port = self._serve(_ScriptedHttpServer(("127.0.0.1", 0), _ScriptedHandler))
+        self.url = f"http://127.0.0.1:{port}/api/v1/streaming/public"
 
 
 # -- Bluesky getProfiles -----------------------------------------------------------------------
@@ -498,13 +521,13 @@ class _ProfilesHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class _ProfilesHttpServer(ThreadingHTTPServer):
+class _ProfilesHttpServer(_QuietHttpServer):
     daemon_threads = True
     owner: ProfilesServer
 
 
 @dataclass
-class ProfilesServer:
+class ProfilesServer(_BackgroundHttp):
     """Answers getProfiles from `profiles` (DID -> (handle, followers)); can fail or be slow."""
 
     profiles: dict[str, tuple[str, int]]
@@ -513,21 +536,8 @@ class ProfilesServer:
     requests: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._httpd = _ProfilesHttpServer(("127.0.0.1", 0), _ProfilesHandler)
-        self._httpd.owner = self
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> ProfilesServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
+        port = self._serve(_ProfilesHttpServer(("127.0.0.1", 0), _ProfilesHandler))
+        self.url = f"http://127.0.0.1:{port}"
 
 
 # -- helpers -----------------------------------------------------------------------------------
