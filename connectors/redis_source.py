@@ -1,142 +1,238 @@
-"""Read events from a Redis stream through a consumer group, and the small stream helpers.
+"""Read events from a Redis stream through a consumer group, at-least-once for real.
 
-Two sources over the same group (`settings.input_group`):
+`RedisStreamSource` is a Bytewax `FixedPartitionedSource` with one partition per worker of the
+run (`partitions`, the CLI passes workers-per-process x processes; Bytewax gives each worker one
+of them). Each partition is its own consumer of the group `settings.input_group`, so Redis
+hands every entry to exactly one of them, in any number of processes.
 
-* `RedisStreamSource`, without Bytewax recovery: a `DynamicSource` where every worker (thread
-  or process) is its own consumer of the group and Redis hands each entry to exactly one of
-  them. No Bytewax resume state is needed: the group itself remembers what was delivered (its
-  last-delivered id) and what is still unacknowledged (the pending entries list, PEL).
-* `ResumableRedisStreamSource`, for runs with recovery (`--recovery-dir`): a
-  `FixedPartitionedSource` with one partition, so one consumer in the cluster reads the stream
-  and the partition's snapshot is the id of the last entry handed out. A resumed run re-reads
-  everything after the restored snapshot, so every entry affects the recovered state exactly
-  once. With recovery, the dynamic source would lose entries acknowledged after the last
-  snapshot (their effect on state was not in it, and the group never hands them out again).
+When an entry is acknowledged (the mechanism)
+---------------------------------------------
+An entry is XACKed only once everything it caused is durable downstream. The partition learns
+that from Bytewax's epochs, the same with and without recovery and for any worker count:
 
-The dynamic source delivers at-least-once:
+* Bytewax calls `snapshot()` on a source partition exactly when it closes one of its epochs;
+  every entry handed out before that call belongs to that epoch or an earlier one (sealed).
+* Bytewax calls `next_batch()` on a partition only while its "probe" has caught up with the
+  partition's current epoch (`!probe.less_than(epoch)` in Bytewax 0.21.1 `src/inputs.rs`). The
+  probe is global to the cluster and sits on every sink's clock when recovery is off, and
+  behind the recovery commit when recovery is on (`src/worker.rs`). So the first `next_batch`
+  after `snapshot()` means: every sink of every worker has written everything of the sealed
+  epochs (a sink's clock passes an epoch only after `write_batch` returned), or, with
+  recovery, the epoch's snapshot is committed.
+* That call acknowledges the sealed entries, pipelined with its read (one round trip).
 
-* an entry is acknowledged (XACK, pipelined with the next read) only when `next_batch` is
-  called again: Bytewax calls it after this worker has run the previous batch through its
-  steps (measured with Bytewax 0.21.1);
-* `close` does not acknowledge. Bytewax calls `close` also while unwinding from a failed step
-  (measured), and an unbounded stream never ends cleanly, so a batch seen at `close` may not
-  have been processed: it stays pending and is replayed;
-* a consumer that starts first re-reads its own pending entries (XREADGROUP from id 0), so a
-  restart with the same consumer name replays what it had not acknowledged;
-* entries left pending by a consumer that died are taken over with XAUTOCLAIM once they have
-  been idle for `claim_idle_ms` (at start, then every few seconds, a bounded number at a time).
+The partition's snapshot is `{"v": 1, "consumer", "done", "last_seen"}`: its consumer name and
+the ids handed out up to the snapshot and not yet known acknowledged. A resumed partition keeps
+the consumer name of its snapshot (the PEL that holds its unfinished entries), acknowledges
+`done` (their effect is in the restored state) and hands out again every other entry of its
+PEL (read after the snapshot, so not in the restored state), then reads new ones. Every entry
+therefore affects the recovered state exactly once.
 
-Downstream delivery is idempotent (see `redis_sinks`), so the duplicates it produces are
-harmless.
+When the partition ends (end of a bounded run, or SIGTERM/SIGINT through `shutdown`), the last
+entries are sealed by the final snapshot, but Bytewax never calls `next_batch` again. They are
+acknowledged by `acknowledged_on_success()` around the run, once the dataflow has returned
+without error (all sinks done and, with recovery, the final snapshot committed); then the
+consumer is removed from the group (XGROUP DELCONSUMER) if nothing is pending on it. After a
+failed run nothing more is acknowledged: the entries stay pending and are handed out again.
 
-In both sources the blocking XREADGROUP (BLOCK `block_ms`, never 0) holds the worker for at
-most `block_ms` when the stream is idle; keep it small (default 100 ms) so epochs keep closing.
+Pending entries, lost replies, poison entries
+----------------------------------------------
+* Own PEL first: at start, and again after any lost round trip, the partition lists its own
+  pending entries (XPENDING) and re-claims those it has not handed out in this run (XCLAIM), so
+  a reply lost after the server ran XREADGROUP (connection reset) cannot skip entries. The
+  source's client never retries by itself (`retries=0`): a retried XREADGROUP would hide the lost
+  reply. The partition retries with capped backoff up to `redis.outage_budget_seconds`.
+* Dead consumers: pending entries of a consumer of this host whose process is gone (name
+  `host-pid-token`, pid not running) are claimed at once by a partition that starts fresh; any
+  other consumer's entries once the consumer has been idle `claim_idle_ms` (checked every
+  `claim_every_seconds`, first after that delay in a resumed partition, so that every resumed
+  partition has taken its own entries back before anyone looks).
+* Delivery counts come from XPENDING. An entry already delivered `redis.max_deliveries` times
+  goes to the dead-letter stream (and is acknowledged like any entry, after the DLQ write). A
+  re-delivered entry is handed out in smaller and smaller groups, one group per epoch (from all
+  entries at the second delivery down to alone at the last one), so a poison entry that crashes
+  the flow is isolated before it is dead-lettered and the innocent entries that were in flight
+  with it complete instead of reaching the limit with it.
+* A vanished group (XGROUP DESTROY, stream deleted) is recreated from the last id this
+  partition read (or its snapshot's), not from 0; a group that does not exist at first start is
+  created from 0 (the stream's history is the input).
+
+XREADGROUP blocks at most `block_ms` (never 0), so epochs keep closing on an idle stream.
+Metrics: `sense_respond_events_total{input}` counts entries handed out and
+`sense_respond_source_lag{input}` is the group's lag (XINFO GROUPS `lag`, Redis >= 7).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+import random
+import re
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import redis
-from bytewax.inputs import (
-    DynamicSource,
-    FixedPartitionedSource,
-    StatefulSourcePartition,
-    StatelessSourcePartition,
-)
-from redis.exceptions import ResponseError
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config.settings import RedisSettings
-from connectors.redis_client import alerts_key, make_client, redacted_url
+from connectors import shutdown
+from connectors.redis_client import make_client, redacted_url
+from connectors.redis_streams import (
+    EVENT_FIELD,
+    PROCESS_TOKEN,
+    AlertReader,
+    Entry,
+    default_consumer,
+    ensure_group,
+    entries_of,
+    entry_id,
+    id_key,
+    items_of,
+    push_jsonl,
+)
 from operators.events import DeadLetter
+from sense_respond import metrics
+
+__all__ = [
+    "EVENT_FIELD",
+    "AlertReader",
+    "RedisOutage",
+    "RedisStreamSource",
+    "StreamPartition",
+    "acknowledged_on_success",
+    "default_consumer",
+    "ensure_group",
+    "isolation_size",
+    "push_jsonl",
+]
 
 log = logging.getLogger(__name__)
 
-EVENT_FIELD = b"event"
 CLAIM_EVERY_SECONDS = 5.0
-"""How often idle pending entries of other consumers are looked for (at most)."""
-_ZERO_ID = "0-0"
-_Entry = tuple[Any, dict[bytes, bytes]]
-"""A stream entry as redis-py returns it: (id, fields); fields are empty for a deleted entry."""
-_MAX_READS_PER_BATCH = 4
-"""Round trips one `next_batch` may make (pending -> claim -> new) before returning."""
-
-
-def default_consumer(worker_index: int | None = None) -> str:
-    """`{hostname}-{pid}` (plus `-{worker_index}`): unique per process and worker."""
-    base = f"{socket.gethostname()}-{os.getpid()}"
-    return base if worker_index is None else f"{base}-{worker_index}"
-
-
-def ensure_group(client: redis.Redis, stream_key: str, group: str, start_id: str = "0") -> bool:
-    """Create consumer group `group` on `stream_key` (and the stream) unless it exists.
-
-    Returns whether it was created. `start_id` "0" reads the stream's history, "$" only new ones.
-    """
-    try:
-        client.xgroup_create(stream_key, group, id=start_id, mkstream=True)
-        return True
-    except ResponseError as exc:
-        if "BUSYGROUP" in str(exc):
-            return False
-        raise
-
-
-def _id(entry_id: bytes | str) -> str:
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-
-
-def _entries(reply: Any) -> list[_Entry]:
-    """The entries of a single-stream XREADGROUP reply (RESP2 list or RESP3 dict shape)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        value = next(iter(reply.values()), [])
-        # Older redis-py RESP3 parsing wraps the entries in a one-element list.
-        if value and isinstance(value[0], list):
-            value = value[0]
-        return list(value)
-    return list(reply[0][1])
-
-
-def _items(entries: Sequence[_Entry], source: str) -> list[bytes | DeadLetter]:
-    """The `event` bytes of stream entries, or a `DeadLetter` for an entry without that field.
-
-    A deleted or trimmed entry (no fields: a pending one read again) yields nothing.
-    """
-    out: list[bytes | DeadLetter] = []
-    for entry_id, fields in entries:
-        if not fields:
-            continue
-        event = fields.get(EVENT_FIELD)
-        if event is not None:
-            out.append(event)
-            continue
-        eid = _id(entry_id)
-        names = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields))
-        raw = orjson.dumps(
-            {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
-        )
-        reason = f"stream entry {eid} has no 'event' field (fields: {names})"
-        out.append(DeadLetter(reason, raw, datetime.now(UTC), f"{source}#{eid}"))
-    return out
-
-
+"""How often pending entries of dead consumers are looked for (at most)."""
+LAG_EVERY_SECONDS = 2.0
+"""How often the group's lag is read for `sense_respond_source_lag`."""
+OUTAGE_LOG_EVERY_SECONDS = 30.0
 _ACK_CHUNK = 1000
-"""Entry ids per XACK (and per XPENDING page when sweeping the pending entries list)."""
+"""Entry ids per XACK and per XPENDING page."""
+_MAX_ROUNDS = 6
+"""Round trips one `next_batch` may make (start, own PEL, claims, new) before returning."""
+_BACKOFF_BASE, _BACKOFF_CAP = 0.1, 2.0
+_STATE_VERSION = 1
+_RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_NAME = re.compile(r"^(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{6})(?:-\d+)?$")
 
 
-class _GroupConsumer:
-    """What both stream partitions share: one consumer of a group on one stream, whose
-    acknowledgements ride on the round trip of its next read."""
+class RedisOutage(RuntimeError):
+    """Redis stayed unreachable past `redis.outage_budget_seconds`."""
+
+
+class _Lost(Exception):
+    """A round trip failed: its reply (and whatever the server did) is unknown."""
+
+
+class _Vanished(Exception):
+    """The group is gone (NOGROUP) and was recreated."""
+
+
+def isolation_size(delivery: int, max_deliveries: int, full: int) -> int:
+    """Entries handed out together (in one epoch) at their `delivery`-th delivery.
+
+    First and second deliveries: a full batch (a single crash is usually not the entry's
+    fault). From then on the groups shrink geometrically to one entry at the last allowed
+    delivery, so only the entry that keeps failing reaches `max_deliveries`.
+    """
+    if delivery <= 1 or (delivery == 2 and max_deliveries > 2):
+        return full
+    if delivery >= max_deliveries:
+        return 1
+    exponent = (max_deliveries - delivery) / (max_deliveries - 2)
+    return max(1, min(full, int(full**exponent)))
+
+
+def _local_consumer_is_dead(name: str) -> bool:
+    """Whether `name` is a consumer name of this host whose process no longer runs."""
+    match = _NAME.match(name)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return match["token"] != PROCESS_TOKEN  # an earlier process that had our pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class _Phase(enum.Enum):
+    START = "start"
+    OWN = "own"
+    """Re-claiming this consumer's pending entries not handed out in this run."""
+    LIVE = "live"
+
+
+# -- the final acknowledgements of partitions that ended ---------------------------------------
+
+
+class _FinalAcks:
+    """Partitions that ended (EOF) with entries only the end of the run makes safe to ack."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: list[StreamPartition] = []
+
+    def register(self, part: StreamPartition) -> None:
+        with self._lock:
+            self._parts.append(part)
+
+    def take(self) -> list[StreamPartition]:
+        with self._lock:
+            parts, self._parts = self._parts, []
+            return parts
+
+
+_FINAL = _FinalAcks()
+
+
+@contextlib.contextmanager
+def acknowledged_on_success() -> Iterator[None]:
+    """Around a run: acknowledge what ended partitions handed out, if the run succeeded.
+
+    The run returning normally means every sink wrote everything and, with recovery, the final
+    snapshot is committed. After an exception nothing is acknowledged: it is handed out again.
+    """
+    for part in _FINAL.take():  # leftovers of an earlier run in this process
+        part.abandon()
+    try:
+        yield
+    except BaseException:
+        for part in _FINAL.take():
+            part.abandon()
+        raise
+    acked = sum(part.finish() for part in _FINAL.take())
+    if acked:
+        log.info("acknowledged the last %d stream entries of the run", acked)
+
+
+# -- the partition -------------------------------------------------------------------------------
+
+
+class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any] | None]):
+    """One consumer of the group (see the module docstring for when entries are acked)."""
 
     def __init__(
         self,
@@ -145,11 +241,23 @@ class _GroupConsumer:
         group: str,
         consumer: str,
         *,
-        count: int,
-        block_ms: int,
-        idle_exit_seconds: float | None,
-        clock: Callable[[], float],
+        resume: dict[str, Any] | None = None,
+        count: int = 500,
+        block_ms: int = 100,
+        claim_idle_ms: int = 60_000,
+        claim_every_seconds: float = CLAIM_EVERY_SECONDS,
+        max_deliveries: int = 5,
+        outage_budget_seconds: float = 300.0,
+        idle_exit_seconds: float | None = None,
+        input_name: str | None = None,
+        stop: Callable[[], bool] = shutdown.requested,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Read `stream_key` through `group` as `consumer`; `resume` is a snapshot of it.
+
+        `client` must not retry by itself (see the module docstring). Nothing is sent to Redis
+        before the first `next_batch`.
+        """
         if block_ms <= 0:
             raise ValueError("block_ms must be > 0 (BLOCK 0 blocks forever)")
         self._client = client
@@ -158,527 +266,456 @@ class _GroupConsumer:
         self.consumer = consumer
         self._count = count
         self._block_ms = block_ms
-        self._idle_exit = idle_exit_seconds
-        self._clock = clock
-        self._last_data = clock()
-        self._source = f"redis:{stream_key}"
-        self._to_ack: list[str] = []
-
-    def _group_vanished(self) -> None:
-        """The stream or group was deleted under us (NOGROUP): recreate it and carry on."""
-        raise NotImplementedError
-
-    def _run(self, read: Callable[[Any], None]) -> Any:
-        """One round trip: the due acknowledgements, then `read` (queued on the pipeline)."""
-        pipe = self._client.pipeline(transaction=False)
-        for i in range(0, len(self._to_ack), _ACK_CHUNK):
-            pipe.xack(self._key, self._group, *self._to_ack[i : i + _ACK_CHUNK])
-        read(pipe)
-        replies = pipe.execute(raise_on_error=False)
-        for reply in replies:
-            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
-                log.warning("consumer group %s on %s vanished; recreating", self._group, self._key)
-                self._to_ack = []  # nothing left to acknowledge
-                self._group_vanished()
-                return None
-            if isinstance(reply, Exception):
-                raise reply
-        self._to_ack = []
-        return replies[-1]
-
-    def _read_new(self) -> list[_Entry]:
-        return _entries(
-            self._run(
-                lambda p: p.xreadgroup(
-                    self._group,
-                    self.consumer,
-                    {self._key: ">"},
-                    count=self._count,
-                    block=self._block_ms,
-                )
-            )
-        )
-
-
-class RedisStreamPartition(_GroupConsumer, StatelessSourcePartition[bytes | DeadLetter]):
-    """One consumer of the group: yields the `event` bytes of entries, or a `DeadLetter`."""
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        stream_key: str,
-        group: str,
-        consumer: str,
-        *,
-        count: int,
-        block_ms: int,
-        claim_idle_ms: int,
-        claim_every_seconds: float = CLAIM_EVERY_SECONDS,
-        retire_on_close: bool = False,
-        idle_exit_seconds: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Join `group` on `stream_key` as `consumer` (creating the group from id 0 if needed).
-
-        `retire_on_close` deletes the consumer from the group on `close` when it holds no pending
-        entries (for throwaway host-pid names, so dead names do not pile up in the group).
-        `idle_exit_seconds` ends this partition (EOF) once nothing new arrived for that long,
-        after acknowledging the last batch: a bounded run over a stream (backfills, tests).
-        """
-        super().__init__(
-            client,
-            stream_key,
-            group,
-            consumer,
-            count=count,
-            block_ms=block_ms,
-            idle_exit_seconds=idle_exit_seconds,
-            clock=clock,
-        )
         self._claim_idle_ms = claim_idle_ms
         self._claim_every = claim_every_seconds
-        self._retire = retire_on_close
-        # Own pending entries are replayed first, from this cursor; None once done.
-        self._pending_cursor: str | None = "0"
-        # XAUTOCLAIM scan: cursor of the current round, when the next round is due.
-        self._claim_cursor = _ZERO_ID
-        self._claim_due = clock()
-        ensure_group(client, stream_key, group)
+        self._max_deliveries = max_deliveries
+        self._budget = outage_budget_seconds
+        self._idle_exit = idle_exit_seconds
+        self._stop = stop
+        self._clock = clock
+        self._source = f"redis:{stream_key}"
+        self._input = input_name or self._source
+        self._events = metrics.EVENTS.labels(input=self._input)
+        self._lag = metrics.SOURCE_LAG.labels(input=self._input)
 
-    # -- reading -----------------------------------------------------------------------------
-
-    def _group_vanished(self) -> None:
-        self._pending_cursor = None
-        ensure_group(self._client, self._key, self._group)
-
-    def _read_pending(self) -> list[_Entry]:
-        cursor = self._pending_cursor
-        assert cursor is not None
-        reply = self._run(
-            lambda p: p.xreadgroup(
-                self._group, self.consumer, {self._key: cursor}, count=self._count
-            )
-        )
-        entries = _entries(reply)
-        if entries:
-            self._pending_cursor = _id(entries[-1][0])
-        else:
-            self._pending_cursor = None
-            log.debug("consumer %s: own pending entries replayed", self.consumer)
-        return entries
-
-    def _claim(self) -> list[_Entry]:
-        cursor = self._claim_cursor
-        reply = self._run(
-            lambda p: p.xautoclaim(
-                self._key,
-                self._group,
-                self.consumer,
-                self._claim_idle_ms,
-                start_id=cursor,
-                count=self._count,
-            )
-        )
-        if reply is None:
-            return []
-        next_cursor = _id(reply[0])
-        claimed = [(eid, fields) for eid, fields in reply[1] if eid is not None]
-        if next_cursor == _ZERO_ID:
-            self._claim_cursor = _ZERO_ID
-            self._claim_due = self._clock() + self._claim_every
-        else:
-            # More of the PEL to scan: continue with the next batch.
-            self._claim_cursor = next_cursor
-        if claimed:
-            log.info("consumer %s claimed %d idle entries", self.consumer, len(claimed))
-        return claimed
-
-    def _convert(self, entries: Sequence[_Entry]) -> list[bytes | DeadLetter]:
-        self._to_ack.extend(_id(entry_id) for entry_id, _ in entries)
-        return _items(entries, self._source)
-
-    def next_batch(self) -> list[bytes | DeadLetter]:
-        """Ack the previous batch, then read: own pending first, idle claims, then new entries."""
-        batch = self._next_entries()
-        if batch:
-            self._last_data = self._clock()
-        elif self._idle_exit is not None and self._clock() - self._last_data >= self._idle_exit:
-            # Bytewax has run everything handed out so far: acknowledge it, then end.
-            self.ack_pending()
-            raise StopIteration
-        return batch
-
-    def _next_entries(self) -> list[bytes | DeadLetter]:
-        for _ in range(_MAX_READS_PER_BATCH):
-            if self._pending_cursor is not None:
-                entries = self._read_pending()
-            elif self._clock() >= self._claim_due:
-                entries = self._claim()
-            else:
-                return self._convert(self._read_new())
-            if entries:
-                return self._convert(entries)
-        return []
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def ack_pending(self) -> int:
-        """Acknowledge the entries of the last batch now (only once they are known processed)."""
-        if not self._to_ack:
-            return 0
-        n = int(self._client.xack(self._key, self._group, *self._to_ack))
-        self._to_ack = []
-        return n
-
-    def close(self) -> None:
-        """Close the connection; the last batch stays pending (see the module docstring).
-
-        A throwaway consumer name with nothing pending is removed from the group so dead
-        host-pid names do not pile up; one with pending entries stays until they are claimed.
-        """
-        try:
-            if self._retire and not self._to_ack:
-                pending = self._client.xpending_range(
-                    self._key, self._group, min="-", max="+", count=1, consumername=self.consumer
-                )
-                if not pending:
-                    self._client.xgroup_delconsumer(self._key, self._group, self.consumer)
-        finally:
-            self._client.close()
-
-
-class RedisStreamSource(DynamicSource[bytes | DeadLetter]):
-    """Unbounded source over a Redis stream: each worker is a consumer of `settings.input_group`.
-
-    Items are the raw `event` field bytes (to be parsed by `operators.events.parse_event`), or a
-    `DeadLetter` for entries without that field. Entries per read: `min(batch_size,
-    settings.read_count)`. Consumer name: `settings.consumer` (suffixed `-{worker_index}` when
-    there are several workers, so they never share a PEL) or `{hostname}-{pid}-{worker_index}`.
-    A stable configured name lets a restarted process replay its own pending entries at once;
-    with the default name they are reclaimed after `claim_idle_ms`.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        stream_key: str,
-        settings: RedisSettings,
-        batch_size: int | None = None,
-        *,
-        claim_every_seconds: float = CLAIM_EVERY_SECONDS,
-    ) -> None:
-        """Only remember where to read: each worker connects in `build`."""
-        if batch_size is not None and batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
-        self._url = url
-        self._key = stream_key
-        self._settings = settings
-        self._count = min(batch_size or settings.read_count, settings.read_count)
-        self._claim_every = claim_every_seconds
-
-    def consumer_name(self, worker_index: int, worker_count: int) -> str:
-        """The consumer name of one worker (see the class docstring)."""
-        configured = self._settings.consumer
-        if configured:
-            return configured if worker_count == 1 else f"{configured}-{worker_index}"
-        return default_consumer(worker_index)
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> RedisStreamPartition:
-        """Connect this worker as its own consumer of the group."""
-        s = self._settings
-        consumer = self.consumer_name(worker_index, worker_count)
-        # The socket must outlive a blocked XREADGROUP, or the block would look like a timeout.
-        client = make_client(
-            self._url,
-            s,
-            socket_timeout=max(s.socket_timeout_seconds, s.block_ms / 1000 + 1.0),
-            client_name=f"sense-respond:source:{worker_index}",
-        )
-        log.info(
-            "reading %s from %s as %s/%s",
-            self._key,
-            redacted_url(self._url),
-            s.input_group,
-            consumer,
-        )
-        return RedisStreamPartition(
-            client,
-            self._key,
-            s.input_group,
-            consumer,
-            count=self._count,
-            block_ms=s.block_ms,
-            claim_idle_ms=s.claim_idle_ms,
-            claim_every_seconds=self._claim_every,
-            retire_on_close=not s.consumer,
-            idle_exit_seconds=s.input_idle_exit_seconds,
-        )
-
-
-# -- with Bytewax recovery: one resumable reader ----------------------------------------------
-
-RESUMABLE_CONSUMER = "sense-respond-recovery"
-"""Consumer name of the resumable source unless one is configured: the same after a restart."""
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    """A stream id as a comparable (milliseconds, sequence) pair."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-class _Phase(enum.Enum):
-    START = "start"
-    CLAIM = "claim"
-    """Fresh start: every pending entry of the group, whoever holds it, oldest first."""
-    REPLAY = "replay"
-    """Resumed: the entries after the snapshot up to the group's last-delivered id."""
-    NEW = "new"
-    """XREADGROUP '>'."""
-
-
-class ResumableStreamPartition(
-    _GroupConsumer, StatefulSourcePartition[bytes | DeadLetter, str | None]
-):
-    """The group's only reader, snapshotted by Bytewax: every entry affects recovered state once.
-
-    The snapshot is the id of the last entry handed out (None before the first). Entries are
-    handed out in id order, none skipped:
-
-    * fresh start (no snapshot): the group's pending entries first, whichever consumer holds them
-      (XAUTOCLAIM from 0 with no idle time: a previous run killed before its first snapshot left
-      everything it read there), then new entries;
-    * resumed from snapshot S: every entry after S up to the group's last-delivered id at start
-      is read again with XRANGE (the crashed run handed them out, and may have acknowledged
-      them, after the snapshot that was restored), after acknowledging everything pending up to
-      that id; then new entries.
-
-    Acknowledgement lags one snapshot: entries covered by a snapshot are acknowledged at the first
-    `next_batch` after it, because Bytewax calls `next_batch` again only once that epoch is fully
-    processed and committed (its input backpressure; measured with Bytewax 0.21.1). So nothing is
-    acknowledged before it is in a committed snapshot, which is what makes the fresh start exact.
-    `idle_exit_seconds` ends the partition once the stream was idle that long, after
-    acknowledging everything, but in a run that has no committed snapshot yet only once one
-    covering the last entry is committed (at most one epoch later).
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        stream_key: str,
-        group: str,
-        consumer: str,
-        *,
-        resume_id: str | None,
-        count: int,
-        block_ms: int,
-        idle_exit_seconds: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Read `stream_key` through `group` as `consumer`, after entry `resume_id` if given.
-
-        Nothing is sent to Redis before the first `next_batch` (which looks at the group).
-        """
-        super().__init__(
-            client,
-            stream_key,
-            group,
-            consumer,
-            count=count,
-            block_ms=block_ms,
-            idle_exit_seconds=idle_exit_seconds,
-            clock=clock,
-        )
-        self._resume_id = resume_id
-        self.last_id = resume_id
-        """The id of the last entry handed out: the snapshot."""
+        self._resumed = resume is not None
+        self._done_at_start: list[str] = list(resume["done"]) if resume else []
+        self.last_seen: str | None = resume.get("last_seen") if resume else None
+        """The highest id this partition read from the group (where a lost group restarts)."""
         self._phase = _Phase.START
-        self._cursor = _ZERO_ID  # CLAIM: the XAUTOCLAIM cursor; REPLAY: the last id re-read
-        self._replay_end = _ZERO_ID
-        self._handed: list[str] = []  # handed out since the last snapshot
-        self._snapshotted: list[str] = []  # covered by the last snapshot, not known committed
-        self._snapshot_taken = False
-        self._snapshot_id: str | None = None
-        # A committed snapshot of this run's recovery state holds an entry id: any later run
-        # resumes from XRANGE and no longer depends on what is acknowledged.
-        self._committed = resume_id is not None
+        self._own_cursor = "-"
+        self._queue: deque[tuple[str, int]] = deque()  # (entry id, its delivery number)
+        self._hold: set[str] = set()  # an isolated group in flight: nothing more until acked
+        self._handed: list[str] = []  # in the current epoch
+        self._sealed: list[str] = []  # in closed epochs, acked at the next next_batch
+        self._to_ack: list[str] = []
+        self._unacked: set[str] = set()  # handed out in this run, not known acknowledged
+        self._sealed_since_call = False
+        self._ended = False
+        now = clock()
+        self._last_data = now
+        self._claim_due = now + (claim_every_seconds if self._resumed else 0.0)
+        self._lag_due = now
+        self._next_awake: datetime | None = None
+        self._outage_since: float | None = None
+        self._outage_logged = 0.0
+        self._failures = 0
 
     # -- Bytewax -----------------------------------------------------------------------------
 
     def next_batch(self) -> list[bytes | DeadLetter]:
-        """Acknowledge what a committed snapshot covers, then hand out the next entries."""
-        if self._snapshot_taken:
-            # Called again only once the snapshot's epoch is committed (input backpressure).
-            self._snapshot_taken = False
-            self._to_ack.extend(self._snapshotted)
-            self._snapshotted = []
-            self._committed |= self._snapshot_id is not None
-        entries = self._read()
-        if entries:
+        """Acknowledge the sealed epochs' entries, then hand out the next ones."""
+        if self._sealed_since_call:
+            # Called again after `snapshot()`: the sealed epochs are through every sink.
+            self._sealed_since_call = False
+            self._to_ack.extend(self._sealed)
+            self._sealed = []
+        self._next_awake = None
+        if self._stop():
+            log.info("consumer %s: stop requested, ending the partition", self.consumer)
+            self._end()
+        try:
+            items = self._next_items()
+        except _Lost:
+            return []
+        except _Vanished:
+            return []
+        if items:
             self._last_data = self._clock()
-            ids = [_id(entry_id) for entry_id, _ in entries]
-            self._handed.extend(ids)
-            self.last_id = ids[-1]
-            return _items(entries, self._source)
-        if self._idle_exit_due():
-            self._to_ack.extend(self._snapshotted + self._handed)
-            self._snapshotted, self._handed = [], []
-            self._flush_acks()
-            raise StopIteration
-        return []
+        elif self._idle_exit_due():
+            log.info("consumer %s: %s idle for %.1fs, ending", self.consumer, self._key,
+                     self._idle_exit)  # fmt: skip
+            self._end()
+        self._update_lag()
+        return items
 
-    def _idle_exit_due(self) -> bool:
-        if self._idle_exit is None or self._clock() - self._last_data < self._idle_exit:
-            return False
-        # With no committed snapshot yet, acknowledging now could lose entries to a crash
-        # before the final commit: wait for the next snapshot (the next epoch) instead.
-        return self._committed or self.last_id is None
+    def next_awake(self) -> datetime | None:
+        """Wait before the next call while holding back or while Redis is away."""
+        return self._next_awake
 
-    def snapshot(self) -> str | None:
-        """The id of the last entry handed out: a resumed partition continues after it."""
-        self._snapshotted.extend(self._handed)
+    def snapshot(self) -> dict[str, Any]:
+        """Seal what was handed out so far: the consumer and the ids not known acknowledged."""
+        self._sealed.extend(self._handed)
         self._handed = []
-        self._snapshot_id = self.last_id
-        self._snapshot_taken = True
-        return self.last_id
+        self._sealed_since_call = True
+        return {
+            "v": _STATE_VERSION,
+            "consumer": self.consumer,
+            "done": sorted(self._unacked, key=id_key),
+            "last_seen": self.last_seen,
+        }
 
     def close(self) -> None:
-        """Close the connection (unacknowledged entries are dealt with by the next start)."""
+        """Close the connection; a consumer with nothing left pending leaves the group.
+
+        Bytewax also closes partitions while unwinding from a failed step: whatever was handed
+        out and not acknowledged stays pending then, and is handed out again.
+        """
+        if self._ended:
+            return  # the run's end acknowledges (or abandons) it
+        try:
+            if not self._unacked and not self._queue:
+                self._retire()
+        except RedisError as exc:
+            log.debug("consumer %s not removed: %s", self.consumer, exc)
+        finally:
+            self._client.close()
+
+    # -- the end of a run --------------------------------------------------------------------
+
+    def _idle_exit_due(self) -> bool:
+        if self._idle_exit is None or self._queue or self._hold:
+            return False
+        return self._clock() - self._last_data >= self._idle_exit
+
+    def _end(self) -> None:
+        with contextlib.suppress(_Lost, _Vanished):
+            if self._to_ack:
+                self._run(lambda pipe: None)
+        self._ended = True
+        _FINAL.register(self)
+        raise StopIteration
+
+    def finish(self) -> int:
+        """After a successful run: acknowledge everything handed out, then leave the group."""
+        ids = sorted(self._unacked, key=id_key)
+        acked = 0
+        try:
+            for i in range(0, len(ids), _ACK_CHUNK):
+                acked += int(self._client.xack(self._key, self._group, *ids[i : i + _ACK_CHUNK]))
+            self._unacked.clear()
+            if not self._queue:
+                self._retire()
+        except RedisError as exc:
+            log.warning(
+                "consumer %s: could not acknowledge the last %d entries (%s); they will be"
+                " handed out again",
+                self.consumer,
+                len(ids),
+                exc,
+            )
+        finally:
+            self._client.close()
+        return acked
+
+    def abandon(self) -> None:
+        """After a failed run: acknowledge nothing."""
         self._client.close()
+
+    def _retire(self) -> None:
+        pending = self._client.xpending_range(
+            self._key, self._group, min="-", max="+", count=1, consumername=self.consumer
+        )
+        if not pending:
+            self._client.xgroup_delconsumer(self._key, self._group, self.consumer)
+            log.debug("consumer %s left group %s", self.consumer, self._group)
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _read(self) -> list[_Entry]:
-        for _ in range(_MAX_READS_PER_BATCH):
+    def _next_items(self) -> list[bytes | DeadLetter]:
+        for _ in range(_MAX_ROUNDS):
             if self._phase is _Phase.START:
                 self._start()
                 continue
-            if self._phase is _Phase.CLAIM:
-                entries = self._claim()
-            elif self._phase is _Phase.REPLAY:
-                entries = self._replay()
-            else:
-                return self._read_new()
-            if entries:
-                return entries
+            if self._hold:
+                if self._hold & self._unacked:
+                    if self._to_ack:
+                        self._run(lambda pipe: None)
+                    if self._hold & self._unacked:
+                        self._wait(self._block_ms / 1000)
+                        return []
+                self._hold.clear()
+            if self._queue:
+                return self._hand_queued()
+            if self._phase is _Phase.OWN:
+                self._scan_own()
+                continue
+            if self._clock() >= self._claim_due:
+                self._claim_dead()
+                if self._queue:
+                    continue
+            return self._read_new()
         return []
 
     def _start(self) -> None:
-        if self._resume_id is None:
-            ensure_group(self._client, self._key, self._group)
-            self._phase = _Phase.CLAIM
-            return
-        snapshot = self._resume_id
-        end = self._last_delivered()
-        if end is None:
-            log.warning(
-                "consumer group %s on %s is missing: recreating it after entry %s",
-                self._group,
-                self._key,
-                snapshot,
-            )
-            ensure_group(self._client, self._key, self._group, start_id=snapshot)
-            end = snapshot
-        elif _id_key(end) < _id_key(snapshot):
-            # The group was moved back (or recreated): what precedes the snapshot is processed.
-            log.warning(
-                "consumer group %s on %s is behind the snapshot: moving it to %s",
-                self._group,
-                self._key,
-                snapshot,
-            )
-            self._client.xgroup_setid(self._key, self._group, snapshot)
-            end = snapshot
-        acked = self._ack_pending_through(end)
-        deleted = _id(self._client.xinfo_stream(self._key).get("max-deleted-entry-id", _ZERO_ID))
-        if _id_key(deleted) > _id_key(snapshot):
-            log.warning(
-                "entries of %s after the snapshot (%s) were deleted or trimmed before they could"
-                " be read again: their effect on the recovered state is lost",
-                self._key,
-                snapshot,
-            )
-        self._cursor, self._replay_end = snapshot, end
-        replay = _id_key(end) > _id_key(snapshot)
-        self._phase = _Phase.REPLAY if replay else _Phase.NEW
-        log.info(
-            "resuming %s after entry %s: re-reading up to %s; acknowledged %d pending entries",
-            self._key,
-            snapshot,
-            end,
-            acked,
+        done = self._done_at_start
+        if done:
+            # Their effect is in the restored state: acknowledge, never hand out again.
+            self._to_ack.extend(done)
+            self._unacked.update(done)
+        # A group that does not exist yet reads the stream's history; a resumed partition's
+        # group that vanished while the run was down continues after its snapshot.
+        start = (self.last_seen if self._resumed else None) or "0"
+        self._run(
+            lambda pipe: pipe.xgroup_create(self._key, self._group, id=start, mkstream=True),
+            tolerate="BUSYGROUP",
         )
-
-    def _last_delivered(self) -> str | None:
-        """The group's last-delivered id; None when the group or the stream does not exist."""
-        try:
-            groups = self._client.xinfo_groups(self._key)
-        except ResponseError:  # no such key
-            return None
-        for info in groups:
-            if _id(info["name"]) == self._group:
-                return _id(info["last-delivered-id"])
-        return None
-
-    def _ack_pending_through(self, end: str) -> int:
-        """Acknowledge every pending entry of the group up to `end`, whoever holds it."""
-        acked = 0
-        while True:
-            rows = self._client.xpending_range(
-                self._key, self._group, min="-", max=end, count=_ACK_CHUNK
+        self._done_at_start = []
+        self._phase = _Phase.OWN
+        if done:
+            log.info(
+                "consumer %s resumed: acknowledged %d entries of the restored snapshot",
+                self.consumer,
+                len(done),
             )
+
+    def _scan_own(self) -> None:
+        """Queue this consumer's pending entries that this run has not handed out."""
+        cursor = self._own_cursor
+        rows = self._run(
+            lambda pipe: pipe.xpending_range(
+                self._key, self._group, min=cursor, max="+", count=self._count,
+                consumername=self.consumer,
+            )
+        )  # fmt: skip
+        if not rows:
+            self._own_cursor = "-"
+            self._phase = _Phase.LIVE
+            return
+        self._own_cursor = "(" + entry_id(rows[-1]["message_id"])
+        queued = {eid for eid, _ in self._queue}
+        fresh = 0
+        for row in rows:
+            eid = entry_id(row["message_id"])
+            if eid not in self._unacked and eid not in queued:
+                # The delivery it is about to get (XPENDING counts those it had).
+                self._queue.append((eid, int(row["times_delivered"]) + 1))
+                fresh += 1
+        if fresh:
+            log.info("consumer %s: handing out %d pending entries again", self.consumer, fresh)
+
+    def _claim_dead(self) -> None:
+        """Take over pending entries of consumers that are gone (then read as our own)."""
+        consumers = self._run(lambda pipe: pipe.xinfo_consumers(self._key, self._group))
+        for info in consumers or []:
+            name = entry_id(info["name"])
+            if name == self.consumer:
+                continue
+            local_dead = _local_consumer_is_dead(name)
+            if not info.get("pending"):
+                if local_dead:
+                    # Its process is gone and nothing is pending on it: remove the name.
+                    self._run(
+                        lambda pipe, who=name: pipe.xgroup_delconsumer(self._key, self._group, who)
+                    )
+                continue
+            if local_dead and not self._resumed:
+                min_idle = 0
+            elif int(info.get("idle", 0)) >= self._claim_idle_ms:
+                min_idle = self._claim_idle_ms
+            else:
+                continue
+            rows = self._run(
+                lambda pipe, who=name: pipe.xpending_range(
+                    self._key, self._group, min="-", max="+", count=self._count,
+                    consumername=who,
+                )
+            )  # fmt: skip
             if not rows:
-                return acked
-            acked += int(
-                self._client.xack(self._key, self._group, *[r["message_id"] for r in rows])
+                continue
+            ids = [entry_id(r["message_id"]) for r in rows]
+            if min_idle == 0:
+                # Several partitions may race for a dead consumer's entries: a claim resets an
+                # entry's idle time, so with half its idle time as the minimum only one wins.
+                min_idle = max(1, min(int(r["time_since_delivered"]) for r in rows) // 2)
+            # JUSTID moves them into our PEL without counting a delivery (none happened yet).
+            claimed = self._run(
+                lambda pipe, ids=ids, idle=min_idle: pipe.xclaim(
+                    self._key, self._group, self.consumer, idle, ids, justid=True
+                )
             )
+            if claimed:
+                log.info("consumer %s took over %d pending entries of %s",
+                         self.consumer, len(claimed), name)  # fmt: skip
+                self._phase, self._own_cursor = _Phase.OWN, "-"
+                return  # come back for more at once
+        self._claim_due = self._clock() + self._claim_every
+
+    def _hand_queued(self) -> list[bytes | DeadLetter]:
+        """Hand out queued (re-delivered) entries: poison ones as dead letters, the rest in
+        groups that shrink with their delivery count (one group per epoch)."""
+        size = self._count
+        taken: list[tuple[str, int]] = []
+        while self._queue and len(taken) < size:
+            _, delivery = self._queue[0]
+            if delivery <= self._max_deliveries:
+                size = min(size, isolation_size(delivery, self._max_deliveries, self._count))
+                if len(taken) >= size:
+                    break
+            taken.append(self._queue.popleft())
+        deliveries = dict(taken)
+        ids = list(deliveries)
+        # XCLAIM to ourselves (no idle time) fetches them and counts this delivery.
+        entries = self._run(lambda pipe: pipe.xclaim(self._key, self._group, self.consumer, 0, ids))
+        got = {entry_id(eid): (eid, fields) for eid, fields in entries or [] if eid is not None}
+        # Pending but not returned: deleted from the stream (older servers keep such ids in
+        # the PEL). Nothing to process; acknowledged so they stop coming back.
+        self._to_ack.extend(i for i in ids if i not in got)
+        out: list[bytes | DeadLetter] = []
+        normal: list[Entry] = []
+        for eid in ids:
+            if eid not in got:
+                continue
+            if deliveries[eid] > self._max_deliveries:
+                out.append(self._poison(got[eid], deliveries[eid] - 1))
+            else:
+                normal.append(got[eid])
+        out.extend(items_of(normal, self._source))
+        self._note_handed(list(got), len(normal))
+        if size < self._count:
+            self._hold = {entry_id(e[0]) for e in normal}
+        return out
+
+    def _poison(self, entry: Entry, deliveries: int) -> DeadLetter:
+        eid = entry_id(entry[0])
+        fields = entry[1]
+        raw = fields.get(EVENT_FIELD)
+        if raw is None:
+            raw = orjson.dumps(
+                {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                 for k, v in fields.items()}
+            )  # fmt: skip
+        reason = (
+            f"stream entry {eid} was delivered {deliveries} times without completing"
+            f" (redis.max_deliveries = {self._max_deliveries})"
+        )
+        log.warning("%s: %s; dead-lettered", self._key, reason)
+        return DeadLetter(reason, raw, datetime.now(UTC), f"{self._source}#{eid}")
+
+    def _read_new(self) -> list[bytes | DeadLetter]:
+        reply = self._run(
+            lambda pipe: pipe.xreadgroup(
+                self._group, self.consumer, {self._key: ">"}, count=self._count,
+                block=self._block_ms,
+            )
+        )  # fmt: skip
+        entries = entries_of(reply)
+        if not entries:
+            return []
+        ids = [entry_id(eid) for eid, _ in entries]
+        self.last_seen = ids[-1]
+        self._note_handed(ids, len(entries))
+        return items_of(entries, self._source)
+
+    def _note_handed(self, ids: list[str], events: int) -> None:
+        self._handed.extend(ids)
+        self._unacked.update(ids)
+        if events:
+            self._events.inc(events)
+
+    # -- round trips -------------------------------------------------------------------------
+
+    def _run(self, queue: Callable[[Any], Any], tolerate: str | None = None) -> Any:
+        """One round trip: the due acknowledgements, then what `queue` adds to the pipeline.
+
+        Returns the reply of the last command. A connection error marks the own PEL for a
+        rescan (the lost reply may have handed us entries) and raises `_Lost` after scheduling
+        a retry; NOGROUP recreates the group and raises `_Vanished`.
+        """
+        acks = self._to_ack
+        pipe = self._client.pipeline(transaction=False)
+        for i in range(0, len(acks), _ACK_CHUNK):
+            pipe.xack(self._key, self._group, *acks[i : i + _ACK_CHUNK])
+        n_acks = len(pipe)
+        queue(pipe)
+        if len(pipe) == 0:
+            return None
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except _RETRYABLE as exc:
+            self._lost(exc)
+            raise _Lost from exc
+        self._reachable()
+        for reply in replies:
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                self._group_vanished()
+                raise _Vanished
+            if isinstance(reply, Exception):
+                if tolerate is not None and tolerate in str(reply):
+                    continue
+                raise reply
+        self._to_ack = []
+        self._unacked.difference_update(acks)
+        return replies[-1] if len(replies) > n_acks else None
+
+    def _lost(self, exc: BaseException) -> None:
+        now = self._clock()
+        self._phase = _Phase.OWN if self._phase is _Phase.LIVE else self._phase
+        self._own_cursor = "-"
+        if self._outage_since is None:
+            self._outage_since = self._outage_logged = now
+            log.warning("consumer %s: Redis unreachable (%s); retrying", self.consumer, exc)
+        elif now - self._outage_since > self._budget:
+            raise RedisOutage(
+                f"Redis unreachable for {now - self._outage_since:.0f}s (more than"
+                f" redis.outage_budget_seconds = {self._budget:g}): {exc}"
+            ) from None
+        elif now - self._outage_logged >= OUTAGE_LOG_EVERY_SECONDS:
+            self._outage_logged = now
+            log.warning("consumer %s: Redis still unreachable after %.0fs",
+                        self.consumer, now - self._outage_since)  # fmt: skip
+        self._failures += 1
+        delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(self._failures, 10))
+        self._wait(delay * random.uniform(0.5, 1.0))
+
+    def _reachable(self) -> None:
+        if self._outage_since is not None:
+            log.warning("consumer %s: Redis is back after %.1fs",
+                        self.consumer, self._clock() - self._outage_since)  # fmt: skip
+            self._outage_since = None
+        self._failures = 0
+
+    def _wait(self, seconds: float) -> None:
+        self._next_awake = datetime.now(UTC) + timedelta(seconds=seconds)
 
     def _group_vanished(self) -> None:
-        # Go on after the last entry handed out (a stream created anew has larger ids).
-        self._phase = _Phase.NEW
-        ensure_group(self._client, self._key, self._group, start_id=self.last_id or "0")
-
-    def _claim(self) -> list[_Entry]:
-        cursor = self._cursor
-        reply = self._run(
-            lambda p: p.xautoclaim(
-                self._key, self._group, self.consumer, 0, start_id=cursor, count=self._count
-            )
+        start = self.last_seen or "0"
+        log.warning(
+            "consumer group %s on %s vanished; recreating it after entry %s",
+            self._group,
+            self._key,
+            start,
         )
-        if reply is None:
-            return []
-        # Entries deleted from the stream are dropped from the pending list by Redis 7; older
-        # servers return them as None.
-        claimed = [(eid, fields) for eid, fields in reply[1] if eid is not None]
-        self._cursor = _id(reply[0])
-        if self._cursor == _ZERO_ID:
-            self._phase = _Phase.NEW
-        return claimed
+        # Acknowledgements and the old PEL went with the group.
+        self._unacked.difference_update(self._to_ack)
+        self._to_ack = []
+        self._hold.clear()
+        self._own_cursor = "-"
+        if self._phase is not _Phase.START:
+            self._phase = _Phase.LIVE
+        try:
+            ensure_group(self._client, self._key, self._group, start_id=start)
+        except _RETRYABLE as exc:
+            self._lost(exc)
 
-    def _replay(self) -> list[_Entry]:
-        low, high = "(" + self._cursor, self._replay_end
-        entries = self._run(lambda p: p.xrange(self._key, min=low, max=high, count=self._count))
-        entries = list(entries or [])
-        if entries:
-            self._cursor = _id(entries[-1][0])
-        if len(entries) < self._count or self._cursor == self._replay_end:
-            self._phase = _Phase.NEW
-        return entries
+    def _update_lag(self) -> None:
+        now = self._clock()
+        if now < self._lag_due:
+            return
+        self._lag_due = now + LAG_EVERY_SECONDS
+        try:
+            groups = self._client.xinfo_groups(self._key)
+        except RedisError:
+            return
+        for info in groups:
+            if entry_id(info["name"]) == self._group:
+                lag = info.get("lag")
+                if lag is not None:
+                    self._lag.set(int(lag))
+                return
 
-    def _flush_acks(self) -> None:
-        if self._to_ack:
-            self._run(lambda p: None)
+
+# -- the source ----------------------------------------------------------------------------------
 
 
-class ResumableRedisStreamSource(FixedPartitionedSource[bytes | DeadLetter, str | None]):
-    """A Redis stream as one Bytewax partition (named after the key): for runs with recovery.
+class RedisStreamSource(FixedPartitionedSource[bytes | DeadLetter, dict[str, Any] | None]):
+    """A Redis stream read through `settings.input_group` by `partitions` consumers.
 
-    Exactly one worker in the cluster reads the stream, as `settings.consumer` or
-    `RESUMABLE_CONSUMER`, and the partition's snapshot is the id of the last entry it handed
-    out, so a resumed run re-reads exactly what followed the restored snapshot (see
-    `ResumableStreamPartition`). It must be the group's only reader: at a fresh start it takes
-    over every pending entry of the group. The partition name is the stream key, so resuming a
-    recovery directory with another key fails (Bytewax refuses unknown partitions).
+    Items are the raw `event` field bytes (parsed by `operators.events.parse_event`), or a
+    `DeadLetter` for entries without that field and for poison entries. Entries per read:
+    `min(batch_size, settings.read_count)`. Partition `i` is named `{stream_key}#{i}`; its
+    consumer is `settings.consumer` (suffixed `-{i}` when there are several partitions) or
+    `{hostname}-{pid}-{random}[-{i}]`, and a resumed partition keeps the name of its snapshot.
     """
 
     def __init__(
@@ -687,202 +724,82 @@ class ResumableRedisStreamSource(FixedPartitionedSource[bytes | DeadLetter, str 
         stream_key: str,
         settings: RedisSettings,
         batch_size: int | None = None,
+        *,
+        partitions: int = 1,
+        claim_every_seconds: float = CLAIM_EVERY_SECONDS,
+        input_name: str | None = None,
+        stop: Callable[[], bool] = shutdown.requested,
     ) -> None:
-        """Only remember where to read: the partition connects in `build_part`."""
+        """Only remember where to read: each partition connects in `build_part`."""
         if batch_size is not None and batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if partitions < 1:
+            raise ValueError("partitions must be >= 1")
         self._url = url
         self._key = stream_key
         self._settings = settings
         self._count = min(batch_size or settings.read_count, settings.read_count)
-
-    @property
-    def consumer(self) -> str:
-        """The consumer name: configured, or one that stays the same across restarts."""
-        return self._settings.consumer or RESUMABLE_CONSUMER
+        self.partitions = partitions
+        self._claim_every = claim_every_seconds
+        self._input = input_name or f"redis:{stream_key}"
+        self._stop = stop
 
     def list_parts(self) -> list[str]:
-        """One partition, named after the stream key (every worker can reach it)."""
-        return [self._key]
+        """`{stream_key}#{i}` for every partition (any worker can read any of them)."""
+        return [f"{self._key}#{i}" for i in range(self.partitions)]
+
+    def consumer_name(self, index: int) -> str:
+        """The consumer name of a fresh partition (see the class docstring)."""
+        configured = self._settings.consumer
+        if configured:
+            return configured if self.partitions == 1 else f"{configured}-{index}"
+        return default_consumer(index if self.partitions > 1 else None)
 
     def build_part(
-        self, step_id: str, for_part: str, resume_state: str | None
-    ) -> ResumableStreamPartition:
-        """Connect the reader; `resume_state` is the id of the last entry handed out."""
+        self, step_id: str, for_part: str, resume_state: dict[str, Any] | None
+    ) -> StreamPartition:
+        """Connect one consumer; `resume_state` is its snapshot."""
+        key, sep, index = for_part.rpartition("#")
+        if not sep or key != self._key or not index.isdigit():
+            raise ValueError(f"partition {for_part!r} is not one of {self._key}")
+        if resume_state is not None and (
+            not isinstance(resume_state, dict) or resume_state.get("v") != _STATE_VERSION
+        ):
+            raise ValueError(
+                f"the recovery state of partition {for_part!r} is not a Redis stream position"
+                " of this version; use a new --recovery-dir"
+            )
         s = self._settings
+        consumer = resume_state["consumer"] if resume_state else self.consumer_name(int(index))
+        # No client-side retries (a retried XREADGROUP would hide a lost reply), and a socket
+        # that outlives a blocked XREADGROUP.
         client = make_client(
             self._url,
-            s,
+            s.model_copy(update={"retries": 0}),
             socket_timeout=max(s.socket_timeout_seconds, s.block_ms / 1000 + 1.0),
-            client_name="sense-respond:source",
+            client_name=f"sense-respond:source:{index}",
         )
-        where = "from the start" if resume_state is None else f"after entry {resume_state}"
         log.info(
-            "reading %s from %s as %s/%s, %s",
-            for_part,
+            "reading %s from %s as %s/%s%s",
+            self._key,
             redacted_url(self._url),
             s.input_group,
-            self.consumer,
-            where,
+            consumer,
+            " (resumed)" if resume_state else "",
         )
-        return ResumableStreamPartition(
+        return StreamPartition(
             client,
-            for_part,
+            self._key,
             s.input_group,
-            self.consumer,
-            resume_id=resume_state,
+            consumer,
+            resume=resume_state,
             count=self._count,
             block_ms=s.block_ms,
+            claim_idle_ms=s.claim_idle_ms,
+            claim_every_seconds=self._claim_every,
+            max_deliveries=s.max_deliveries,
+            outage_budget_seconds=s.outage_budget_seconds,
             idle_exit_seconds=s.input_idle_exit_seconds,
+            input_name=self._input,
+            stop=self._stop,
         )
-
-
-# -- replay: JSONL file -> stream ------------------------------------------------------------
-
-
-def push_jsonl(
-    client: redis.Redis,
-    stream_key: str,
-    lines: Iterable[bytes | str],
-    rate: float | None = None,
-    maxlen: int | None = None,
-    *,
-    chunk: int = 500,
-    sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """XADD each non-blank line as field `event` of `stream_key`; returns how many were added.
-
-    Lines go out in pipelined chunks. With `rate` (events/s) the chunks shrink to about a tenth
-    of a second's worth and are paced so the average rate stays at `rate`. `maxlen` trims the
-    stream approximately (MAXLEN ~).
-    """
-    if rate is not None and rate <= 0:
-        raise ValueError("rate must be > 0 events/s")
-    if chunk < 1:
-        raise ValueError("chunk must be >= 1")
-    size = chunk if rate is None else max(1, min(chunk, int(rate / 10)))
-    sent = 0
-    start = time.monotonic()
-    pipe = client.pipeline(transaction=False)
-    queued = 0
-
-    def flush() -> None:
-        nonlocal queued, sent
-        if queued:
-            pipe.execute()
-            sent += queued
-            queued = 0
-        if rate is not None:
-            ahead = start + sent / rate - time.monotonic()
-            if ahead > 0:
-                sleep(ahead)
-
-    for line in lines:
-        data = line.encode() if isinstance(line, str) else line
-        data = data.rstrip(b"\r\n")
-        if not data.strip():
-            continue
-        if maxlen is None:
-            pipe.xadd(stream_key, {EVENT_FIELD: data})
-        else:
-            pipe.xadd(stream_key, {EVENT_FIELD: data}, maxlen=maxlen, approximate=True)
-        queued += 1
-        if queued >= size:
-            flush()
-    if queued:
-        pipe.execute()
-        sent += queued
-    return sent
-
-
-# -- on-call: read the alerts stream -------------------------------------------------------------
-
-
-class AlertReader:
-    """Reads `{prefix}alerts` as a consumer group (for `sense-respond alerts tail`).
-
-    Each on-call tool instance is a consumer of `group`; alerts are acknowledged by the caller
-    once handled, so an alert shown to nobody stays pending. A new group starts at `start_id`
-    ("$": only alerts from now on; "0": everything still in the stream). At the first read, this
-    consumer's own pending alerts come first, then alerts other consumers left pending for more
-    than `claim_idle_ms`, then new ones (blocking up to `block_ms`; keep it below the client's
-    socket timeout).
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis,
-        prefix: str,
-        group: str | None = None,
-        consumer: str | None = None,
-        block_ms: int = 1000,
-        *,
-        start_id: str = "$",
-        claim_idle_ms: int = 60_000,
-    ) -> None:
-        """Join (or create) `group` (default "oncall") on the alerts stream."""
-        if block_ms <= 0:
-            raise ValueError("block_ms must be > 0")
-        self._client = client
-        self.key = alerts_key(prefix)
-        self.group = group or "oncall"
-        self.consumer = consumer or default_consumer()
-        self._block_ms = block_ms
-        self._claim_idle_ms = claim_idle_ms
-        self._pending_cursor: str | None = "0"
-        self._claimed = False
-        ensure_group(client, self.key, self.group, start_id=start_id)
-
-    def read(self, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
-        """Up to `count` alerts as (entry id, parsed CloudEvent), oldest first; may be empty."""
-        if self._pending_cursor is not None:
-            entries = _entries(
-                self._client.xreadgroup(
-                    self.group, self.consumer, {self.key: self._pending_cursor}, count=count
-                )
-            )
-            if entries:
-                self._pending_cursor = _id(entries[-1][0])
-                return self._parse(entries)
-            self._pending_cursor = None
-        if not self._claimed:
-            self._claimed = True
-            reply = self._client.xautoclaim(
-                self.key, self.group, self.consumer, self._claim_idle_ms, count=count
-            )
-            claimed = [(eid, fields) for eid, fields in reply[1] if eid is not None]
-            if claimed:
-                return self._parse(claimed)
-        entries = _entries(
-            self._client.xreadgroup(
-                self.group, self.consumer, {self.key: ">"}, count=count, block=self._block_ms
-            )
-        )
-        return self._parse(entries)
-
-    def _parse(self, entries: Sequence[_Entry]) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        junk: list[str] = []
-        for entry_id, fields in entries:
-            eid = _id(entry_id)
-            raw = fields.get(b"alert") if fields else None
-            try:
-                alert = orjson.loads(raw) if raw is not None else None
-            except orjson.JSONDecodeError:
-                alert = None
-            if isinstance(alert, dict):
-                out.append((eid, alert))
-            else:
-                # Nothing to show; acknowledged so it does not come back at every start.
-                log.warning("skipping alerts entry %s: no JSON object in field 'alert'", eid)
-                junk.append(eid)
-        if junk:
-            self.ack(junk)
-        return out
-
-    def ack(self, entry_ids: Iterable[str]) -> int:
-        """Acknowledge handled alerts; returns how many were pending."""
-        ids = list(entry_ids)
-        if not ids:
-            return 0
-        return int(self._client.xack(self.key, self.group, *ids))

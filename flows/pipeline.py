@@ -27,7 +27,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from config.listen import load_lexicon
 from config.settings import Settings
-from connectors.inputs import input_name, make_source
+from connectors.inputs import bytewax_run_workers, input_name, make_source
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.brands import BrandAccounts
 from operators.customer import CustomerPolicy, CustomerState, Output
@@ -214,20 +214,22 @@ def build_flow(
     *,
     resumable: bool = False,
     scorer: Scorer | None = None,
+    workers: int = 1,
 ) -> Dataflow:
     """The dataflow for these settings; `settings.redis.url` must be resolved already.
 
     `source` replaces the one named by `settings.input` (tests use `TestingSource`).
-    `resumable`: the run has Bytewax recovery on (see `connectors.inputs.make_source`).
+    `resumable`: the run has Bytewax recovery on; `workers`: workers in the whole run (see
+    `connectors.inputs.make_source`).
     `scorer` replaces the one `[sentiment]` describes (tests watch what it is given).
     """
     if settings.redis.url is None:
         raise ValueError("build_flow needs settings.redis.url (resolve the embedded Redis first)")
     url = settings.redis.url.get_secret_value()
     flow = Dataflow(FLOW_ID)
-    raw = op.input(
-        Step.INGEST, flow, source or make_source(settings.input, settings, url, resumable=resumable)
-    )
+    if source is None:
+        source = make_source(settings.input, settings, url, resumable=resumable, workers=workers)
+    raw = op.input(Step.INGEST, flow, source)
     source_name = input_name(settings.input)
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
@@ -298,7 +300,11 @@ def flow_from_env() -> Dataflow:
     url, embedded = resolve_redis_url(configured)
     if embedded is not None:
         log.warning("no SR_REDIS__URL: started an embedded Redis at %s for this process", url)
-    return build_flow(settings.with_redis_url(url), resumable=_bytewax_recovery_requested())
+    return build_flow(
+        settings.with_redis_url(url),
+        resumable=_bytewax_recovery_requested(),
+        workers=bytewax_run_workers(sys.argv[1:]),
+    )
 
 
 def _bytewax_recovery_requested(argv: list[str] | None = None) -> bool:

@@ -252,6 +252,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     from bytewax._bytewax import cli_main
 
     from connectors.redis_errors import exit_process_on_failure
+    from connectors.redis_source import acknowledged_on_success
     from flows.pipeline import build_flow
 
     options = _recovery_options(args)
@@ -259,12 +260,16 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     if options is not None:
         _prepare_recovery(options, args)
         epoch = options.epoch_interval(settings.flow.epoch_interval_seconds)
-    flow = build_flow(settings, resumable=options is not None)
     addresses = getattr(args, "addresses", None)
-    with exit_process_on_failure(report=_say):  # Redis gone for good: one line, no Rust panic
+    workers_per_process = getattr(args, "workers_per_process", 1) or 1
+    workers = workers_per_process * (len(addresses.split(";")) if addresses else 1)
+    flow = build_flow(settings, resumable=options is not None, workers=workers)
+    # Redis gone for good: one line, no Rust panic. A stream's last entries are acknowledged
+    # only once the whole run has succeeded.
+    with exit_process_on_failure(report=_say), acknowledged_on_success():
         cli_main(
             flow,
-            workers_per_process=getattr(args, "workers_per_process", 1) or 1,
+            workers_per_process=workers_per_process,
             process_id=getattr(args, "process_id", None),
             addresses=addresses.split(";") if addresses else None,
             epoch_interval=epoch,
@@ -299,18 +304,24 @@ def input_name(spec: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from connectors import shutdown
+
     _recovery_options(args)  # bad recovery flags fail before any Redis is started
     settings = _settings(args)
     with _redis(settings) as resolved:
         started = time.perf_counter()
         _say(f"input: {input_name(resolved.input)}")
-        if args.print_alerts:
-            with _LivePrinter(resolved) as printer:
+        # SIGTERM/SIGINT end the sources; the flow drains, snapshots and returns normally.
+        with shutdown.handle_signals():
+            if args.print_alerts:
+                with _LivePrinter(resolved) as printer:
+                    run_flow(resolved, args)
+                summary = _summary(resolved, started, printer.count)
+            else:
                 run_flow(resolved, args)
-            summary = _summary(resolved, started, printer.count)
-        else:
-            run_flow(resolved, args)
-            summary = _summary(resolved, started)
+                summary = _summary(resolved, started)
+        if shutdown.reason() is not None:
+            summary["stopped_by"] = shutdown.reason()
         _say("summary: " + orjson.dumps(summary).decode())
     return 0
 
