@@ -432,7 +432,7 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
                 continue
             if self._clock() >= self._claim_due:
                 self._claim_dead()
-                if self._queue:
+                if self._phase is _Phase.OWN:  # took entries over: hand them out first
                     continue
             return self._read_new()
         return []

@@ -222,9 +222,14 @@ def test_pending_entries_of_a_dead_process_of_this_host_are_claimed_at_once(
     redis_client.xgroup_create(key, GROUP, id="0")
     redis_client.xreadgroup(GROUP, dead, {key: ">"}, count=2)
     redis_client.xreadgroup(GROUP, alive, {key: ">"}, count=1)
-    part = build(default_consumer(0), claim_idle_ms=60_000)
-    assert read_n(part, 2) == [b"a", b"b"]
-    assert pending(redis_client, key) == {part.consumer: 2, alive: 1}
+    add(redis_client, key, b"d")
+    part = build(default_consumer(0), claim_idle_ms=60_000, count=1)
+    # The dead one's entries first, in order, then new ones; never the live one's.
+    assert read_n(part, 3) == [b"a", b"b", b"d"]
+    assert pending(redis_client, key) == {part.consumer: 3, alive: 1}
+    part.snapshot()
+    part.next_batch()
+    assert dead not in consumers(redis_client, key)  # the dead name is removed once empty
 
 
 def test_idle_consumers_of_other_hosts_are_claimed_after_claim_idle_ms(
