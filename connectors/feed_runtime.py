@@ -28,6 +28,7 @@ import httpx
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from config.feeds import _FeedSection
+from connectors import shutdown
 from operators.events import RAW_EXCERPT_BYTES, DeadLetter, SocialEvent
 from operators.records import AccountPurge, Withdrawal
 from sense_respond.metrics import FEED_RECONNECTS, FEED_STALLS, SOURCE_LAG
@@ -494,7 +495,8 @@ class FeedPartition(StatefulSourcePartition[FeedItem, P | None]):
 
     def next_batch(self) -> list[FeedItem]:
         """Items already read by the network thread; never waits on the network."""
-        if self._done:
+        if self._done or shutdown.requested():
+            # A stop (SIGTERM/SIGINT) ends the partition; its cursor snapshot resumes it.
             raise StopIteration
         if self.reader.fatal is not None:
             self._finish()

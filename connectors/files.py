@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from connectors import shutdown
 from operators.events import MAX_LINE_BYTES
 
 STDIN = "-"
@@ -50,6 +51,8 @@ class _FilePartition(StatefulSourcePartition[bytes, int]):
         self._offset = offset
 
     def next_batch(self) -> list[bytes]:
+        if shutdown.requested():
+            raise StopIteration  # SIGTERM/SIGINT: the offset snapshot resumes after this point
         readline = self._stream.readline
         batch = []
         for _ in range(self._batch_size):

@@ -12,8 +12,8 @@ validated at the edge (`SocialEvent`, `DeadLetter`, `Withdrawal`, `AccountPurge`
 
 Every source ends its partitions when the process is asked to stop (`connectors.shutdown`,
 SIGTERM/SIGINT): the dataflow then drains, closes its last epoch and snapshots it, and a restart
-on the same recovery directory continues from those snapshots. The Redis source does this
-itself (it must seal its last entries first); the others are wrapped in `Stoppable`.
+on the same recovery directory continues from those snapshots (each partition looks at
+`shutdown.requested()` before every batch).
 """
 
 from __future__ import annotations
@@ -21,14 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
-from bytewax.inputs import FixedPartitionedSource, Source, StatefulSourcePartition
+from bytewax.inputs import Source
 
 from config.settings import Settings
-from connectors import shutdown
 
 SCHEMES = ("jsonl", "redis", "jetstream", "mastodon")
 
@@ -52,46 +49,6 @@ def input_name(spec: str) -> str:
         port = f":{parts.port}" if parts.port else ""
         return f"{scheme}:{parts.scheme}://{host}{port}{parts.path}"
     return f"{scheme}:{rest}"
-
-
-class _StoppablePartition(StatefulSourcePartition[Any, Any]):
-    """A partition that ends (EOF) once a stop is requested; its snapshot stays its own."""
-
-    def __init__(self, inner: StatefulSourcePartition[Any, Any]) -> None:
-        self.inner = inner
-
-    def next_batch(self) -> Any:
-        if shutdown.requested():
-            raise StopIteration
-        return self.inner.next_batch()
-
-    def next_awake(self) -> datetime | None:
-        return self.inner.next_awake()
-
-    def snapshot(self) -> Any:
-        return self.inner.snapshot()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class Stoppable(FixedPartitionedSource[Any, Any]):
-    """`source` whose partitions end when the process is asked to stop.
-
-    Attributes other than the source interface are the wrapped source's.
-    """
-
-    def __init__(self, source: FixedPartitionedSource[Any, Any]) -> None:
-        self.inner = source
-
-    def list_parts(self) -> list[str]:
-        return self.inner.list_parts()
-
-    def build_part(self, step_id: str, for_part: str, resume_state: Any) -> _StoppablePartition:
-        return _StoppablePartition(self.inner.build_part(step_id, for_part, resume_state))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def make_source(
@@ -124,20 +81,17 @@ def make_source(
             partitions=workers,
             input_name=input_name(spec),
         )
-    source: FixedPartitionedSource[Any, Any]
     if scheme == "jsonl":
         from connectors.files import JsonlSource
 
-        source = JsonlSource(rest, batch_size=batch)
-    elif scheme == "jetstream":
+        return JsonlSource(rest, batch_size=batch)
+    if scheme == "jetstream":
         from connectors.jetstream import JetstreamSource
 
-        source = JetstreamSource(rest, settings.jetstream, batch_size=batch)
-    else:
-        from connectors.mastodon import MastodonSource
+        return JetstreamSource(rest, settings.jetstream, batch_size=batch)
+    from connectors.mastodon import MastodonSource
 
-        source = MastodonSource(rest, settings.mastodon, batch_size=batch)
-    return Stoppable(source)
+    return MastodonSource(rest, settings.mastodon, batch_size=batch)
 
 
 def bytewax_run_workers(argv: list[str], env: Mapping[str, str] | None = None) -> int:

@@ -23,7 +23,8 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
 
 from config.settings import RedisSettings, Settings
-from connectors.inputs import Stoppable, bytewax_run_workers, make_source
+from connectors.files import JsonlSource
+from connectors.inputs import bytewax_run_workers, make_source
 from connectors.redis_client import alerts_key, make_client
 from connectors.redis_sinks import AlertSink
 from connectors.redis_source import (
@@ -499,7 +500,7 @@ def test_the_source_has_one_partition_per_worker_with_distinct_consumers(
     settings = Settings(redis=RedisSettings(prefix=redis_prefix))
     made = make_source(f"redis:{key}", settings, redis_url, workers=4)
     assert isinstance(made, RedisStreamSource) and made.partitions == 4
-    assert isinstance(make_source("jsonl:-", settings, redis_url), Stoppable)
+    assert isinstance(make_source("jsonl:-", settings, redis_url), JsonlSource)
 
 
 @pytest.mark.parametrize(
