@@ -698,11 +698,18 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
         except RedisError:
             return
         for info in groups:
-            if entry_id(info["name"]) == self._group:
-                lag = info.get("lag")
-                if lag is not None:
-                    self._lag.set(int(lag))
-                return
+            if entry_id(info["name"]) != self._group:
+                continue
+            lag = info.get("lag")
+            if lag is None and info.get("entries-read") is not None:
+                # Redis 7 cannot always tell (after deletions): count from the stream's side.
+                with contextlib.suppress(RedisError):
+                    added = self._client.xinfo_stream(self._key).get("entries-added")
+                    if added is not None:
+                        lag = max(0, int(added) - int(info["entries-read"]))
+            if lag is not None:
+                self._lag.set(int(lag))
+            return
 
 
 # -- the source ----------------------------------------------------------------------------------

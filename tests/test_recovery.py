@@ -463,6 +463,8 @@ def check_resumed_like_the_clean_run(
     [
         # mid-run: a third of the alerts out and at least one epoch committed
         pytest.param(SNAPSHOT_INTERVAL, 1 / 3, 2, id="mid-run"),
+        # late: most alerts out, many epochs committed
+        pytest.param(SNAPSHOT_INTERVAL, 0.8, 3, id="late"),
         # before the first snapshot: the resumed run starts over and replays every alert
         pytest.param("60", 0.0, None, id="before-first-snapshot"),
     ],
