@@ -63,10 +63,14 @@ class RedisSettings(_Section):
         default=7 * 86_400, ge=60, description="How long a delivered alert id is remembered."
     )
     input_group: str = Field(default="sense-respond", min_length=1)
-    consumer: str | None = Field(default=None, description="Consumer name; default host-pid.")
+    consumer: str | None = Field(
+        default=None, description="Consumer name (-worker appended); default host-pid-random."
+    )
     block_ms: int = Field(default=100, ge=1, le=5_000, description="XREADGROUP block time.")
     read_count: int = Field(default=500, ge=1, description="Entries per XREADGROUP.")
-    claim_idle_ms: int = Field(default=60_000, ge=1_000, description="Reclaim pending after.")
+    claim_idle_ms: int = Field(
+        default=60_000, ge=1_000, description="Take over the entries of a consumer idle this long."
+    )
     outage_budget_seconds: float = Field(
         default=300,
         gt=0,

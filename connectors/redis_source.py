@@ -341,7 +341,8 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
         return {
             "v": _STATE_VERSION,
             "consumer": self.consumer,
-            "done": sorted(self._unacked, key=id_key),
+            # Restored ones not acknowledged yet (a stop before the first read) stay done.
+            "done": sorted(self._unacked.union(self._done_at_start), key=id_key),
             "last_seen": self.last_seen,
         }
 

@@ -610,3 +610,15 @@ def test_with_several_workers_an_entry_is_acked_only_after_the_sink_wrote_it(
     assert redis_client.smembers(written) == {str(i).encode() for i in range(n)}
     assert redis_client.xpending(key, GROUP)["pending"] == 0
     assert redis_client.xinfo_consumers(key, GROUP) == []  # removed on clean exit
+
+
+def test_a_partition_stopped_before_its_first_read_keeps_its_restored_done_entries(
+    build: Callable[..., StreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    ids = [i.decode() for i in add(redis_client, key, b"1", b"2")]
+    assert build("p0").next_batch() == [b"1", b"2"]
+    state = {"v": 1, "consumer": "p0", "done": ids, "last_seen": ids[1]}
+    stopped = build("p0", resume=state, stop=lambda: True)
+    with pytest.raises(StopIteration):
+        stopped.next_batch()
+    assert stopped.snapshot()["done"] == ids  # a later resume must not hand them out again
