@@ -21,6 +21,13 @@ that from Bytewax's epochs, the same with and without recovery and for any worke
   recovery, the epoch's snapshot is committed.
 * That call acknowledges the sealed entries, pipelined with its read (one round trip).
 
+With recovery, an entry acknowledged after the commit is in the committed state either way, so
+the acknowledgement adds no risk of its own. (Bytewax 0.21 leaves dynamic sinks out of the commit
+frontier, see `write_recovery` in `src/recovery.rs`: a worker blocked in a sink holds its own
+frontier back, and a failing sink aborts the run before its epoch commits, but a sink is not
+formally ordered before the commit of another worker. Making the alert sink a stateful sink
+would close that; it is outside this module.)
+
 The partition's snapshot is `{"v": 1, "consumer", "done", "last_seen"}`: its consumer name and
 the ids handed out up to the snapshot and not yet known acknowledged. A resumed partition keeps
 the consumer name of its snapshot (the PEL that holds its unfinished entries), acknowledges
