@@ -6,7 +6,6 @@ uninterrupted run, none twice, and publish each once.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 import redis
 from feed_servers import JetstreamServer, ProfilesServer
 from test_feeds_e2e import GRUMPY, VIP, conversation, fan
-from test_recovery import clean_env, published_ids, stream_ids
+from test_recovery import clean_env, published_ids, settled_length, stream_ids
 
 from sense_respond import recovery
 from sense_respond.scenario import DEFAULT_START, generate
@@ -69,12 +68,7 @@ def kill_after(
         proc.send_signal(signal.SIGKILL)
     for proc in procs:
         proc.wait(10)
-    n = client.xlen(stream)
-    while True:
-        time.sleep(0.2)
-        settled, n = n, client.xlen(stream)
-        if settled == n:
-            return n
+    return settled_length(client, stream)
 
 
 def run_all(cmds: list[list[str]], env: dict[str, str]) -> list[str]:
@@ -236,6 +230,7 @@ def test_kill_9_a_two_process_cluster_and_resume_delivers_every_alert_once(
     clean_prefix = f"{redis_prefix}clean:"
     run_all(cluster_commands(partitioned_feed, redis_url, clean_prefix), cluster_env)
     expected = set(stream_ids(redis_client, clean_prefix))
+    expected_alerts = alerted(redis_client, clean_prefix)
     assert len(expected) >= 8
     wipe(redis_client, clean_prefix)
 
@@ -251,5 +246,18 @@ def test_kill_9_a_two_process_cluster_and_resume_delivers_every_alert_once(
     assert delivered < len(expected), "killed too late to prove anything"
     errs = run_all(cluster_commands(partitioned_feed, redis_url, redis_prefix, *extra), cluster_env)
     assert all("resuming from epoch" in e for e in errs), errs[0][-2000:]
-    check_once_like_clean(redis_client, redis_prefix, alerts_subscriber, expected)
-    assert os.path.isdir(db_dir)
+    ids = stream_ids(redis_client, redis_prefix)
+    assert not [i for i, n in Counter(ids).items() if n > 1]  # none twice
+    assert sorted(published_ids(alerts_subscriber, redis_client, alerts)) == sorted(ids)
+    # The same customers alerted, as often. (Not always the same ids: the two processes'
+    # events reach the global influence step interleaved in arrival order, so which event
+    # trips a customer's alert can differ between two uninterrupted cluster runs too;
+    # measured: 1 of 3 clean runs of this feed differed in one trigger.)
+    assert alerted(redis_client, redis_prefix) == expected_alerts
+
+
+def alerted(client: redis.Redis, prefix: str) -> Counter[str]:
+    """How many alerts each customer got."""
+    return Counter(
+        orjson.loads(f[b"alert"])["subject"] for _, f in client.xrange(f"{prefix}alerts")
+    )

@@ -397,7 +397,12 @@ def kill_when(
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(10) == -signal.SIGKILL
-    # Redis may still be running the commands of the last pipeline the process sent.
+    return settled_length(client, stream)
+
+
+def settled_length(client: redis.Redis, stream: str) -> int:
+    """The length of `stream` once it stops growing: after a kill, Redis may still be running
+    the commands of the last pipeline the process sent."""
     n = client.xlen(stream)
     while True:
         time.sleep(0.2)
