@@ -35,7 +35,8 @@ the consumer name of its snapshot (the PEL that holds its unfinished entries), a
 PEL (read after the snapshot, so not in the restored state), then reads new ones. Every entry
 therefore affects the recovered state exactly once.
 
-When the partition ends (end of a bounded run, or SIGTERM/SIGINT through `shutdown`), the last
+A bounded run (`redis.input_idle_exit_seconds`) ends its partitions only once everything they
+handed out is acknowledged. When a partition ends on SIGTERM/SIGINT (through `shutdown`), the last
 entries are sealed by the final snapshot, but Bytewax never calls `next_batch` again. They are
 acknowledged by `acknowledged_on_success()` around the run, once the dataflow has returned
 without error (all sinks done and, with recovery, the final snapshot committed); then the
@@ -372,7 +373,9 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
     # -- the end of a run --------------------------------------------------------------------
 
     def _idle_exit_due(self) -> bool:
-        if self._idle_exit is None or self._queue or self._hold:
+        # Not in a hurry: end only once everything handed out is acknowledged (one more epoch),
+        # so a bounded run leaves nothing pending even without `acknowledged_on_success`.
+        if self._idle_exit is None or self._queue or self._hold or self._unacked:
             return False
         return self._clock() - self._last_data >= self._idle_exit
 
@@ -381,7 +384,10 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
             if self._to_ack:
                 self._run(lambda pipe: None)
         self._ended = True
-        _FINAL.register(self)
+        if self._unacked or self._queue:
+            _FINAL.register(self)  # acknowledged (or not) by the end of the run
+        else:
+            self.finish()  # nothing left to wait for: leave the group now
         raise StopIteration
 
     def finish(self) -> int:

@@ -152,15 +152,32 @@ def test_entry_without_event_field_becomes_a_dead_letter(
     assert letter.source == f"redis:{key}#{bad.decode()}"
 
 
-def test_idle_exit_ends_the_partition_and_the_run_end_acks_it(
+def test_idle_exit_waits_for_the_acks_then_ends_and_leaves_the_group(
     build: Callable[..., StreamPartition], redis_client: redis.Redis, key: str
 ) -> None:
     clock = Clock()
     part = build(idle_exit_seconds=1.0, clock=clock)
     add(redis_client, key, b"1")
+    assert part.next_batch() == [b"1"]
+    clock.now += 2
+    assert part.next_batch() == []  # idle, but entry 1 is not known written yet
+    part.snapshot()
+    with pytest.raises(StopIteration):  # acknowledged with this call's read, then the end
+        part.next_batch()
+    assert pending(redis_client, key) == {}
+    part.close()
+    assert consumers(redis_client, key) == []
+
+
+def test_a_stopped_partition_is_acknowledged_once_the_run_succeeded(
+    build: Callable[..., StreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    stop = [False]
+    part = build(stop=lambda: stop[0])
+    add(redis_client, key, b"1")
     with acknowledged_on_success():
         assert part.next_batch() == [b"1"]
-        clock.now += 2
+        stop[0] = True
         with pytest.raises(StopIteration):
             part.next_batch()
         part.snapshot()  # Bytewax's final snapshot
