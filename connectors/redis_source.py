@@ -91,7 +91,6 @@ from connectors.redis_streams import (
 from connectors.stream_partition import (
     CLAIM_EVERY_SECONDS,
     STATE_VERSION,
-    RedisOutage,
     StreamPartition,
     acknowledged_on_success,
     isolation_size,
@@ -102,7 +101,6 @@ __all__ = [
     "CLAIM_EVERY_SECONDS",
     "EVENT_FIELD",
     "AlertReader",
-    "RedisOutage",
     "RedisStreamSource",
     "StreamPartition",
     "acknowledged_on_success",

@@ -59,6 +59,11 @@ def _handler(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"{name} received again: stopping at once")
     log.warning("%s received: stopping the sources and draining in-flight batches", name)
     request(name)
+    # A sink waiting out a Redis outage cannot drain: it gives up now (exit 75, nothing
+    # undelivered acknowledged) instead of after the whole outage budget.
+    from connectors.redis_retry import stop_waiting
+
+    stop_waiting()
 
 
 @contextlib.contextmanager

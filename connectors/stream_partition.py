@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import redis
@@ -31,6 +31,15 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from connectors import shutdown
+from connectors.redis_errors import (
+    NonTransientRedisError,
+    OutageBudgetExceeded,
+    Verdict,
+    classify,
+    fail,
+    one_line,
+)
+from connectors.redis_retry import OUTAGE
 from connectors.redis_streams import (
     EVENT_FIELD,
     PROCESS_TOKEN,
@@ -50,7 +59,6 @@ CLAIM_EVERY_SECONDS = 5.0
 """How often pending entries of dead consumers are looked for (at most)."""
 LAG_EVERY_SECONDS = 2.0
 """How often the group's lag is read for `sense_respond_source_lag`."""
-OUTAGE_LOG_EVERY_SECONDS = 30.0
 _ACK_CHUNK = 1000
 """Entry ids per XACK and per XPENDING page."""
 _MAX_ROUNDS = 6
@@ -59,10 +67,6 @@ _BACKOFF_BASE, _BACKOFF_CAP = 0.1, 2.0
 STATE_VERSION = 1
 _RETRYABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _NAME = re.compile(r"^(?P<host>.+)-(?P<pid>\d+)-(?P<token>[0-9a-f]{6})(?:-\d+)?$")
-
-
-class RedisOutage(RuntimeError):
-    """Redis stayed unreachable past `redis.outage_budget_seconds`."""
 
 
 class _Lost(Exception):
@@ -224,8 +228,6 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
         self._claim_due = now + (claim_every_seconds if self._resumed else 0.0)
         self._lag_due = now
         self._next_awake: datetime | None = None
-        self._outage_since: float | None = None
-        self._outage_logged = 0.0
         self._failures = 0
 
     # -- Bytewax -----------------------------------------------------------------------------
@@ -541,9 +543,10 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
     def _run(self, queue: Callable[[Any], Any], tolerate: str | None = None) -> Any:
         """One round trip: the due acknowledgements, then what `queue` adds to the pipeline.
 
-        Returns the reply of the last command. A connection error marks the own PEL for a
-        rescan (the lost reply may have handed us entries) and raises `_Lost` after scheduling
-        a retry; NOGROUP recreates the group and raises `_Vanished`.
+        Returns the reply of the last command. A transient error (`connectors.redis_errors`)
+        marks the own PEL for a rescan (a lost reply may have handed us entries) and raises
+        `_Lost` after scheduling a retry; NOGROUP recreates the group and raises `_Vanished`;
+        anything else stops the run (`NonTransientRedisError`).
         """
         acks = self._to_ack
         pipe = self._client.pipeline(transaction=False)
@@ -553,12 +556,13 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
         queue(pipe)
         if len(pipe) == 0:
             return None
+        started = time.monotonic()
         try:
             replies = pipe.execute(raise_on_error=False)
-        except _RETRYABLE as exc:
-            self._lost(exc)
-            raise _Lost from exc
-        self._reachable()
+        except (RedisError, OSError) as exc:
+            self._failed(exc, started)
+        OUTAGE.answered()
+        self._failures = 0
         for reply in replies:
             if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
                 self._group_vanished()
@@ -566,37 +570,36 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
             if isinstance(reply, Exception):
                 if tolerate is not None and tolerate in str(reply):
                     continue
-                raise reply
+                self._failed(reply, started)
         self._to_ack = []
         self._unacked.difference_update(acks)
         return replies[-1] if len(replies) > n_acks else None
 
-    def _lost(self, exc: BaseException) -> None:
-        now = self._clock()
+    def _failed(self, exc: BaseException, started: float) -> NoReturn:
+        what = f"reading {self._key} as {self._group}/{self.consumer}"
+        if classify(exc) is not Verdict.TRANSIENT:
+            fail(NonTransientRedisError(f"Redis refused a command while {what}: {one_line(exc)}"))
+        self._lost(exc, what, started)
+        raise _Lost from exc
+
+    def _lost(self, exc: BaseException, what: str, started: float) -> None:
         self._phase = _Phase.OWN if self._phase is _Phase.LIVE else self._phase
         self._own_cursor = "-"
-        if self._outage_since is None:
-            self._outage_since = self._outage_logged = now
-            log.warning("consumer %s: Redis unreachable (%s); retrying", self.consumer, exc)
-        elif now - self._outage_since > self._budget:
-            raise RedisOutage(
-                f"Redis unreachable for {now - self._outage_since:.0f}s (more than"
-                f" redis.outage_budget_seconds = {self._budget:g}): {exc}"
-            ) from None
-        elif now - self._outage_logged >= OUTAGE_LOG_EVERY_SECONDS:
-            self._outage_logged = now
-            log.warning("consumer %s: Redis still unreachable after %.0fs",
-                        self.consumer, now - self._outage_since)  # fmt: skip
+        # The process's one outage tracker: shared log lines and redis_up/outage metrics.
+        elapsed = OUTAGE.failed(exc, what, started, self._budget)
+        if elapsed > self._budget:
+            fail(
+                OutageBudgetExceeded(
+                    f"Redis unavailable for {elapsed:.0f} s while {what}, past"
+                    f" redis.outage_budget_seconds = {self._budget:g} ({one_line(exc)}); nothing"
+                    " unfinished was acknowledged: run again (with --recovery-dir to resume from"
+                    " the last snapshot)"
+                )
+            )
+        OUTAGE.retrying()
         self._failures += 1
         delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** min(self._failures, 10))
         self._wait(delay * random.uniform(0.5, 1.0))
-
-    def _reachable(self) -> None:
-        if self._outage_since is not None:
-            log.warning("consumer %s: Redis is back after %.1fs",
-                        self.consumer, self._clock() - self._outage_since)  # fmt: skip
-            self._outage_since = None
-        self._failures = 0
 
     def _wait(self, seconds: float) -> None:
         self._next_awake = datetime.now(UTC) + timedelta(seconds=seconds)
@@ -619,7 +622,7 @@ class StreamPartition(StatefulSourcePartition[bytes | DeadLetter, dict[str, Any]
         try:
             ensure_group(self._client, self._key, self._group, start_id=start)
         except _RETRYABLE as exc:
-            self._lost(exc)
+            self._lost(exc, f"recreating group {self._group}", time.monotonic())
 
     def _update_lag(self) -> None:
         now = self._clock()

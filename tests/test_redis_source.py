@@ -26,6 +26,8 @@ from config.settings import RedisSettings, Settings
 from connectors.files import JsonlSource
 from connectors.inputs import bytewax_run_workers, make_source
 from connectors.redis_client import alerts_key, make_client
+from connectors.redis_errors import NonTransientRedisError, OutageBudgetExceeded
+from connectors.redis_retry import OUTAGE
 from connectors.redis_sinks import AlertSink
 from connectors.redis_source import (
     AlertReader,
@@ -480,7 +482,7 @@ def test_a_lost_read_reply_does_not_skip_entries(
             time.sleep(0.05)
         # The server handed 3 and 4 to the lost reply; they come from the PEL, once.
         assert got == [b"3", b"4"]
-        assert "Redis unreachable" in caplog.text and "Redis is back" in caplog.text
+        assert "Redis unavailable" in caplog.text and "Redis is back" in caplog.text
         add(direct, key, b"5")
         assert read_n(part, 1) == [b"5"]
     finally:
@@ -634,3 +636,25 @@ def test_a_partition_stopped_before_its_first_read_keeps_its_restored_done_entri
     with pytest.raises(StopIteration):
         stopped.next_batch()
     assert stopped.snapshot()["done"] == ids  # a later resume must not hand them out again
+
+
+def test_a_key_of_the_wrong_type_stops_the_run_with_the_command_named(
+    build: Callable[..., StreamPartition], redis_client: redis.Redis, key: str
+) -> None:
+    redis_client.set(key, b"not a stream")
+    with pytest.raises(NonTransientRedisError, match="WRONGTYPE"):
+        build().next_batch()
+
+
+def test_redis_gone_past_the_outage_budget_stops_the_run(
+    build: Callable[..., StreamPartition], private_redis: int
+) -> None:
+    part = build(url=f"redis://127.0.0.1:{private_redis}/0", outage_budget_seconds=0.5)
+    assert part.next_batch() == []
+    redis.Redis(port=private_redis).shutdown(nosave=True)
+    deadline = time.monotonic() + 30
+    with pytest.raises(OutageBudgetExceeded, match="outage_budget_seconds"):
+        while time.monotonic() < deadline:
+            assert part.next_batch() == []  # paused, not failed, within the budget
+            time.sleep(0.05)
+    OUTAGE.answered()  # the process-wide tracker: later tests start with Redis "up"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors import shutdown
+from connectors import redis_retry, shutdown
 from connectors.files import JsonlSource
 
 
@@ -18,6 +18,7 @@ def _no_stop_left() -> Iterator[None]:
     shutdown.reset()
     yield
     shutdown.reset()
+    redis_retry._STOPPING.clear()  # the signal also told Redis waits to give up
 
 
 def test_first_signal_asks_to_stop_second_interrupts_and_handlers_are_restored() -> None:
