@@ -26,6 +26,7 @@ from pydantic_settings import (
 from config.feeds import JetstreamSettings, MastodonSettings
 from config.listen import ListenSettings, SentimentSettings
 from config.notify import NotifySettings, RouteSettings
+from operators.brands import BrandAccounts
 
 ENV_PREFIX = "SR_"
 CONFIG_ENV = "SR_CONFIG"
@@ -94,9 +95,22 @@ class WindowSettings(_Section):
 
     length_seconds: int = Field(default=6 * 3600, gt=0)
     allowed_lateness_seconds: int = Field(
-        default=300, ge=60, description="How late (event time) a post may arrive and still count."
+        default=300,
+        ge=0,
+        description="How far behind the event-time watermark a post may arrive and still count "
+        "(placed in its window as if it had come in order); later posts are counted late and "
+        "dropped. At most length_seconds.",
     )
     max_posts: int = Field(default=200, ge=2, description="Posts kept per customer at most.")
+
+    @model_validator(mode="after")
+    def _lateness_within_window(self) -> WindowSettings:
+        if self.allowed_lateness_seconds > self.length_seconds:
+            raise ValueError(
+                "window.allowed_lateness_seconds must be <= window.length_seconds "
+                "(a post later than the window is long could never count)"
+            )
+        return self
 
 
 class InfluenceSettings(_Section):
@@ -105,10 +119,15 @@ class InfluenceSettings(_Section):
     half_life_seconds: int = Field(default=3 * 86_400, gt=0, description="Edge weight half-life.")
     damping: float = Field(default=0.85, gt=0, lt=1)
     refresh_every_events: int = Field(
-        default=2_000, ge=1, description="Recompute the ranking after this many interactions..."
+        default=2_000,
+        ge=1,
+        description="Re-rank after at least this many changes and a quarter of the graph's "
+        "size (amortised: the ranking costs O(1) per event)...",
     )
     refresh_every_seconds: int = Field(
-        default=600, ge=1, description="...or after this much event time, whichever comes first."
+        default=600,
+        ge=1,
+        description="...or after this much watermark time once 2% of the graph changed.",
     )
     min_accounts_to_rank: int = Field(default=50, ge=1)
     min_inbound_accounts: int = Field(
@@ -118,7 +137,17 @@ class InfluenceSettings(_Section):
         "with the account within reach_horizon_seconds.",
     )
     reach_horizon_seconds: int = Field(
-        default=7 * 86_400, gt=0, description="How far back (event time) reach counts."
+        default=7 * 86_400,
+        gt=0,
+        description="How far back (event time) reach counts; interactions older than this are "
+        "dropped from the graph.",
+    )
+    percentile_hysteresis: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="An account that rose to rules.influence_percentile stays influential by "
+        "rank until its percentile falls below the threshold minus this.",
     )
     kind_weights: dict[str, float] = Field(
         default_factory=lambda: {
@@ -204,7 +233,9 @@ class Settings(BaseSettings):
     )
     alert_source: str = Field(default="urn:sense-respond", description="CloudEvents `source`.")
     brand_accounts: list[str] = Field(
-        default_factory=list, description="Handles or customer ids that are never alerted on."
+        default_factory=list,
+        description="`handle` (every platform), `platform:handle`, `platform:id` or a bare "
+        "Bluesky `did:plc:…`; never alerted on, their interactions are not reach.",
     )
     redis: RedisSettings = Field(default_factory=RedisSettings)
     window: WindowSettings = Field(default_factory=WindowSettings)
@@ -219,6 +250,12 @@ class Settings(BaseSettings):
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+
+    @field_validator("brand_accounts")
+    @classmethod
+    def _brand_entries(cls, value: list[str]) -> list[str]:
+        BrandAccounts.parse(value)  # an ambiguous entry is an error at start, with a hint
+        return value
 
     @model_validator(mode="after")
     def _sane(self) -> Settings:

@@ -1,8 +1,11 @@
 """The sense-respond dataflow: social events in, unhappy-influential-customer alerts out.
 
     ingest → parse → route_dead_letters ─→ dead_letters (Redis stream {prefix}dlq)
-                          └→ score (VADER, batched) → influence (global: dedupe + graph)
-                             → customer_state (per customer: window, rule, cooldown) → deliver
+                          └→ score (VADER, batched) ─→ to_graph → influence (global: watermark,
+                                │                        dedupe, brands, graph; compact records)
+                                │                        → key_by_customer ─┐
+                                └→ to_customers (scored posts) ─────────────┴→ customer_state
+                                   (per customer: pairing, window, rule, cooldown) → deliver
 
 Step ids are stable names: they key recovered state and metrics. Renaming one silently drops its
 recovered state, so they are constants here and must not change.
@@ -31,19 +34,18 @@ from connectors.inputs import bytewax_run_workers, input_name, make_source
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.brands import BrandAccounts
 from operators.customer import CustomerPolicy, CustomerState, Output
-from operators.enrich import Enriched, Enricher
-from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
-from operators.listen import Listener
-from operators.records import (
-    AccountPurge,
-    Assessment,
-    CustomerGone,
-    InfluenceRise,
-    ScoredPost,
-    Withdrawal,
+from operators.enrich import (
+    NO_INFLUENCE,
+    ControlRecord,
+    Enricher,
+    EnrichPolicy,
+    Stamped,
+    touch_of,
 )
-from operators.scoring import Scorer
-from sense_respond.metrics import POSTS
+from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
+from operators.influence import Touch
+from operators.records import AccountPurge, ScoredPost, Withdrawal
+from operators.scoring import score_texts
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,11 @@ class Step:
 
 Valid = SocialEvent | Withdrawal | AccountPurge
 
+NOTIFY_FLOOR_SECONDS = 10.0
+"""Idle customers are looked at (on the watermark) no more often than this, in wall time."""
+
+NOTIFY_CEILING_SECONDS = 600.0
+
 
 def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
     """Raw lines become events or dead letters; records validated at the edge pass through.
@@ -87,125 +94,130 @@ def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
     return out
 
 
-def score_batch(
-    items: list[Valid], listener: Listener, scorer: Scorer
-) -> list[tuple[str, tuple[Valid, Assessment | None]]]:
-    """Listen, then score: only posts about the business are scored (VADER over those texts,
-    batched); every event goes on, keyed for the global influence stage (reach is reach).
+def score_batch(items: list[Valid]) -> list[tuple[str, Touch | ControlRecord | ScoredPost]]:
+    """VADER over every text in the batch; each event splits in two.
 
-    A post about the business that cannot be scored (not English) goes on with unknown
-    sentiment. An edit that makes a post no longer about the business withdraws it.
+    The compact `Touch` goes to the graph stage (key `GRAPH_KEY`); the scored post goes to its
+    author's customer stage (key = customer id), where it waits for its influence.
     """
-    relevant: list[tuple[int, SocialEvent, bool, tuple[str, ...]]] = []
-    out: list[tuple[str, tuple[Valid, Assessment | None]]] = []
-    with_text = 0
+    texts = [it.text for it in items if isinstance(it, SocialEvent) and it.text is not None]
+    scores = iter(score_texts(texts))
+    out: list[tuple[str, Touch | ControlRecord | ScoredPost]] = []
     for it in items:
-        if isinstance(it, SocialEvent) and it.text is not None:
-            with_text += 1
-            found = listener.relevance(it)
-            if found.relevant:
-                relevant.append((len(out), it, found.scorable, found.matched))
-            elif it.edited_at is not None:
-                out.append((GRAPH_KEY, (it, None)))
-                out.append((GRAPH_KEY, (Withdrawal(it.id, it.customer_id, it.created_at), None)))
-                continue
-        out.append((GRAPH_KEY, (it, None)))
-    _count_posts(with_text, len(relevant), sum(1 for r in relevant if r[2]))
-    if relevant:
-        text_to_score = listener.text_to_score
-        texts = [
-            text_to_score(ev.text or "", ev.platform) for _, ev, scorable, _ in relevant if scorable
-        ]
-        scores = iter(scorer.score_many(texts))
-        for index, ev, scorable, matched in relevant:
-            out[index] = (GRAPH_KEY, (ev, Assessment(next(scores) if scorable else None, matched)))
+        if not isinstance(it, SocialEvent):
+            out.append((GRAPH_KEY, it))
+            continue
+        sentiment = next(scores) if it.text is not None else None
+        if sentiment is not None:
+            customer_id = it.customer_id
+            post = ScoredPost(
+                event_id=it.id,
+                customer_id=customer_id,
+                platform=it.platform,
+                handle=it.author.handle,
+                created_at=it.created_at,
+                text=it.text,  # type: ignore[arg-type]
+                sentiment=sentiment,
+                influence=NO_INFLUENCE,
+            )
+            out.append((customer_id, post))
+        out.append((GRAPH_KEY, touch_of(it, sentiment, sentiment is not None)))
     return out
 
 
-class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Assessment | None], Enriched, Enricher]):
+class InfluenceLogic(StatefulBatchLogic[Touch | ControlRecord, tuple[str, Stamped], Enricher]):
     """Bytewax shell around `Enricher` (one key: the whole interaction graph)."""
 
-    def __init__(self, settings: Settings, resume: Enricher | None) -> None:
-        if resume is not None:
-            resume.reconfigure(settings)  # a snapshot carries the settings of the run that took it
-        self.enricher = resume if resume is not None else Enricher(settings)
+    def __init__(self, policy: EnrichPolicy, resume: Enricher | None) -> None:
+        self.policy = policy
+        self.enricher = resume if resume is not None else Enricher()
 
     def on_batch(
-        self, values: list[tuple[Valid, Assessment | None]]
-    ) -> tuple[Iterable[Enriched], bool]:
+        self, values: list[Touch | ControlRecord]
+    ) -> tuple[Iterable[tuple[str, Stamped]], bool]:
         process = self.enricher.process
-        out: list[Enriched] = []
-        for item, assessment in values:
-            out.extend(process(item, assessment))
+        policy = self.policy
+        out: list[tuple[str, Stamped]] = []
+        for item in values:
+            out.extend(process(item, policy))
         return out, False
 
     def snapshot(self) -> Enricher:
-        # Taken every epoch; Bytewax pickles it only when recovery is on.
+        # Taken every epoch; Bytewax pickles it only when recovery is on (compact columns).
         return self.enricher
 
 
-class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
-    """Bytewax shell around `CustomerState`, with wall-clock expiry of idle customers.
+class WatermarkSeen:
+    """The newest watermark the customer stage of this process has received (for idle checks)."""
 
-    In live mode event time tracks wall time, so an idle customer's event clock is advanced by the
-    wall time that passed since its last event; its state is dropped once nothing is left in the
-    window and no cooldown runs. Replays finish long before that, so they stay deterministic.
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = float("-inf")
+
+
+class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerState]):
+    """Bytewax shell around `CustomerState`, on event time.
+
+    Every record from the graph stage carries the watermark; the state is advanced to it before
+    the record is applied. Idle customers (nothing in the window, no cooldown, nothing waiting)
+    are dropped when the watermark says so: after a batch, or when Bytewax wakes the key up,
+    which it does on the wall clock only to *look* (the decision is `is_idle` at the newest
+    watermark seen, so it is the same at any replay speed).
     """
 
-    def __init__(self, policy: CustomerPolicy, resume: CustomerState | None) -> None:
+    def __init__(
+        self, policy: CustomerPolicy, seen: WatermarkSeen, resume: CustomerState | None
+    ) -> None:
         self.policy = policy
-        if resume is not None:
-            resume.reconfigure(policy.window)
-        self.state = resume if resume is not None else CustomerState(policy.window)
-        self.touched = datetime.now(UTC)
+        self.seen = seen
+        self.state = resume if resume is not None else CustomerState()
+        self.customer_id = ""
 
-    def on_batch(self, values: list[Enriched]) -> tuple[Iterable[Output], bool]:
-        now = datetime.now(UTC)
-        self.touched = now
+    def on_batch(self, values: list[ScoredPost | Stamped]) -> tuple[Iterable[Output], bool]:
+        detected_at = datetime.now(UTC)  # the alert's `time`: measured, never decides
+        state, policy = self.state, self.policy
         out: list[Output] = []
-        stale_view = False  # the view in Redis lags the state
-        customer_id = ""
         for value in values:
-            customer_id = value.customer_id
             if isinstance(value, ScoredPost):
-                alert = self.state.on_post(value, self.policy, now)
-                if alert is not None:
-                    out.append(alert)  # an alert carries the customer's view of its moment
-                stale_view = alert is None
-            elif isinstance(value, InfluenceRise):
-                alert = self.state.on_influence(value, self.policy, now)
-                if alert is not None:
-                    out.append(alert)
-            elif isinstance(value, Withdrawal):
-                stale_view |= self.state.on_withdrawal(value)
-            elif isinstance(value, AccountPurge):
-                # The account went away: forget everything known about it, here and in Redis.
-                self.state = CustomerState(self.policy.window)
-                out.append(CustomerGone(customer_id))
-                stale_view = False
-        # Only the latest view matters: at most one per customer per batch.
-        if stale_view:
-            out.append(self.state.view(customer_id))
-        return out, self._idle()
+                self.customer_id = value.customer_id
+                out.extend(state.receive_post(self.customer_id, value, policy, detected_at))
+            else:
+                watermark, record = value
+                if watermark > self.seen.value:
+                    self.seen.value = watermark
+                self.customer_id = record.customer_id
+                out.extend(state.receive(self.customer_id, value, policy, detected_at))
+        if state.view_dirty:
+            # Only the latest view matters: at most one per customer per batch.
+            state.view_dirty = False
+            out.append(state.view(self.customer_id, policy))
+        return out, state.is_idle(policy)
 
-    def _idle(self) -> bool:
-        return self.state.is_idle(self.policy.rules.cooldown_seconds)
-
-    def notify_at(self) -> datetime:
-        horizon = self.policy.window.length_seconds + self.policy.window.allowed_lateness_seconds
-        return self.touched + timedelta(seconds=max(horizon, self.policy.rules.cooldown_seconds))
+    def notify_at(self) -> datetime | None:
+        if self.state.is_idle(self.policy):
+            return None
+        ahead = self.state.idle_at(self.policy) - self.seen.value
+        wait = min(max(ahead, NOTIFY_FLOOR_SECONDS), NOTIFY_CEILING_SECONDS)
+        return datetime.now(UTC) + timedelta(seconds=wait)
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
-        elapsed = (datetime.now(UTC) - self.touched).total_seconds()
-        self.state.advance(self.state.window.now + elapsed)
-        self.touched = datetime.now(UTC)
-        return [], self._idle()
+        out = self.state.advance(self.seen.value, self.policy)
+        return out, self.state.is_idle(self.policy)
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
         return [], False
 
     def snapshot(self) -> CustomerState:
         return self.state
+
+
+def _graph_inputs(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [pair for pair in batch if pair[0] == GRAPH_KEY]
+
+
+def _post_halves(batch: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [pair for pair in batch if pair[0] != GRAPH_KEY]  # customer ids always hold a `:`
 
 
 def build_flow(
@@ -234,25 +246,21 @@ def build_flow(
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
     op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
-    listener, configured = listening(settings)
-    scorer = scorer or configured
-    scored = op.flat_map_batch(
-        Step.SCORE, routed.trues, lambda batch: score_batch(batch, listener, scorer)
-    )
+    scored = op.flat_map_batch(Step.SCORE, routed.trues, score_batch)
+    graph_in = op.flat_map_batch("to_graph", scored, _graph_inputs)
+    posts = op.flat_map_batch("to_customers", scored, _post_halves)
+    enrich_policy = EnrichPolicy.from_settings(settings)
     enriched = op.stateful_batch(
-        Step.INFLUENCE, scored, lambda resume: InfluenceLogic(settings, resume)
+        Step.INFLUENCE, graph_in, lambda resume: InfluenceLogic(enrich_policy, resume)
     )
-    by_customer = op.flat_map_batch(
-        "key_by_customer", enriched, lambda batch: [(v.customer_id, v) for _, v in batch]
+    stamped = op.flat_map_batch(
+        "key_by_customer", enriched, lambda batch: [pair for _, pair in batch]
     )
-    policy = CustomerPolicy(
-        settings.window,
-        settings.rules,
-        settings.alert_source,
-        listen_scope=settings.listen.scope if settings.listen is not None else "post",
-    )
+    by_customer = op.merge("merge_customer_inputs", posts, stamped)
+    policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
+    seen = WatermarkSeen()
     outputs = op.stateful_batch(
-        Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, resume)
+        Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, seen, resume)
     )
     deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
     op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))

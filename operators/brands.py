@@ -1,112 +1,167 @@
 """The brand's own accounts: their posts are never alerted on and their interactions are not reach.
 
-Entries of the `brand_accounts` setting are either customer ids (`"twitter:123"`, anything with a
-colon, compared exactly as given) or handles (`"acme_support"`, `"@AcmeSupport"`,
-`"acme@mastodon.social"`), compared case-insensitively with the leading `@` stripped. Handles
-with a domain are compared as given (lowercased): `"acme@mastodon.social"` does not match a bare
-`"acme"`, because on federated platforms the same local name on another server is someone else.
+Entries of the `brand_accounts` setting take exactly one of three forms:
 
-An account matched once by its handle is remembered by its customer id (`learned`), so later
-events of that account that carry no handle (Jetstream never does, without profile lookups), or
-a new handle, still count as the brand's.
+* `handle` (`acme_support`, `@AcmeSupport`, `acme@mastodon.social`, `acme.bsky.social`): an
+  account with exactly that handle, on every platform;
+* `platform:handle` (`twitter:acme_support`, `mastodon:acme@mastodon.social`): that handle on
+  that platform only;
+* `platform:id` (`twitter:95520417`, `bluesky:did:plc:abc`): the account with that id there;
+* a bare `did:plc:…` or `did:web:…`: the Bluesky account with that id (`bluesky:did:…`).
+
+Handles are compared case-insensitively with one leading `@` removed, and otherwise exactly: a
+Mastodon handle `acme@mastodon.social` is not `acme` (the same local name on another server is
+someone else), and `acme` does not match `acme@other.example`. A `platform:value` entry matches
+the account whose id or handle on that platform is `value` (ids and handles do not collide on
+the platforms we read: numeric ids vs names, DIDs vs domains).
+
+Anything else is ambiguous and an error at start (`parse_brand_entries`), with a hint: a bare
+number (an id of which platform?), blanks inside an entry, an empty handle or platform, a URL, a
+handle with two `@`.
+
+A match by handle is remembered by the caller for that one account (its customer id), so later
+events of it that carry no handle (Jetstream without profile lookups) still count as the
+brand's; an event of that account with another handle ends it (the handle was given up, and a
+new owner of the account id is not the brand). Nothing learned ever extends to another account.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+
+_HANDLE = re.compile(r"[^\s@:/]+(@[^\s@:/]+)?")
+_PLATFORM = re.compile(r"[A-Za-z0-9_.-]+")
+_BLUESKY = "bluesky"
 
 
 def normalize_handle(handle: str) -> str:
-    """A handle as compared: surrounding blanks and leading `@` removed, lowercased."""
-    return handle.strip().lstrip("@").lower()
+    """A handle as compared: surrounding blanks and one leading `@` removed, lowercased."""
+    handle = handle.strip()
+    if handle.startswith("@"):
+        handle = handle[1:]
+    return handle.lower()
 
 
+def _hint(raw: str, why: str, hint: str) -> ValueError:
+    return ValueError(f"brand_accounts entry {raw!r}: {why}; {hint}")
+
+
+def _handle_or_error(raw: str, value: str) -> str:
+    handle = normalize_handle(value)
+    if not handle or handle == "@":
+        raise ValueError(f"empty brand account entry: {raw!r}")
+    if not _HANDLE.fullmatch(handle):
+        raise _hint(
+            raw,
+            "not a handle",
+            "write a handle (`acme`, `acme@mastodon.social`), `platform:handle` or `platform:id`",
+        )
+    return handle
+
+
+@dataclass(frozen=True, slots=True)
 class BrandAccounts:
-    """A set of brand accounts, matched by customer id or by handle in O(1)."""
+    """The configured brand accounts (policy: built once from the settings, never mutated).
 
-    __slots__ = ("_customer_ids", "_handles", "_learned")
+    `ids` are customer ids (`platform:id`), `platform_values` are (platform, lowercased value)
+    pairs matched against an account's id or handle on that platform, `handles` match on every
+    platform.
+    """
 
-    def __init__(self, entries: Iterable[str] = ()) -> None:
-        """Build from config entries; raises ValueError on an empty entry (a config typo)."""
-        ids: set[str] = set()
-        handles: set[str] = set()
-        for raw in entries:
-            entry = raw.strip()
-            if ":" in entry:
-                ids.add(entry)
-                continue
-            handle = normalize_handle(entry)
-            if not handle:
-                raise ValueError(f"empty brand account entry: {raw!r}")
-            handles.add(handle)
-        self._customer_ids = frozenset(ids)
-        self._handles = frozenset(handles)
-        self._learned: dict[str, str] = {}  # customer id -> the configured handle it matched
+    ids: frozenset[str] = frozenset()
+    platform_values: frozenset[tuple[str, str]] = frozenset()
+    handles: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, entries: Iterable[str] = ()) -> BrandAccounts:
-        """Build from config entries (the constructor the listening matcher calls)."""
-        return cls(entries)
-
-    @property
-    def platform_values(self) -> frozenset[tuple[str, str]]:
-        """(platform, handle) pairs configured for one platform only (none in this version)."""
-        return frozenset()
-
-    def matches(self, customer_id: str, handle: str | None) -> bool:
-        """Whether the account with this customer id (and optional handle) is a brand account."""
-        if customer_id in self._customer_ids or customer_id in self._learned:
-            return True
-        # The handle check is skipped entirely when no handle is configured (the common case).
-        if not self._handles or handle is None:
-            return False
-        normalized = normalize_handle(handle)
-        if normalized not in self._handles:
-            return False
-        self._learned[customer_id] = normalized
-        return True
-
-    @property
-    def learned(self) -> dict[str, str]:
-        """Customer ids recognised by a configured handle so far (id -> handle)."""
-        return dict(self._learned)
-
-    def adopt(self, previous: BrandAccounts) -> None:
-        """Keep what `previous` learned, for handles still configured here (recovery resume)."""
-        for customer_id, handle in previous._learned.items():
-            if handle in self._handles:
-                self._learned[customer_id] = handle
-
-    @property
-    def customer_ids(self) -> frozenset[str]:
-        """The configured customer ids."""
-        return self._customer_ids
-
-    @property
-    def handles(self) -> frozenset[str]:
-        """The configured handles, normalized."""
-        return self._handles
+        """Build from config entries; raises ValueError (with a hint) on an ambiguous entry."""
+        ids: set[str] = set()
+        platform_values: set[tuple[str, str]] = set()
+        handles: set[str] = set()
+        for raw in entries:
+            entry = raw.strip()
+            if not entry or entry.strip("@") == "":
+                raise ValueError(f"empty brand account entry: {raw!r}")
+            if any(c.isspace() for c in entry):
+                raise _hint(raw, "blanks inside an entry", "one account per entry")
+            if "://" in entry:
+                raise _hint(raw, "a URL", "write the handle or `platform:id` of the account")
+            if entry.startswith(("did:plc:", "did:web:")):
+                ids.add(f"{_BLUESKY}:{entry}")
+                continue
+            if ":" in entry:
+                platform, _, value = entry.partition(":")
+                if not _PLATFORM.fullmatch(platform):
+                    raise _hint(raw, f"{platform!r} is not a platform", "write `platform:id`")
+                if not value:
+                    raise _hint(raw, "no id or handle after the platform", "write `platform:id`")
+                if value.startswith("did:"):
+                    if platform != _BLUESKY or not value.startswith(("did:plc:", "did:web:")):
+                        raise _hint(raw, "a DID names a Bluesky account", "write `did:plc:…`")
+                    ids.add(entry)
+                    continue
+                if ":" in value:
+                    raise _hint(raw, "more than one `:`", "write `platform:id`")
+                ids.add(entry)
+                platform_values.add((platform, _handle_or_error(raw, value)))
+                continue
+            if entry.lstrip("@").isdigit():
+                raise _hint(
+                    raw,
+                    "a bare number is an id without a platform",
+                    f"write `twitter:{entry.lstrip('@')}` (or the platform it belongs to)",
+                )
+            handles.add(_handle_or_error(raw, entry))
+        return cls(frozenset(ids), frozenset(platform_values), frozenset(handles))
 
     def __bool__(self) -> bool:
-        return bool(self._customer_ids or self._handles)
+        return bool(self.ids or self.platform_values or self.handles)
 
     def __len__(self) -> int:
-        return len(self._customer_ids) + len(self._handles)
+        return len(self.ids | {f"{p}:{v}" for p, v in self.platform_values}) + len(self.handles)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BrandAccounts):
-            return NotImplemented
-        return self._customer_ids == other._customer_ids and self._handles == other._handles
+    def by_id(self, customer_id: str) -> bool:
+        """Whether the customer id itself is configured (`platform:id`, a bare DID)."""
+        return customer_id in self.ids
 
-    def __hash__(self) -> int:
-        return hash((self._customer_ids, self._handles))
+    def by_handle(self, platform: str, handle: str) -> bool:
+        """Whether this handle, on this platform, is configured (`handle`, `platform:handle`)."""
+        normalized = normalize_handle(handle)
+        return normalized in self.handles or (platform, normalized) in self.platform_values
 
-    def __repr__(self) -> str:
-        entries = sorted(self._customer_ids) + sorted(self._handles)
-        return f"BrandAccounts({entries!r})"
+    def matches(
+        self,
+        customer_id: str,
+        handle: str | None,
+        learned: MutableMapping[str, bool] | None = None,
+    ) -> bool:
+        """Whether the account with this customer id (and handle, when known) is the brand's.
 
-    def __getstate__(self) -> tuple[frozenset[str], frozenset[str], dict[str, str]]:
-        return (self._customer_ids, self._handles, self._learned)
+        `learned` is the caller's memory of accounts matched by handle (state, not policy): an
+        event with a handle decides by it and updates the memory of that one account; an event
+        without a handle falls back on it.
+        """
+        if customer_id in self.ids:
+            return True
+        if not (self.handles or self.platform_values):
+            return False
+        if handle is None:
+            return learned is not None and customer_id in learned
+        platform = customer_id.partition(":")[0]
+        matched = self.by_handle(platform, handle)
+        if learned is not None:
+            if matched:
+                learned[customer_id] = True
+            else:
+                learned.pop(customer_id, None)
+        return matched
 
-    def __setstate__(self, state: tuple) -> None:
-        self._customer_ids, self._handles, self._learned = state
+    def entries(self) -> list[str]:
+        """The configured accounts, normalised (for logs and reprs)."""
+        return (
+            sorted(self.ids)
+            + sorted(f"{p}:{v}" for p, v in self.platform_values)
+            + sorted(self.handles)
+        )

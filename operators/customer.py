@@ -1,16 +1,38 @@
 """One customer's state: the sentiment window, the alert cooldown, and the latest view.
 
-`CustomerState` is what the flow keeps per customer key. It is small (a bounded list of posts and
-a few scalars) and pure: the caller passes the detection time in.
+`CustomerState` is what the flow keeps per customer key. It is data only (a bounded list of posts
+and a few scalars); the settings are the caller's `CustomerPolicy`, passed to every call, so a
+state restored from a snapshot runs under the current settings without any "reconfigure".
+
+Two streams meet here, and are paired deterministically:
+
+* the scored post itself (`ScoredPost`, text and sentiment, from the scoring step), and
+* the graph stage's records, stamped with the event-time watermark (`Stamped`): the post's
+  `PostInfluence` (its author's influence at that event), `InfluenceRise` (reach grew on an
+  interaction toward this customer), `Withdrawal` and `AccountPurge`.
+
+The graph stage's records are applied strictly in their order; one that needs its post waits
+(with the ones behind it) until the post has arrived. Every decision therefore sees the same
+state whichever of the two streams is ahead, at any replay speed.
+
+Event time: before each graph record is applied the state is advanced to its watermark
+(`advance`), which expires posts; the shell also calls `advance` with the latest watermark it has
+seen when it looks at idle customers. Cooldowns run on the customer's clock (the newest post or
+the watermark). `advance(watermark_ts, policy)` returns outputs: it is the hook where
+event-time driven outcomes (e.g. an incident's quiet resolution) are produced.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
 from config.settings import RuleSettings, WindowSettings
+from operators.enrich import GraphRecord, PostInfluence, Stamped
 from operators.records import (
+    AccountPurge,
     AlertRecord,
     CustomerGone,
     CustomerView,
@@ -23,6 +45,9 @@ from operators.rules import Subject, build_alert, cooldown_allows, dumps, evalua
 from operators.window import CustomerWindow, Placement, WindowPost
 
 Output = AlertRecord | CustomerView | CustomerGone
+
+_STATE_VERSION = 2
+_NO_WATERMARK = float("-inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +62,7 @@ class CustomerPolicy:
 
 
 class CustomerState:
-    """Window + cooldown + last known identity of one customer."""
+    """Window + cooldown + last known identity of one customer, and the pairing queues."""
 
     __slots__ = (
         "handle",
@@ -47,15 +72,16 @@ class CustomerState:
         "last_alert_ts",
         "last_severity",
         "late_posts",
+        "pending",
         "platform",
-        "unscored_posts",
+        "view_dirty",
+        "waiting",
+        "watermark",
         "window",
     )
 
-    def __init__(self, window: WindowSettings) -> None:
-        self.window = CustomerWindow(
-            window.length_seconds, window.allowed_lateness_seconds, window.max_posts
-        )
+    def __init__(self) -> None:
+        self.window = CustomerWindow()
         self.handle: str | None = None
         self.platform: str = ""
         self.influence: Influence | None = None
@@ -64,28 +90,131 @@ class CustomerState:
         self.last_severity: str | None = None
         self.last_alert_id: str | None = None
         self.late_posts = 0
-        self.unscored_posts = 0  # about the business, sentiment unknown (not English)
+        self.watermark = _NO_WATERMARK
+        self.view_dirty = False  # the view in Redis lags the state
+        self.pending: dict[str, list[ScoredPost]] = {}  # posts waiting for their influence
+        self.waiting: deque[Stamped] = deque()  # graph records waiting for their post
 
     def __getstate__(self) -> tuple:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return (_STATE_VERSION, *(getattr(self, name) for name in self.__slots__))
 
     def __setstate__(self, state: tuple) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        if not isinstance(state, tuple) or state[0] != _STATE_VERSION:
+            raise ValueError(
+                "unsupported CustomerState (a snapshot of an older version): "
+                "resume needs a recovery directory written by this version"
+            )
+        for name, value in zip(self.__slots__, state[1:], strict=True):
             setattr(self, name, value)
 
-    def reconfigure(self, window: WindowSettings) -> None:
-        """Apply the current window settings to a state restored from a snapshot (resume)."""
-        self.window.reconfigure(
-            window.length_seconds, window.allowed_lateness_seconds, window.max_posts
-        )
+    # ------------------------------------------------------------------ the two streams
+
+    def receive_post(
+        self, customer_id: str, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[Output]:
+        """A scored post arrived from the scoring step; it waits for its influence."""
+        self.pending.setdefault(post.event_id, []).append(post)
+        return self._drain(customer_id, policy, detected_at)
+
+    def receive(
+        self, customer_id: str, stamped: Stamped, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[Output]:
+        """A record from the graph stage arrived; applied in order once its post is here."""
+        self.waiting.append(stamped)
+        return self._drain(customer_id, policy, detected_at)
+
+    def _drain(
+        self, customer_id: str, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[Output]:
+        out: list[Output] = []
+        waiting = self.waiting
+        while waiting:
+            watermark, record = waiting[0]
+            if isinstance(record, PostInfluence) and record.event_id not in self.pending:
+                break  # its post is still on its way
+            waiting.popleft()
+            out.extend(self.advance(watermark, policy))
+            out.extend(self._apply(customer_id, watermark, record, policy, detected_at))
+        return out
+
+    def _apply(
+        self,
+        customer_id: str,
+        watermark: float,
+        record: GraphRecord,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+    ) -> list[Output]:
+        alert: AlertRecord | None = None
+        if isinstance(record, PostInfluence):
+            posts = self.pending[record.event_id]
+            post = posts.pop(0)
+            if not posts:
+                del self.pending[record.event_id]
+            if record.duplicate:
+                return []
+            post = dataclasses.replace(post, influence=record.influence, is_brand=record.is_brand)
+            alert = self.on_post(post, policy, detected_at, watermark)
+        elif isinstance(record, InfluenceRise):
+            alert = self.on_influence(record, policy, detected_at, watermark)
+        elif isinstance(record, Withdrawal):
+            self.view_dirty |= self.on_withdrawal(record)
+        elif isinstance(record, AccountPurge):
+            # The account went away: forget everything known about it, here and in Redis.
+            self._forget()
+            return [CustomerGone(customer_id)]
+        return [] if alert is None else [alert]
+
+    def _forget(self) -> None:
+        pending, waiting, watermark = self.pending, self.waiting, self.watermark
+        self.__init__()  # type: ignore[misc]
+        self.pending, self.waiting, self.watermark = pending, waiting, watermark
+
+    # ------------------------------------------------------------------ event time
+
+    def advance(self, watermark_ts: float, policy: CustomerPolicy) -> list[Output]:
+        """Advance the customer's event clock to the flow's watermark (never back).
+
+        Posts that left the window expire. Returns what event time alone produces (nothing
+        yet: this is the hook for outcomes such as an incident's quiet resolution).
+        """
+        if watermark_ts > self.watermark:
+            self.watermark = watermark_ts
+            before = len(self.window.posts)
+            self.window.advance(watermark_ts, policy.window)
+            if len(self.window.posts) != before:
+                self.view_dirty = True
+        return []
+
+    def is_idle(self, policy: CustomerPolicy) -> bool:
+        """Nothing left worth keeping: no posts, nothing waiting, no cooldown running."""
+        if not self.window.is_empty() or self.pending or self.waiting:
+            return False
+        if self.last_alert_ts is None:
+            return True
+        return self.window.now - self.last_alert_ts >= policy.rules.cooldown_seconds
+
+    def idle_at(self, policy: CustomerPolicy) -> float:
+        """The watermark at which this state becomes idle if nothing else arrives."""
+        at = max((p.ts for p in self.window.posts), default=_NO_WATERMARK)
+        at += policy.window.length_seconds
+        if self.last_alert_ts is not None:
+            at = max(at, self.last_alert_ts + policy.rules.cooldown_seconds)
+        return at
+
+    # ------------------------------------------------------------------ decisions
 
     def on_post(
-        self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
+        self,
+        post: ScoredPost,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+        watermark: float = _NO_WATERMARK,
     ) -> AlertRecord | None:
-        """Add a scored post; return the alert it triggers, if any.
+        """Add a scored post (with its influence); return the alert it triggers, if any.
 
-        The customer's view changes with every placed post; the caller writes it once per batch
-        (`view()`), since only the latest one matters.
+        The customer's view changes with every post; the caller writes it once per batch
+        (`view()`, when `view_dirty`), since only the latest one matters.
         """
         self.handle = post.handle or self.handle
         self.platform = post.platform
@@ -99,28 +228,29 @@ class CustomerState:
             self.window.advance(ts)
             return None
         placed = self.window.add(
-            WindowPost(
-                ts,
-                post.event_id,
-                post.sentiment.compound,
-                _cap(post.text, policy),
-                post.matched,
-                post.url,
-            )
+            WindowPost(ts, post.event_id, post.sentiment.compound, _cap(post.text, policy)),
+            policy.window,
+            watermark,
         )
+        self.view_dirty = True
         if placed is Placement.LATE:
             self.late_posts += 1
             return None
         return self._check(post.customer_id, post.event_id, post.created_at, policy, detected_at)
 
     def on_influence(
-        self, rise: InfluenceRise, policy: CustomerPolicy, detected_at: datetime
+        self,
+        rise: InfluenceRise,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+        watermark: float = _NO_WATERMARK,
     ) -> AlertRecord | None:
-        """The customer's reach grew: alert now if they are already unhappy."""
+        """The customer's reach grew on an interaction toward them: alert if already unhappy."""
         self.influence = rise.influence
         if self.window.is_empty():
             return None
-        self.window.advance(rise.created_at.timestamp())
+        self.window.advance(max(watermark, rise.created_at.timestamp()), policy.window)
+        self.view_dirty = True
         return self._check(rise.customer_id, rise.event_id, rise.created_at, policy, detected_at)
 
     def _check(
@@ -134,7 +264,7 @@ class CustomerState:
         """Evaluate the rule after a change; the alert, when it fires and the cooldown allows."""
         if self.is_brand or self.influence is None:
             return None
-        summary = self.window.summary()
+        summary = self.window.summary(policy.window)
         decision = evaluate(summary, self.influence, policy.rules)
         if not decision.fires or decision.severity is None:
             return None
@@ -163,27 +293,16 @@ class CustomerState:
         self.last_alert_ts = self.window.now
         self.last_severity = decision.severity
         self.last_alert_id = aid
-        return AlertRecord(aid, customer_id, dumps(envelope), self.view(customer_id))
+        self.view_dirty = False  # the alert carries the view of its moment
+        return AlertRecord(aid, customer_id, dumps(envelope), self.view(customer_id, policy))
 
     def on_withdrawal(self, withdrawal: Withdrawal) -> bool:
         """Take a deleted post out of the window; True if it was there (the view changed)."""
         return self.window.remove(withdrawal.event_id)
 
-    def advance(self, now_ts: float) -> None:
-        """Advance the customer's event clock (idle expiry)."""
-        self.window.advance(now_ts)
-
-    def is_idle(self, cooldown_seconds: float) -> bool:
-        """Nothing left worth keeping: no posts in the window and no cooldown running."""
-        if not self.window.is_empty():
-            return False
-        if self.last_alert_ts is None:
-            return True
-        return self.window.now - self.last_alert_ts >= cooldown_seconds
-
-    def view(self, customer_id: str) -> CustomerView:
+    def view(self, customer_id: str, policy: CustomerPolicy) -> CustomerView:
         """The customer's one view: identity, latest sentiment, influence, last alert id."""
-        summary = self.window.summary()
+        summary = self.window.summary(policy.window)
         inf = self.influence
         fields: dict[str, bytes] = {
             "customer_id": customer_id.encode(),
@@ -210,6 +329,7 @@ class CustomerState:
                     "followers": inf.followers,
                     "pagerank": inf.pagerank,
                     "inbound_accounts": inf.inbound_accounts,
+                    "by_rank": inf.by_rank,
                 }
             )
         if self.last_alert_id is not None:

@@ -1,110 +1,181 @@
-"""The global stage of the flow: de-duplicate, grow the influence graph, attach influence.
+"""The global stage of the flow: watermark, de-duplication, brands and the influence graph.
 
-Every event passes through here in one place, because influence is a property of the whole
-interaction graph. Each scored post leaves with its author's influence at that moment, so the
-per-customer stage downstream needs no join and decides the same way on every replay.
+Only compact `Touch` records come here (no texts, no scored posts): the scored post goes straight
+to its author's customer stage and waits there for the `PostInfluence` this stage sends back,
+the author's influence at that event's place in the stream. Pairing the two is deterministic
+(see `operators.customer`), so the customer stage decides the same way on every replay.
+
+Every record this stage emits is stamped with the event-time watermark of its moment
+(`Stamped`): customer expiry, cooldowns, lateness and quiet resolution downstream run on it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from config.settings import Settings
 from operators.brands import BrandAccounts
 from operators.dedupe import RecentIds
 from operators.events import SocialEvent
-from operators.influence import InfluenceGraph
+from operators.influence import GraphPolicy, InfluenceGraph, Touch
 from operators.records import (
     AccountPurge,
-    Assessment,
+    Influence,
     InfluenceRise,
-    ScoredPost,
     Sentiment,
     Withdrawal,
+    from_micros,
+    to_micros,
 )
+from operators.watermark import Watermark
 
 ControlRecord = Withdrawal | AccountPurge
-Enriched = ScoredPost | InfluenceRise | ControlRecord
+
+_STATE_VERSION = 4
 
 
-def _dedupe_horizon(settings: Settings) -> float:
-    return float(settings.flow.dedupe_seconds)
+@dataclass(frozen=True, slots=True)
+class PostInfluence:
+    """The graph stage's half of a scored post: its author's influence at that event.
+
+    `duplicate`: the event was seen before; its post half is dropped, not counted again.
+    """
+
+    customer_id: str
+    event_id: str
+    influence: Influence
+    is_brand: bool
+    duplicate: bool = False
+
+    def __reduce__(self) -> tuple:
+        return (
+            PostInfluence,
+            (self.customer_id, self.event_id, self.influence, self.is_brand, self.duplicate),
+        )
+
+
+GraphRecord = PostInfluence | InfluenceRise | ControlRecord
+Stamped = tuple[float, GraphRecord]
+"""(watermark, record): what the customer stage receives from the graph stage."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichPolicy:
+    """The graph stage's settings, built once per flow."""
+
+    graph: GraphPolicy
+    brands: BrandAccounts
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EnrichPolicy:
+        """The policy of these settings."""
+        return cls(
+            GraphPolicy.from_settings(settings), BrandAccounts.parse(settings.brand_accounts)
+        )
+
+
+def touch_of(event: SocialEvent, sentiment: Sentiment | None, post: bool) -> Touch:
+    """The compact record of one event for the graph stage."""
+    platform = event.platform
+    target = event.target
+    created = to_micros(event.created_at)
+    return Touch(
+        key=event.dedupe_key,
+        event_id=event.id,
+        ts=created / 1e6,  # type: ignore[operator]
+        kind=event.kind,
+        author=f"{platform}:{event.author.id}",
+        handle=event.author.handle,
+        followers=event.author.followers,
+        target=None if target is None else f"{platform}:{target.id}",
+        target_followers=None if target is None else target.followers,
+        mentions=tuple(f"{platform}:{m.id}" for m in event.mentions),
+        compound=None if sentiment is None else sentiment.compound,
+        post=post,
+        edit=event.edited_at is not None,
+    )
 
 
 class Enricher:
-    """De-duplication + influence graph; turns scored events into `ScoredPost`s."""
+    """The graph stage's state: watermark, recent ids, brand memory, the graph."""
 
-    __slots__ = ("brands", "duplicates", "graph", "seen")
+    __slots__ = ("duplicates", "graph", "learned", "seen", "watermark")
 
-    def __init__(self, settings: Settings) -> None:
-        self.brands = BrandAccounts(settings.brand_accounts)
-        self.graph = InfluenceGraph(
-            settings.influence, self.brands, watch_percentile=settings.rules.influence_percentile
-        )
-        self.seen = RecentIds(horizon_seconds=_dedupe_horizon(settings))
+    def __init__(self) -> None:
+        self.watermark = Watermark()
+        self.seen = RecentIds()
+        self.learned: dict[str, bool] = {}  # accounts matched as the brand's by their handle
+        self.graph = InfluenceGraph()
         self.duplicates = 0
 
-    def reconfigure(self, settings: Settings) -> None:
-        """Apply the current settings to an enricher restored from a snapshot (recovery resume).
-
-        The snapshot holds the brand accounts and influence settings of the run that took it;
-        the current configuration wins, so a brand added to the config counts from the restart on.
-        """
-        brands = BrandAccounts(settings.brand_accounts)
-        brands.adopt(self.brands)
-        self.brands = brands
-        self.graph.reconfigure(
-            settings.influence, self.brands, watch_percentile=settings.rules.influence_percentile
-        )
-        self.seen.horizon_seconds = _dedupe_horizon(settings)
-
     def __getstate__(self) -> tuple:
-        return (self.brands, self.graph, self.seen, self.duplicates)
+        return (
+            _STATE_VERSION,
+            self.watermark,
+            self.seen,
+            self.learned,
+            self.graph,
+            self.duplicates,
+        )
 
     def __setstate__(self, state: tuple) -> None:
-        self.brands, self.graph, self.seen, self.duplicates = state
+        if not isinstance(state, tuple) or state[0] != _STATE_VERSION:
+            raise ValueError(
+                "unsupported graph-stage state (a snapshot of an older version): "
+                "resume needs a recovery directory written by this version"
+            )
+        _, self.watermark, self.seen, self.learned, self.graph, self.duplicates = state
 
     def process(
-        self, item: SocialEvent | ControlRecord, assessment: Assessment | Sentiment | None
-    ) -> list[Enriched]:
-        """One event in; out go its scored post (if it is about the business), the accounts
-        whose influence rose to the alerting percentile because of it, and control records as
-        they are. Every event grows the graph, relevant or not: reach is reach. A bare
-        `Sentiment` is a post scored without listening rules (nothing matched)."""
-        if not isinstance(item, SocialEvent):
+        self, item: Touch | ControlRecord, policy: EnrichPolicy
+    ) -> list[tuple[str, Stamped]]:
+        """One record in; out go (customer id, (watermark, record)) for the customer stage."""
+        if not isinstance(item, Touch):
+            wm = self.watermark.value
             if isinstance(item, AccountPurge):
                 self.graph.forget(item.customer_id)
-            return [item]
-        if not self.seen.first_time(item.dedupe_key, item.created_at.timestamp()):
+                self.learned.pop(item.customer_id, None)
+            return [(item.customer_id, (wm, item))]
+        wm = self.watermark.observe(item.ts)
+        if not self.seen.first_time(item.key, item.ts, wm, policy.graph.dedupe_seconds):
             self.duplicates += 1
-            return []
+            if not item.post:
+                return []
+            gone = PostInfluence(item.author, item.event_id, _NO_INFLUENCE, False, True)
+            return [(item.author, (wm, gone))]
+        is_brand = policy.brands.matches(item.author, item.handle, self.learned)
         graph = self.graph
-        refreshes = graph.refresh_count
-        if item.edited_at is None:
-            # An edit re-scores its post; its reply, quote and mentions were counted already.
-            graph.observe(item)
-        out: list[Enriched] = []
-        if graph.refresh_count != refreshes:
-            out.extend(
-                InfluenceRise(cid, graph.influence_of(cid), item.id, item.created_at)
-                for cid in graph.take_risen()
+        risen = graph.observe(item, wm, is_brand, policy.graph)
+        out: list[tuple[str, Stamped]] = []
+        if item.post:
+            influence = graph.influence_of(item.author, wm, policy.graph)
+            out.append(
+                (item.author, (wm, PostInfluence(item.author, item.event_id, influence, is_brand)))
             )
-        if assessment is None or item.text is None:
-            return out
-        if isinstance(assessment, Sentiment):
-            assessment = Assessment(assessment)
-        customer_id = item.customer_id
-        out.append(
-            ScoredPost(
-                event_id=item.id,
-                customer_id=customer_id,
-                platform=item.platform,
-                handle=item.author.handle,
-                created_at=item.created_at,
-                text=item.text,
-                sentiment=assessment.sentiment,
-                influence=graph.influence_of(customer_id),
-                is_brand=self.brands.matches(customer_id, item.author.handle),
-                matched=assessment.matched,
-                url=item.url,
-            )
-        )
+        if risen:
+            created: datetime = from_micros(round(item.ts * 1e6))  # type: ignore[assignment]
+            for customer_id, influence in risen:
+                out.append(
+                    (
+                        customer_id,
+                        (wm, InfluenceRise(customer_id, influence, item.event_id, created)),
+                    )
+                )
         return out
+
+
+_NO_INFLUENCE = Influence(0.0, None, 0, 0.0, 0, 0, False)
+NO_INFLUENCE = _NO_INFLUENCE
+"""The influence a scored post carries until its graph half arrives."""
+
+__all__ = [
+    "NO_INFLUENCE",
+    "ControlRecord",
+    "EnrichPolicy",
+    "Enricher",
+    "GraphRecord",
+    "PostInfluence",
+    "Stamped",
+    "touch_of",
+]

@@ -1,358 +1,433 @@
-"""The decaying interaction graph and the influence ranking derived from it.
+"""The decaying interaction graph, reach, and the influence ranking derived from them.
 
 Graph. Every reply, quote, repost, like, follow and mention is a directed edge from its author to
 the account it targets, weighted by its kind (`InfluenceSettings.kind_weights`) and decaying
-exponentially with *event* time (`half_life_seconds`). Parallel interactions add up on one edge.
+exponentially with event time (`half_life_seconds`). Parallel interactions add up on one edge.
 Self-loops are ignored, and so is every interaction authored by a brand account (a support reply
-is not reach). The auto-mention of a reply's own target is not counted a second time.
+is not reach). The auto-mention of a reply's own target is not counted a second time. Only
+interactions within `reach_horizon_seconds` of the watermark are kept: older edges are dropped
+at the next ranking, so the horizon bounds the memory.
 
-Decay in O(1). A weight w observed at event time t is stored as w * exp(lam * (t - t_ref)) (growth
-form) for a reference time t_ref, so nothing is touched when time advances: the decayed weight
-at the graph clock T is the stored one times exp(-lam * (T - t_ref)), the same factor for every
-edge. PageRank is scale-invariant, so the ranking uses the stored weights directly. When the
-exponent grows large the store is rebased (one vectorised multiply). The graph clock is the
-largest event time seen, so out-of-order events decay correctly and a replay is repeatable.
+Reach. `inbound_accounts` is exactly the number of distinct non-brand accounts with an
+interaction toward the account within the reach horizon (an edge whose newest interaction is
+that recent), counted when asked (O(log E + in-degree)). Graph influence needs at least
+`min_inbound_accounts` of them; below that an account's percentile is 0, whatever its PageRank.
 
-Ranking. Weighted PageRank (damping `damping`, uniform teleport, dangling mass spread uniformly,
-i.e. `networkx.pagerank` semantics) by scipy.sparse power iteration, warm-started from the last
-vector, run to an L1 change below 1e-8 (tighter than networkx's default, which stops at an L1
-change of N * 1e-6). Every account the graph knows is ranked: authors, targets and mentioned
-accounts (a brand's reply still records that its target exists, just not the edge). It is
-recomputed inside `observe` - never on wall clock - when the ranking has at least
-`min_accounts_to_rank` accounts to rank and something changed, and either
-`refresh_every_events` interactions arrived since the last refresh, or event time advanced by
-`refresh_every_seconds` and at least 0.5% of the graph changed, or the graph grew by a quarter
-since it was last ranked (so a small, young graph is re-ranked often while that is cheap;
-geometric, so amortised O(1)).
+Idempotent edges. Each edge keeps the event time and a hash of the id of its newest
+interaction, and accepts an interaction only when it is newer (by time, then hash), or older but
+still inside the de-duplication memory (`flow.dedupe_seconds` behind the watermark, where an
+exact duplicate was already dropped by id). A redelivery of any age therefore never counts twice;
+an interaction that is both older than its edge's newest and older than the memory is not
+counted either (it cannot be told from a redelivery).
 
-Influence score. Followers and PageRank live on unrelated scales (a heavy-tailed count versus a
-probability that shrinks with the graph), so each is turned into a percentile among the ranked
-accounts (fraction of accounts with a strictly lower value) and the score is their maximum:
+Ranking: weighted PageRank with decay that reaches influence. A source passes on the decayed
+weight of its edges, normalised by max(its out-weight, 1): an active source (out-weight >= one
+fresh interaction) splits its vote exactly as in `networkx.pagerank`, and a source that fell
+silent passes on only what is left of its interactions, the rest teleports uniformly, as a
+dangling node's does. On the same decayed graph plus one "decayed" sink node that receives the
+unpassed weight, `networkx.pagerank` gives the same ranking (the sink's mass is uniform, so it
+changes every value by the same factor; see the tests). Damping `damping`, uniform teleport,
+scipy.sparse power iteration warm-started from the last vector, L1 change below 1e-8.
 
-    score = max(followers percentile, pagerank percentile)
+Edges are stored sorted by (destination, source), so the transition matrix is CSR without a sort
+and an account's in-edges are one contiguous range. New edges go to a small delta (dict) merged
+in at the next ranking.
 
-The maximum makes influence an OR, like the alert rule itself (percentile or follower count): an
-account with an ordinary audience that many distinct accounts reply to, repost and mention is
-influential through the graph alone, and a famous account that nobody interacts with this week is
-influential through its audience alone. A mean or product would pull both of them down to the
-middle, which is exactly what the product issue forbids. The reported `percentile` is the
-fraction of ranked accounts with a strictly lower score (ties at the bottom get 0), so it stays
-uniform even though a maximum of two percentiles is skewed upwards. Between refreshes, an
-account's followers percentile uses its current follower count against the last refresh's
-sorted follower counts (bisect), and accounts new since then have PageRank 0.
+Amortised ranking. A ranking runs inside `observe`, at a point of the stream decided by the
+stream alone (deterministic on every replay), once the changes since the last one reach a
+quarter of the graph's size (and `refresh_every_events`), or once the watermark moved
+`refresh_every_seconds` and 2% of the graph changed: its O(V + E) cost is O(1) per event.
+Between rankings an account's PageRank is estimated in O(1) per interaction: every new
+interaction u -> v adds damping * pr(u) * w / max(out(u), 1) to v, with pr from the last ranking.
 
-Memory. Interactions older than `PRUNE_HALF_LIVES` half-lives are below 2**-20 of a fresh one;
-such edges, and accounts idle that long without any live edge, are dropped when they make up a
-quarter of the graph (amortised compaction at a refresh). `forget` is lazy: the account disappears
-at once, its edges at the next refresh.
+Percentiles rank only accounts with evidence: those that authored an event within the reach
+horizon (accounts seen only as targets or mentions do not pad the population). The percentile
+is the fraction of those ranked with a strictly lower PageRank (ties share the lower rank, so a
+bottom block of accounts without reach gets 0). Followers are a separate path (the rule's
+`followers_threshold`), not part of the percentile.
+
+Hysteresis. An account becomes influential by rank when it has the reach and its percentile
+reaches `rules.influence_percentile`; it stays so until the percentile falls below that minus
+`percentile_hysteresis` or its reach falls below the minimum. `observe` reports the accounts that
+became influential on an interaction toward them, when they are watched (they posted something
+negative within the window): the interaction is the honest trigger of a rise alert.
+
+State only: every method takes the policy (`GraphPolicy`) it needs; nothing of the settings is
+kept here, so a resumed graph runs under the current settings.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from array import array
 from bisect import bisect_left
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import numpy as np
 from scipy import sparse
 
-from config.settings import InfluenceSettings
-from operators.brands import BrandAccounts
-from operators.events import SocialEvent
+from config.settings import Settings
 from operators.records import Influence
-
-PRUNE_HALF_LIVES = 20
-"""Edges decayed below 2**-PRUNE_HALF_LIVES of a fresh unit interaction are dead."""
-
-_REBASE_EXPONENT = 40.0
-"""Rebase growth-form weights once exp(lam * (clock - t_ref)) would exceed e**40."""
 
 _PAGERANK_TOL = 1e-8
 """Power iteration stops when the L1 change of the vector (which sums to 1) is below this."""
 
 _PAGERANK_MAX_ITER = 500
 
-_COMPACT_FRACTION = 0.25
-"""Compact when dead edges and expired accounts are this fraction of the graph."""
-
 _GROWTH_FRACTION = 0.25
-"""Re-rank when the graph grew by this fraction since the last ranking."""
+"""Re-rank once the changes since the last ranking are this fraction of the graph's size."""
 
-_TIME_TRIGGER_FRACTION = 0.005
-"""The event-time trigger needs this fraction of the graph changed: a handful of events in a
-quiet stretch cannot move a large ranking, and re-ranking 300k accounts for them every
-`refresh_every_seconds` would dominate a backfill."""
+_TIME_FRACTION = 0.02
+"""The watermark trigger needs this fraction of the graph changed."""
 
-_STATE_VERSION = 2
+_COMPACT_FRACTION = 0.25
+"""Renumber the nodes once forgotten and idle accounts are this fraction of them."""
 
-_REFRESH_FIELDS = (
-    "_dirty",
-    "_interactions_since",
-    "_accounts_since",
-    "_refresh_clock",
-    "_next_refresh_clock",
-    "_growth_due",
-    "_total_interactions",
-    "refresh_count",
-    "last_iterations",
-)
-"""The refresh bookkeeping, in the order the snapshot stores it."""
+_SMALL_RANGE = 32
+"""In-edge ranges shorter than this are counted in Python (no numpy call overhead)."""
+
+_LOW32 = 0xFFFFFFFF
+
+_STATE_VERSION = 3
 
 
-def _default_kind_weights() -> dict[str, float]:
-    return dict(InfluenceSettings().kind_weights)
+@dataclass(frozen=True, slots=True)
+class GraphPolicy:
+    """The settings the graph needs, derived once per flow (never stored in the state)."""
+
+    lam: float
+    horizon: float
+    min_inbound: int
+    damping: float
+    min_accounts: int
+    refresh_floor: int
+    refresh_seconds: float
+    kind_weights: dict[str, float] = field(hash=False)
+    mention_weight: float
+    threshold: float
+    hysteresis: float
+    watch_compound: float
+    watch_seconds: float
+    dedupe_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GraphPolicy:
+        """The policy of these settings."""
+        inf = settings.influence
+        defaults = type(inf)().kind_weights
+        weights = {**defaults, **inf.kind_weights}
+        return cls(
+            lam=math.log(2.0) / inf.half_life_seconds,
+            horizon=float(inf.reach_horizon_seconds),
+            min_inbound=inf.min_inbound_accounts,
+            damping=inf.damping,
+            min_accounts=inf.min_accounts_to_rank,
+            refresh_floor=inf.refresh_every_events,
+            refresh_seconds=float(inf.refresh_every_seconds),
+            kind_weights=weights,
+            mention_weight=weights.get("mention", 0.0),
+            threshold=settings.rules.influence_percentile,
+            hysteresis=inf.percentile_hysteresis,
+            watch_compound=settings.rules.unhappy_mean_compound,
+            watch_seconds=float(
+                settings.window.length_seconds + settings.window.allowed_lateness_seconds
+            ),
+            dedupe_seconds=float(settings.flow.dedupe_seconds),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What the graph stage needs of one event: a compact record, no text.
+
+    `author`, `target` and `mentions` are customer ids (`platform:id`). `compound` is the
+    sentiment of the event's scored post (None when it has none); `post` says that a scored post
+    of this event went to the author's customer stage and waits for its influence.
+    """
+
+    key: str
+    event_id: str
+    ts: float
+    kind: str
+    author: str
+    handle: str | None
+    followers: int | None
+    target: str | None = None
+    target_followers: int | None = None
+    mentions: tuple[str, ...] = ()
+    compound: float | None = None
+    post: bool = False
+    edit: bool = False
+
+    def __reduce__(self) -> tuple:
+        # Plain-tuple pickling: crosses workers for every event.
+        return (
+            Touch,
+            (
+                self.key,
+                self.event_id,
+                self.ts,
+                self.kind,
+                self.author,
+                self.handle,
+                self.followers,
+                self.target,
+                self.target_followers,
+                self.mentions,
+                self.compound,
+                self.post,
+                self.edit,
+            ),
+        )
+
+
+def event_hash(key: str) -> int:
+    """A stable 32-bit hash of an event's de-duplication key (the same in every process)."""
+    return zlib.crc32(key.encode())
 
 
 class InfluenceGraph:
-    """Decaying, brand-filtered interaction graph with an incremental influence ranking."""
+    """Decaying, brand-filtered interaction graph with exact reach and an amortised ranking."""
 
-    def __init__(
-        self,
-        settings: InfluenceSettings,
-        brands: BrandAccounts,
-        watch_percentile: float | None = None,
-    ) -> None:
-        """An empty graph; `brands` are the accounts whose interactions do not count.
-
-        With `watch_percentile`, every refresh records the accounts that rose to that influence
-        percentile since the previous one (`take_risen()`): the alert rule's threshold, so that
-        a customer who is already unhappy is alerted when their reach grows, not only when they
-        post again.
-        """
-        self._settings = settings
-        self._brands = brands
-        self._watch = watch_percentile
-        self._above: set[str] = set()  # accounts at or above the watched percentile
-        self._risen: list[str] = []  # accounts that rose there at the last refreshes
-        self._init_derived()
-        # Nodes: customer id <-> index, per-index columns. Tombstones (forgotten) hold None.
+    def __init__(self) -> None:
+        # Nodes: customer id <-> index, per-index columns. Forgotten accounts hold None.
         self._index: dict[str, int] = {}
-        self._ids: list[str | None] = []
+        self._names: list[str | None] = []
+        self._alive = bytearray()
         self._followers = array("q")
         self._followers_t = array("d")  # event time of the follower count kept (latest wins)
-        self._seen = array("d")  # last event time the account authored something (or appeared)
-        self._inbound = array("l")  # distinct accounts with an edge into the node
-        self._removed = 0  # tombstones not yet compacted
-        # Edges, aggregated per (src, dst): key src << 32 | dst -> edge index.
-        self._edge_index: dict[int, int] = {}
-        self._src = array("i")
-        self._dst = array("i")
-        self._w = array("d")  # growth form, relative to t_ref
-        self._order: np.ndarray | None = None  # edges by destination at the last refresh
-        self._clock = -math.inf
-        self._t_ref = 0.0
-        # Refresh bookkeeping.
-        self._dirty = False
-        self._interactions_since = 0
-        self._accounts_since = 0
-        self._refresh_clock: float | None = None
-        self._next_refresh_clock = math.inf  # refresh_clock + refresh_every_seconds
-        self._growth_due = 0.0  # changes since the last refresh that make the graph 25% bigger
-        self._time_due = 1.0  # changes the event-time trigger needs (0.5% of the graph)
-        self._total_interactions = 0
+        self._authored = array("d")  # last event time the account authored something
+        self._watch = array("d")  # watched for rises while the watermark is before this
+        self._above = bytearray()  # influential by rank (hysteresis state)
+        self._gain = array("d")  # PageRank estimated to have arrived since the last ranking
+        self._out = array("d")  # out-weight (decayed at the last ranking, plus new weight)
+        self._authors = 0  # accounts that ever authored (before the first ranking)
+        self._removed = 0  # forgotten accounts not yet compacted away
+        # Edges sorted by key = dst << 32 | src, with weight (at `last`), newest time and hash.
+        self._keys = array("q")
+        self._w = array("d")
+        self._last = array("d")
+        self._h = array("I")
+        # Edges new since the last ranking: dst -> {src: slot} into the delta columns.
+        self._delta: dict[int, dict[int, int]] = {}
+        self._dk = array("q")
+        self._dw = array("d")
+        self._dl = array("d")
+        self._dh = array("I")
+        # Ranking of the last refresh.
+        self._pr = array("d")  # indexed like the nodes at that time
+        self._base = 0.0  # PageRank of an account nobody interacts with
+        self._n_ranked = 0
+        self._sorted_authors = array("d")  # quantised PageRank of the accounts with evidence
+        self._changes = 0
+        self._due = -1.0  # -1: not ranked yet
+        self._time_due = 1.0
+        self._next_time = math.inf
         self.refresh_count = 0
         self.last_iterations = 0
-        # Ranking of the last refresh, indexed like the nodes at that time.
-        self._n_ranked = 0
-        self._pagerank = array("d")
-        self._pp = array("d")  # pagerank percentile
-        self._sorted_followers = array("q")
-        self._sorted_scores = array("d")
-
-    def _init_derived(self) -> None:
-        settings = self._settings
-        self._lam = math.log(2.0) / settings.half_life_seconds
-        self._horizon = PRUNE_HALF_LIVES * settings.half_life_seconds
-        weights = _default_kind_weights()
-        weights.update(settings.kind_weights)
-        self._kind_w = weights
-        self._mention_w = weights.get("mention", 0.0)
-        self._has_brands = bool(self._brands)
-        self._alpha = settings.damping
-        self._every_events = settings.refresh_every_events
-        self._every_seconds = settings.refresh_every_seconds
-        self._min_accounts = settings.min_accounts_to_rank
-
-    def reconfigure(
-        self,
-        settings: InfluenceSettings,
-        brands: BrandAccounts,
-        watch_percentile: float | None = None,
-    ) -> None:
-        """Apply the current settings to a graph restored from a snapshot (recovery resume).
-
-        A snapshot holds the settings of the run that took it; without this, changed
-        `brand_accounts` or `[influence]` settings would be ignored until the state is dropped.
-        Recorded interactions keep their weights: a new half-life applies from the graph clock
-        on (the stored weights are first decayed to the clock under the old one), new kind
-        weights and brands apply to new interactions.
-        """
-        if settings.half_life_seconds != self._settings.half_life_seconds:
-            self._rebase()
-        self._settings = settings
-        self._brands = brands
-        self._watch = watch_percentile
-        self._init_derived()
 
     # ------------------------------------------------------------------ observe (hot path)
 
-    def observe(self, event: SocialEvent) -> None:
-        """Record one event: the author (and its followers), and its interactions as edges.
+    def observe(
+        self, touch: Touch, watermark: float, author_is_brand: bool, policy: GraphPolicy
+    ) -> list[tuple[str, Influence]]:
+        """Record one event; returns the watched accounts that became influential by rank on it.
 
-        May recompute the ranking (see the module docstring); never reads the wall clock.
+        May re-rank (see the module docstring); never reads the wall clock.
         """
-        t = event.created_at.timestamp()
-        if t > self._clock:
-            self._clock = t
-            if (t - self._t_ref) * self._lam > _REBASE_EXPONENT:
-                self._rebase()
-        author = event.author
-        platform = event.platform
-        src_id = f"{platform}:{author.id}"
-        src = self._index.get(src_id)
-        if src is None:
-            src = self._add_node(src_id, t)
-        elif t > self._seen[src]:
-            self._seen[src] = t
-        if author.followers is not None:
-            self._set_followers(src, author.followers, t)
-        if event.target is not None or event.mentions:
-            self._interact(event, src, src_id, t)
-        # The refresh policy, inlined: it runs for every event.
-        if (
-            self._dirty
-            and (
-                self._interactions_since >= self._every_events
-                or (
-                    self._clock >= self._next_refresh_clock
-                    and self._interactions_since + self._accounts_since >= self._time_due
-                )
-                or self._interactions_since + self._accounts_since >= self._growth_due
-            )
-            and len(self._index) >= self._min_accounts
+        t = touch.ts
+        src = self._node(touch.author)
+        if self._authored[src] < t:
+            if self._authored[src] == -math.inf:
+                self._authors += 1
+            self._authored[src] = t
+        if touch.followers is not None:
+            self._set_followers(src, touch.followers, t)
+        compound = touch.compound
+        if compound is not None and compound <= policy.watch_compound:
+            until = t + policy.watch_seconds
+            if until > self._watch[src]:
+                self._watch[src] = until
+        risen: list[tuple[str, Influence]] = []
+        target = touch.target
+        dst = -1
+        if target is not None:
+            dst = self._node(target)
+            if touch.target_followers is not None:
+                self._set_followers(dst, touch.target_followers, t)
+        if not author_is_brand and not touch.edit:
+            # An edit re-scores its post; its interactions were counted already.
+            h = event_hash(touch.key)
+            if dst >= 0 and dst != src:
+                weight = policy.kind_weights.get(touch.kind, 0.0)
+                if weight > 0.0 and self._interact(src, dst, weight, t, h, watermark, policy):
+                    self._check_rise(target, dst, watermark, policy, risen)  # type: ignore[arg-type]
+            if touch.mentions and policy.mention_weight > 0.0:
+                done = {dst, src}
+                for mention in touch.mentions:
+                    m = self._node(mention)
+                    if m in done:
+                        continue
+                    done.add(m)
+                    if self._interact(src, m, policy.mention_weight, t, h, watermark, policy):
+                        self._check_rise(mention, m, watermark, policy, risen)
+        if self._due < 0:
+            if self._authors >= policy.min_accounts:
+                self.refresh(watermark, policy)
+        elif self._changes >= self._due or (
+            watermark >= self._next_time and self._changes >= self._time_due
         ):
-            self.refresh()
+            self.refresh(watermark, policy)
+        return risen
 
-    def _add_node(self, customer_id: str, t: float) -> int:
-        i = len(self._ids)
+    def _node(self, customer_id: str) -> int:
+        i = self._index.get(customer_id)
+        if i is not None:
+            return i
+        i = len(self._names)
         self._index[customer_id] = i
-        self._ids.append(customer_id)
+        self._names.append(customer_id)
+        self._alive.append(1)
         self._followers.append(0)
         self._followers_t.append(-math.inf)
-        self._seen.append(t)
-        self._inbound.append(0)
-        self._accounts_since += 1
-        self._dirty = True
+        self._authored.append(-math.inf)
+        self._watch.append(-math.inf)
+        self._above.append(0)
+        self._gain.append(0.0)
+        self._out.append(0.0)
+        self._changes += 1
         return i
 
     def _set_followers(self, i: int, followers: int, t: float) -> None:
         # The latest count by event time wins, so a late event cannot roll a count back.
         if t >= self._followers_t[i]:
             self._followers_t[i] = t
-            followers = min(followers, 2**62)
-            if self._followers[i] != followers:
-                self._followers[i] = followers
-                self._dirty = True
+            self._followers[i] = min(followers, 2**62)
 
-    def _interact(self, event: SocialEvent, src: int, src_id: str, t: float) -> None:
-        platform = event.platform
-        index = self._index
-        target = event.target
-        dst = -1
-        if target is not None:
-            target_id = f"{platform}:{target.id}"
-            dst = index.get(target_id, -1)
-            if dst < 0:
-                dst = self._add_node(target_id, t)
-            if target.followers is not None:
-                self._set_followers(dst, target.followers, t)
-        if self._has_brands and self._brands.matches(src_id, event.author.handle):
-            return
-        if t < self._clock - self._horizon:
-            return  # already decayed below the pruning floor
-        growth = math.exp((t - self._t_ref) * self._lam)
-        added = False
-        if dst >= 0 and dst != src:
-            weight = self._kind_w.get(event.kind, 0.0)
-            if weight > 0.0:
-                # _add_edge inlined: the target edge is the common case.
-                key = (src << 32) | dst
-                e = self._edge_index.get(key)
-                if e is None:
-                    self._edge_index[key] = len(self._w)
-                    self._src.append(src)
-                    self._dst.append(dst)
-                    self._w.append(weight * growth)
-                    self._inbound[dst] += 1
-                else:
-                    self._w[e] += weight * growth
-                added = True
-        mentions = event.mentions
-        if mentions and self._mention_w > 0.0:
-            weight = self._mention_w * growth
-            done = {dst, src}
-            for mention in mentions:
-                mention_id = f"{platform}:{mention.id}"
-                m = index.get(mention_id, -1)
-                if m < 0:
-                    m = self._add_node(mention_id, t)
-                elif m in done:
-                    continue
-                done.add(m)
-                self._add_edge(src, m, weight)
-                added = True
-        if added:
-            self._interactions_since += 1
-            self._total_interactions += 1
-            self._dirty = True
-
-    def _add_edge(self, src: int, dst: int, weight: float) -> None:
-        key = (src << 32) | dst
-        e = self._edge_index.get(key)
-        if e is None:
-            self._edge_index[key] = len(self._w)
-            self._src.append(src)
-            self._dst.append(dst)
-            self._w.append(weight)
-            self._inbound[dst] += 1
+    def _interact(
+        self, src: int, dst: int, weight: float, t: float, h: int, wm: float, policy: GraphPolicy
+    ) -> bool:
+        """Add one interaction to edge src -> dst; False when it does not count (see above)."""
+        if t < wm - policy.horizon:
+            return False  # outside the reach horizon: it would be dropped at the next ranking
+        slots = self._delta.get(dst)
+        j = -1 if slots is None else slots.get(src, -1)
+        if j >= 0:
+            ws, ls, hs = self._dw, self._dl, self._dh
         else:
-            self._w[e] += weight
+            key = (dst << 32) | src
+            keys = self._keys
+            j = bisect_left(keys, key)
+            if j < len(keys) and keys[j] == key:
+                ws, ls, hs = self._w, self._last, self._h
+            else:
+                j = -1
+        if j >= 0:
+            last, last_h = ls[j], hs[j]
+            if t > last or (t == last and h > last_h):
+                ws[j] = ws[j] * math.exp(-policy.lam * (t - last)) + weight
+                ls[j] = t
+                hs[j] = h
+            elif t == last and h == last_h:
+                return False  # the same event again
+            elif t >= wm - policy.dedupe_seconds:
+                ws[j] += weight * math.exp(-policy.lam * (last - t))  # late, but surely new
+            else:
+                return False  # older than the edge's newest and than the memory of ids
+        else:
+            if slots is None:
+                slots = self._delta[dst] = {}
+            slots[src] = len(self._dk)
+            self._dk.append((dst << 32) | src)
+            self._dw.append(weight)
+            self._dl.append(t)
+            self._dh.append(h)
+        out = self._out[src] + weight
+        self._out[src] = out
+        pr = self._pr[src] if src < len(self._pr) else self._base
+        self._gain[dst] += policy.damping * pr * weight / (out if out > 1.0 else 1.0)
+        self._changes += 1
+        return True
 
-    def _rebase(self) -> None:
-        """Move t_ref to the clock: every stored weight times exp(-lam * (clock - t_ref))."""
-        factor = math.exp(-(self._clock - self._t_ref) * self._lam)
-        if self._w:
-            view = np.frombuffer(self._w, dtype=np.float64)
-            view *= factor
-            del view  # release the buffer so the array can grow again
-        self._t_ref = self._clock
+    def _check_rise(
+        self,
+        customer_id: str,
+        i: int,
+        wm: float,
+        policy: GraphPolicy,
+        risen: list[tuple[str, Influence]],
+    ) -> None:
+        if self._above[i] or self._watch[i] < wm or self._due < 0:
+            return
+        influence = self._assess(i, wm, policy)
+        if influence.by_rank:
+            risen.append((customer_id, influence))
 
     # ------------------------------------------------------------------ queries
 
-    def influence_of(self, customer_id: str) -> Influence:
-        """The account's influence now: O(log n) against the last refresh's sorted arrays."""
+    def inbound_accounts(self, customer_id: str, watermark: float, policy: GraphPolicy) -> int:
+        """Distinct non-brand accounts that interacted with the account within the horizon."""
+        i = self._index.get(customer_id)
+        return 0 if i is None else self._inbound(i, watermark - policy.horizon)
+
+    def _inbound(self, i: int, cutoff: float) -> int:
+        keys = self._keys
+        lo = bisect_left(keys, i << 32)
+        hi = bisect_left(keys, (i + 1) << 32, lo)
+        last = self._last
+        if hi - lo < _SMALL_RANGE:
+            n = 0
+            for j in range(lo, hi):
+                if last[j] >= cutoff:
+                    n += 1
+        else:
+            n = int(np.count_nonzero(np.frombuffer(last, dtype=np.float64)[lo:hi] >= cutoff))
+        slots = self._delta.get(i)
+        if slots:
+            dl = self._dl
+            for j in slots.values():
+                if dl[j] >= cutoff:
+                    n += 1
+        return n
+
+    def influence_of(self, customer_id: str, watermark: float, policy: GraphPolicy) -> Influence:
+        """The account's influence now (and its hysteresis state updated)."""
         i = self._index.get(customer_id)
         if i is None:
-            followers = inbound = 0
-            pagerank = pp = 0.0
-        else:
-            followers = self._followers[i]
-            inbound = self._inbound[i]
-            if i < len(self._pp):
-                pagerank = self._pagerank[i]
-                pp = self._pp[i]
-            else:
-                pagerank = pp = 0.0
+            return Influence(0.0, self._percentile_or_none(0.0, policy), 0, 0.0, 0, self._n_ranked)
+        return self._assess(i, watermark, policy)
+
+    def _percentile_or_none(self, pct: float, policy: GraphPolicy) -> float | None:
+        return None if self._due < 0 or self._n_ranked < policy.min_accounts else pct
+
+    def pagerank_estimate(self, customer_id: str) -> float:
+        """PageRank at the last ranking plus what arrived since (0 for an unknown account)."""
+        i = self._index.get(customer_id)
+        return 0.0 if i is None else self._estimate(i)
+
+    def _estimate(self, i: int) -> float:
+        pr = self._pr[i] if i < len(self._pr) else self._base
+        return pr + self._gain[i]
+
+    def _assess(self, i: int, wm: float, policy: GraphPolicy) -> Influence:
+        inbound = self._inbound(i, wm - policy.horizon)
+        pagerank = self._estimate(i)
         n = self._n_ranked
-        if n == 0:
-            return Influence(0.0, None, followers, pagerank, inbound, 0)
-        score = max(bisect_left(self._sorted_followers, followers) / n, pp)
-        percentile: float | None = None
-        if len(self._index) >= self._min_accounts:
-            percentile = bisect_left(self._sorted_scores, score) / n
-        return Influence(score, percentile, followers, pagerank, inbound, n)
+        ranked = n if self._due >= 0 else 0
+        if ranked == 0 or n < policy.min_accounts:
+            self._above[i] = 0
+            return Influence(0.0, None, self._followers[i], pagerank, inbound, ranked, False)
+        pct = 0.0
+        if inbound >= policy.min_inbound:
+            q = round(pagerank * len(self._pr), 9)
+            pct = bisect_left(self._sorted_authors, q) / n
+        held = self._above[i] and pct >= policy.threshold - policy.hysteresis
+        by_rank = inbound >= policy.min_inbound and (pct >= policy.threshold or bool(held))
+        self._above[i] = 1 if by_rank else 0
+        return Influence(pct, pct, self._followers[i], pagerank, inbound, n, by_rank)
 
     def __contains__(self, customer_id: object) -> bool:
         return customer_id in self._index
@@ -364,124 +439,226 @@ class InfluenceGraph:
 
     @property
     def edge_count(self) -> int:
-        """Stored (src, dst) edges, including dead ones not yet compacted."""
-        return len(self._w)
-
-    @property
-    def clock(self) -> float | None:
-        """The graph clock: the largest event time seen (Unix seconds), None before any event."""
-        return None if self._clock == -math.inf else self._clock
+        """Stored (src, dst) edges, including the delta and expired ones not yet dropped."""
+        return len(self._keys) + len(self._dk)
 
     @property
     def ranked_accounts(self) -> int:
-        """How many accounts the last refresh ranked."""
+        """How many accounts with evidence the last ranking ranked."""
         return self._n_ranked
 
-    def decay_factor(self) -> float:
-        """Stored weight times this = weight decayed to the graph clock."""
-        if self._clock == -math.inf:
-            return 1.0
-        return math.exp(-(self._clock - self._t_ref) * self._lam)
-
-    def to_networkx(self) -> nx.DiGraph:
-        """The current graph with decayed weights (edge attribute `weight`), for checks."""
-        graph = nx.DiGraph()
-        ids = self._ids
-        for i, customer_id in enumerate(ids):
-            if customer_id is not None:
-                graph.add_node(customer_id, followers=self._followers[i])
-        factor = self.decay_factor()
-        for s, d, w in zip(self._src, self._dst, self._w, strict=True):
-            s_id, d_id = ids[s], ids[d]
-            if s_id is not None and d_id is not None:
-                graph.add_edge(s_id, d_id, weight=w * factor)
-        return graph
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes held, by part (columns and indexes; the id strings themselves not included)."""
+        edge_columns = sum(a.itemsize * a.buffer_info()[1] for a in (self._keys, self._w))
+        edge_columns += sum(a.itemsize * a.buffer_info()[1] for a in (self._last, self._h))
+        delta = sum(a.itemsize * a.buffer_info()[1] for a in (self._dk, self._dw, self._dl))
+        delta += self._dh.itemsize * len(self._dh)
+        delta += sum(100 * len(v) + 200 for v in self._delta.values())  # dict estimate
+        node_columns = sum(
+            a.itemsize * len(a)
+            for a in (
+                self._followers,
+                self._followers_t,
+                self._authored,
+                self._watch,
+                self._gain,
+                self._out,
+                self._pr,
+            )
+        ) + 2 * len(self._alive)
+        index = (
+            self._index.__sizeof__() + self._names.__sizeof__() + 28 * len(self._index)
+        )  # dict + list + index ints
+        return {"edges": edge_columns, "delta": delta, "nodes": node_columns, "index": index}
 
     # ------------------------------------------------------------------ purge
 
     def forget(self, customer_id: str) -> None:
-        """Drop an account (purge): gone at once from queries, its edges at the next refresh."""
+        """Drop an account (purge) now: its node and its edges stop counting at once.
+
+        No compaction: in-edges are one range (cleared), out-edges one vectorised scan; the
+        space is reclaimed when enough has been forgotten.
+        """
         i = self._index.pop(customer_id, None)
         if i is None:
             return
-        self._ids[i] = None
+        self._names[i] = None
+        self._alive[i] = 0
         self._followers[i] = 0
-        self._inbound[i] = 0
+        self._authored[i] = -math.inf
+        self._watch[i] = -math.inf
+        self._above[i] = 0
+        self._gain[i] = 0.0
         self._removed += 1
-        self._dirty = True
-        if i < len(self._pp):
-            self._pp[i] = 0.0
-            self._pagerank[i] = 0.0
+        keys = self._keys
+        lo = bisect_left(keys, i << 32)
+        hi = bisect_left(keys, (i + 1) << 32, lo)
+        last = np.frombuffer(self._last, dtype=np.float64)
+        weights = np.frombuffer(self._w, dtype=np.float64)
+        last[lo:hi] = -math.inf
+        weights[lo:hi] = 0.0
+        out_edges = np.flatnonzero((np.frombuffer(keys, dtype=np.int64) & _LOW32) == i)
+        last[out_edges] = -math.inf
+        weights[out_edges] = 0.0
+        del last, weights
+        self._delta.pop(i, None)
+        for slots in self._delta.values():
+            j = slots.pop(i, None)
+            if j is not None:
+                self._dl[j] = -math.inf
+                self._dw[j] = 0.0
+        for j, k in enumerate(self._dk):
+            if k >> 32 == i:
+                self._dl[j] = -math.inf
+                self._dw[j] = 0.0
 
     # ------------------------------------------------------------------ refresh
 
-    def refresh(self, *, warm_start: bool = True) -> None:
-        """Recompute PageRank and the percentile arrays now.
+    def refresh(self, watermark: float, policy: GraphPolicy, *, warm_start: bool = True) -> None:
+        """Merge the delta, drop what left the horizon, and recompute PageRank and percentiles.
 
         `warm_start=False` starts the power iteration from the uniform vector (benchmarks).
         """
-        self._compact_if_needed()
-        n = len(self._ids)
-        self.refresh_count += 1
-        self._dirty = False
-        self._interactions_since = 0
-        self._accounts_since = 0
-        self._refresh_clock = None if self._clock == -math.inf else self._clock
-        self._next_refresh_clock = (
-            math.inf if self._refresh_clock is None else self._refresh_clock + self._every_seconds
+        clock = self._clock(watermark)
+        cutoff = clock - policy.horizon
+        keys, w, last, h = self._merged_edges()
+        alive = np.frombuffer(self._alive, dtype=np.uint8).astype(bool)
+        src = keys & _LOW32
+        dst = keys >> 32
+        live = (last >= cutoff) & alive[src] & alive[dst]
+        if not live.all():
+            keys, w, last, h, src, dst = (
+                keys[live],
+                w[live],
+                last[live],
+                h[live],
+                src[live],
+                dst[live],
+            )
+        authored = np.frombuffer(self._authored, dtype=np.float64)
+        n = len(self._names)
+        idle = n - int(
+            np.count_nonzero(
+                alive
+                & (
+                    (authored >= cutoff)
+                    | (np.bincount(src, minlength=n) > 0)
+                    | (np.bincount(dst, minlength=n) > 0)
+                )
+            )
         )
-        self._growth_due = _GROWTH_FRACTION * (self._total_interactions + n)
-        self._time_due = max(1.0, _TIME_TRIGGER_FRACTION * (self._total_interactions + n))
-        self._n_ranked = n
-        if n == 0:
-            self._pagerank = array("d")
-            self._pp = array("d")
-            self._sorted_followers = array("q")
-            self._sorted_scores = array("d")
-            self.last_iterations = 0
-            return
-        ranks = self._pagerank_vector(n, warm_start)
-        followers = np.array(self._followers, dtype=np.int64)
-        sorted_followers = np.sort(followers)
-        fp = np.searchsorted(sorted_followers, followers, side="left") / n
-        # Round away power-iteration noise so structurally equal accounts tie.
+        remap = None
+        if idle >= _COMPACT_FRACTION * n and idle > 0:
+            remap = self._compact_nodes(src, dst, cutoff)
+            src, dst = remap[src], remap[dst]
+            keys = (dst << 32) | src  # the remap is monotone: still sorted
+            n = len(self._names)
+        self._keys = _to_array("q", keys)
+        self._w = _to_array("d", w)
+        self._last = _to_array("d", last)
+        self._h = _to_array("I", h)
+        self._delta = {}
+        self._dk, self._dw, self._dl, self._dh = array("q"), array("d"), array("d"), array("I")
+
+        self.refresh_count += 1
+        decayed = w * np.exp(-policy.lam * np.maximum(clock - last, 0.0))
+        ranks, out = self._pagerank(n, src, dst, decayed, policy.damping, warm_start)
+        self._pr = _to_array("d", ranks)
+        self._out = _to_array("d", out)
+        self._gain = array("d", bytes(8 * n))
+        passed = np.minimum(out, 1.0)
+        self._base = float(
+            (policy.damping * np.dot(1.0 - passed, ranks) + (1.0 - policy.damping)) / n
+        )
+        authored = np.frombuffer(self._authored, dtype=np.float64)
+        alive = np.frombuffer(self._alive, dtype=np.uint8).astype(bool)
+        with_evidence = alive & (authored >= cutoff)
         quantized = np.round(ranks * n, 9)
-        pp = np.searchsorted(np.sort(quantized), quantized, side="left") / n
-        scores = np.maximum(fp, pp)
-        sorted_scores = np.sort(scores)
-        self._pagerank = _to_array("d", ranks)
-        self._pp = _to_array("d", pp)
-        self._sorted_followers = _to_array("q", sorted_followers)
-        self._sorted_scores = _to_array("d", sorted_scores)
-        if self._watch is not None and len(self._index) >= self._min_accounts:
-            self._track_risen(np.searchsorted(sorted_scores, scores, side="left") / n)
+        sorted_authors = np.sort(quantized[with_evidence])
+        self._sorted_authors = _to_array("d", sorted_authors)
+        self._n_ranked = len(sorted_authors)
+        self._clear_fallen(quantized, dst, last >= cutoff, n, policy)
+        size = n + len(self._keys)
+        self._changes = 0
+        self._due = max(float(policy.refresh_floor), _GROWTH_FRACTION * size)
+        self._time_due = max(1.0, _TIME_FRACTION * size)
+        self._next_time = clock + policy.refresh_seconds
 
-    def _track_risen(self, percentiles: np.ndarray) -> None:
-        ids = self._ids
-        above = {cid for cid in (ids[i] for i in np.flatnonzero(percentiles >= self._watch)) if cid}
-        self._risen.extend(sorted(above - self._above))  # sorted: replays emit the same order
-        self._above = above
+    def _clock(self, watermark: float) -> float:
+        if watermark > -math.inf:
+            return watermark
+        newest = [max(a) for a in (self._last, self._dl, self._authored) if len(a)]
+        return max(newest) if newest else 0.0
 
-    def take_risen(self) -> list[str]:
-        """Accounts that rose to the watched percentile since the last call (oldest first)."""
-        risen, self._risen = self._risen, []
-        return risen
+    def _merged_edges(self) -> tuple[np.ndarray, ...]:
+        keys = np.frombuffer(self._keys, dtype=np.int64)
+        w = np.frombuffer(self._w, dtype=np.float64)
+        last = np.frombuffer(self._last, dtype=np.float64)
+        h = np.frombuffer(self._h, dtype=np.uint32)
+        if not len(self._dk):
+            return keys.copy(), w.copy(), last.copy(), h.copy()
+        keys = np.concatenate([keys, np.frombuffer(self._dk, dtype=np.int64)])
+        w = np.concatenate([w, np.frombuffer(self._dw, dtype=np.float64)])
+        last = np.concatenate([last, np.frombuffer(self._dl, dtype=np.float64)])
+        h = np.concatenate([h, np.frombuffer(self._dh, dtype=np.uint32)])
+        order = np.argsort(keys, kind="stable")  # a sorted run plus the delta: nearly linear
+        return keys[order], w[order], last[order], h[order]
 
-    def _pagerank_vector(self, n: int, warm_start: bool) -> np.ndarray:
-        src = np.array(self._src, dtype=np.int32)
-        dst = np.array(self._dst, dtype=np.int32)
-        w = np.array(self._w, dtype=np.float64)
-        alpha = self._alpha
-        out = np.bincount(src, weights=w, minlength=n)
-        dangling = np.flatnonzero(out == 0.0)
-        out[dangling] = 1.0  # dangling rows have no entries to scale
-        matrix = self._transition_matrix(n, src, dst, w / out[src])
-        # Warm start: the last vector for accounts it ranked, the uniform share for new ones.
+    def _compact_nodes(self, src: np.ndarray, dst: np.ndarray, cutoff: float) -> np.ndarray:
+        """Renumber without forgotten accounts and idle ones (no live edge, no recent evidence)."""
+        n = len(self._names)
+        alive = np.frombuffer(self._alive, dtype=np.uint8).astype(bool)
+        authored = np.frombuffer(self._authored, dtype=np.float64)
+        degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
+        keep = alive & ((degree > 0) | (authored >= cutoff))
+        remap = np.cumsum(keep) - 1
+        kept = np.flatnonzero(keep)
+        names = self._names
+        self._names = [names[i] for i in kept.tolist()]
+        self._index = {cid: i for i, cid in enumerate(self._names)}  # type: ignore[misc]
+        for attr, code in (
+            ("_followers", "q"),
+            ("_followers_t", "d"),
+            ("_authored", "d"),
+            ("_watch", "d"),
+            ("_out", "d"),
+        ):
+            column = np.frombuffer(getattr(self, attr), dtype=np.dtype(code))
+            setattr(self, attr, _to_array(code, column[kept]))
+        self._alive = bytearray(b"\x01" * len(kept))
+        self._above = bytearray(np.frombuffer(self._above, dtype=np.uint8)[kept].tobytes())
+        old = np.frombuffer(self._pr, dtype=np.float64)
+        padded = np.concatenate([old, np.zeros(max(0, n - len(old)))])[:n]
+        self._pr = _to_array("d", padded[kept])
+        self._removed = 0
+        return remap.astype(np.int64)
+
+    def _pagerank(
+        self,
+        n: int,
+        src: np.ndarray,
+        dst: np.ndarray,
+        weights: np.ndarray,
+        alpha: float,
+        warm_start: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The PageRank vector (sums to 1) and every node's decayed out-weight."""
+        if n == 0:
+            self.last_iterations = 0
+            return np.zeros(0), np.zeros(0)
+        out = np.bincount(src, weights=weights, minlength=n)
+        denom = np.maximum(out, 1.0)
+        passed = out / denom  # 1 for an active source, less for a silent one, 0 if dangling
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
+        matrix = sparse.csr_array((weights / denom[src], src, indptr), shape=(n, n))
         x = np.full(n, 1.0 / n)
-        old = np.array(self._pagerank if warm_start else (), dtype=np.float64)[:n]
-        if old.size:
-            x[: old.size] = np.where(old > 0.0, old, 1.0 / n)
+        old = np.frombuffer(self._pr, dtype=np.float64) if warm_start else np.zeros(0)
+        m = min(len(old), n)
+        if m:
+            x[:m] = np.where(old[:m] > 0.0, old[:m], 1.0 / n)
         x /= x.sum()
+        leak = 1.0 - passed
         teleport = (1.0 - alpha) / n
         diff = np.empty(n)
         iterations = 0
@@ -489,145 +666,136 @@ class InfluenceGraph:
             iterations += 1
             y = matrix @ x
             y *= alpha
-            # A gather, not a BLAS dot: no thread pool spun up for one dot product.
-            y += alpha * np.take(x, dangling).sum() / n + teleport
+            y += alpha * float(np.dot(leak, x)) / n + teleport
             np.subtract(y, x, out=diff)
             np.abs(diff, out=diff)
             x = y
             if diff.sum() < _PAGERANK_TOL:
                 break
         self.last_iterations = iterations
-        return x
+        return x, out
 
-    def _transition_matrix(
-        self, n: int, src: np.ndarray, dst: np.ndarray, data: np.ndarray
-    ) -> sparse.csr_array:
-        """P[dst, src] = share of src's out-weight, as CSR built without scipy's index sort.
-
-        Edges only ever get appended between compactions, so the by-destination order of the
-        last refresh is kept and only the new tail is merged in (timsort: nearly linear).
-        """
-        e = len(data)
-        order = self._order
-        if order is None or len(order) > e:
-            order = np.argsort(dst, kind="stable")
-        elif len(order) < e:
-            order = np.concatenate([order, np.arange(len(order), e)])
-            order = order[np.argsort(dst[order], kind="stable")]
-        self._order = order
-        indptr = np.zeros(n + 1, dtype=np.int32)
-        np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
-        return sparse.csr_array((data[order], src[order], indptr), shape=(n, n))
-
-    def _compact_if_needed(self) -> None:
-        n = len(self._ids)
-        e = len(self._w)
-        if self._removed == 0 and n + e < 64:
+    def _clear_fallen(
+        self, quantized: np.ndarray, dst: np.ndarray, recent: np.ndarray, n: int, p: GraphPolicy
+    ) -> None:
+        """Hysteresis after a ranking: drop those below threshold - margin or without reach."""
+        above = np.flatnonzero(np.frombuffer(self._above, dtype=np.uint8))
+        if not len(above):
             return
-        floor = 2.0**-PRUNE_HALF_LIVES / self.decay_factor()  # in growth form
-        w = np.array(self._w, dtype=np.float64)
-        dead_edges = int(np.count_nonzero(w < floor))
-        if self._removed == 0 and dead_edges < _COMPACT_FRACTION * (n + e):
-            # Idle accounts only matter once edges die too; cheap check first.
-            seen = np.array(self._seen, dtype=np.float64)
-            idle = int(np.count_nonzero(seen < self._clock - self._horizon))
-            if dead_edges + idle < _COMPACT_FRACTION * (n + e):
-                return
-        self._compact(floor)
+        if self._n_ranked == 0:
+            for i in above.tolist():
+                self._above[i] = 0
+            return
+        inbound = np.bincount(dst[recent], minlength=n)[above]
+        pct = np.searchsorted(self._sorted_authors, quantized[above], side="left") / self._n_ranked
+        fallen = (inbound < p.min_inbound) | (pct < p.threshold - p.hysteresis)
+        for i in above[fallen].tolist():
+            self._above[i] = 0
 
-    def _compact(self, floor: float) -> None:
-        """Rebuild nodes and edges without tombstones, dead edges and idle edge-less accounts."""
-        n = len(self._ids)
-        alive = np.array([customer_id is not None for customer_id in self._ids], dtype=bool)
-        src = np.array(self._src, dtype=np.int64)
-        dst = np.array(self._dst, dtype=np.int64)
-        w = np.array(self._w, dtype=np.float64)
-        live_edge = (w >= floor) & alive[src] & alive[dst]
-        degree = np.bincount(src[live_edge], minlength=n) + np.bincount(dst[live_edge], minlength=n)
-        seen = np.array(self._seen, dtype=np.float64)
-        keep = alive & ((degree > 0) | (seen >= self._clock - self._horizon))
-        new_index = np.cumsum(keep) - 1
-        kept = np.flatnonzero(keep)
-        ids = [self._ids[i] for i in kept.tolist()]
-        self._ids = ids
-        self._index = {customer_id: i for i, customer_id in enumerate(ids)}  # type: ignore[misc]
-        self._followers = _to_array("q", np.array(self._followers, dtype=np.int64)[kept])
-        self._followers_t = _to_array("d", np.array(self._followers_t, dtype=np.float64)[kept])
-        self._seen = _to_array("d", seen[kept])
-        new_src = new_index[src[live_edge]]
-        new_dst = new_index[dst[live_edge]]
-        self._src = _to_array("i", new_src.astype(np.int32))
-        self._dst = _to_array("i", new_dst.astype(np.int32))
-        self._w = _to_array("d", w[live_edge])
-        self._edge_index = _edge_index(new_src, new_dst)
-        self._order = None
-        self._inbound = _to_array("l", np.bincount(new_dst, minlength=len(ids)))
-        # Keep the last vector (remapped) as the next warm start.
-        old = np.array(self._pagerank, dtype=np.float64)
-        if old.size:
-            old = np.concatenate([old, np.zeros(max(0, n - old.size))])[:n]
-            self._pagerank = _to_array("d", old[kept])
-            self._pp = _to_array("d", np.zeros(len(ids)))
-        self._removed = 0
+    # ------------------------------------------------------------------ checks
+
+    def decayed_edges(self, watermark: float, policy: GraphPolicy) -> list[tuple[str, str, float]]:
+        """Every live edge (src, dst, weight decayed to the watermark), for checks."""
+        keys, w, last, _ = self._merged_edges()
+        clock = self._clock(watermark)
+        names = self._names
+        out = []
+        for k, weight, t in zip(keys.tolist(), w.tolist(), last.tolist(), strict=True):
+            s, d = names[k & _LOW32], names[k >> 32]
+            if s is not None and d is not None and t >= clock - policy.horizon:
+                out.append((s, d, weight * math.exp(-policy.lam * max(clock - t, 0.0))))
+        return out
+
+    def to_networkx(
+        self, watermark: float, policy: GraphPolicy, decayed_node: str | None = None
+    ) -> nx.DiGraph:
+        """The graph with decayed weights (edge attribute `weight`).
+
+        With `decayed_node`, each account with out-weight below 1 also gets an edge to that
+        node carrying the rest: `networkx.pagerank` on it ranks the accounts as we do.
+        """
+        graph = nx.DiGraph()
+        graph.add_nodes_from(cid for cid in self._names if cid is not None)
+        out: dict[str, float] = {}
+        for s, d, weight in self.decayed_edges(watermark, policy):
+            graph.add_edge(s, d, weight=weight)
+            out[s] = out.get(s, 0.0) + weight
+        if decayed_node is not None:
+            graph.add_node(decayed_node)
+            for s, total in out.items():
+                if total < 1.0:
+                    graph.add_edge(s, decayed_node, weight=1.0 - total)
+        return graph
 
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
+        # Compact columns only (arrays pickle as raw bytes); indexes are rebuilt on load.
         return {
             "v": _STATE_VERSION,
-            "settings": self._settings,
-            "brands": self._brands,
-            "ids": self._ids,
-            "followers": self._followers,
-            "followers_t": self._followers_t,
-            "seen": self._seen,
-            "inbound": self._inbound,
-            "removed": self._removed,
-            "src": self._src,
-            "dst": self._dst,
-            "w": self._w,
-            "clock": self._clock,
-            "t_ref": self._t_ref,
-            "refresh": tuple(getattr(self, name) for name in _REFRESH_FIELDS),
-            "watch": (self._watch, self._above, self._risen),
-            "n_ranked": self._n_ranked,
-            "pagerank": self._pagerank,
-            "pp": self._pp,
-            "sorted_followers": self._sorted_followers,
-            "sorted_scores": self._sorted_scores,
+            "names": self._names,
+            "columns": {
+                name: getattr(self, name)
+                for name in (
+                    "_alive",
+                    "_followers",
+                    "_followers_t",
+                    "_authored",
+                    "_watch",
+                    "_above",
+                    "_gain",
+                    "_out",
+                    "_keys",
+                    "_w",
+                    "_last",
+                    "_h",
+                    "_dk",
+                    "_dw",
+                    "_dl",
+                    "_dh",
+                    "_pr",
+                    "_sorted_authors",
+                )
+            },
+            "scalars": (
+                self._authors,
+                self._removed,
+                self._base,
+                self._n_ranked,
+                self._changes,
+                self._due,
+                self._time_due,
+                self._next_time,
+                self.refresh_count,
+                self.last_iterations,
+            ),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if state.get("v") != _STATE_VERSION:
-            raise ValueError(f"unsupported InfluenceGraph state version {state.get('v')!r}")
-        self._settings = state["settings"]
-        self._brands = state["brands"]
-        self._init_derived()
-        self._ids = state["ids"]
-        self._index = {cid: i for i, cid in enumerate(self._ids) if cid is not None}
-        self._followers = state["followers"]
-        self._followers_t = state["followers_t"]
-        self._seen = state["seen"]
-        self._inbound = state["inbound"]
-        self._removed = state["removed"]
-        self._src = state["src"]
-        self._dst = state["dst"]
-        self._w = state["w"]
-        self._edge_index = _edge_index(
-            np.array(self._src, dtype=np.int64), np.array(self._dst, dtype=np.int64)
-        )
-        self._order = None
-        self._clock = state["clock"]
-        self._t_ref = state["t_ref"]
-        for name, value in zip(_REFRESH_FIELDS, state["refresh"], strict=True):
+        if not isinstance(state, dict) or state.get("v") != _STATE_VERSION:
+            raise ValueError(
+                "unsupported InfluenceGraph state (a snapshot of an older version): "
+                "resume needs a recovery directory written by this version"
+            )
+        self._names = state["names"]
+        self._index = {cid: i for i, cid in enumerate(self._names) if cid is not None}
+        for name, value in state["columns"].items():
             setattr(self, name, value)
-        self._time_due = max(1.0, self._growth_due / _GROWTH_FRACTION * _TIME_TRIGGER_FRACTION)
-        self._watch, self._above, self._risen = state["watch"]
-        self._n_ranked = state["n_ranked"]
-        self._pagerank = state["pagerank"]
-        self._pp = state["pp"]
-        self._sorted_followers = state["sorted_followers"]
-        self._sorted_scores = state["sorted_scores"]
+        (
+            self._authors,
+            self._removed,
+            self._base,
+            self._n_ranked,
+            self._changes,
+            self._due,
+            self._time_due,
+            self._next_time,
+            self.refresh_count,
+            self.last_iterations,
+        ) = state["scalars"]
+        self._delta = {}
+        for j, k in enumerate(self._dk):
+            self._delta.setdefault(k >> 32, {})[k & _LOW32] = j
 
 
 def _to_array(typecode: str, values: np.ndarray) -> array:
@@ -635,8 +803,3 @@ def _to_array(typecode: str, values: np.ndarray) -> array:
     out = array(typecode)
     out.frombytes(np.ascontiguousarray(values, dtype=np.dtype(typecode)).tobytes())
     return out
-
-
-def _edge_index(src: np.ndarray, dst: np.ndarray) -> dict[int, int]:
-    keys = (src.astype(np.int64) << 32) | dst.astype(np.int64)
-    return dict(zip(keys.tolist(), range(len(keys)), strict=True))

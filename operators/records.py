@@ -45,8 +45,11 @@ class Sentiment:
 class Influence:
     """How far an account's word carries, at one moment of event time.
 
-    `percentile` is the fraction of ranked accounts whose influence score is strictly lower, or
-    None while fewer accounts are known than the ranking needs.
+    `percentile` is the fraction of ranked accounts (those with evidence) with a strictly lower
+    PageRank, 0 without `min_inbound_accounts` of reach, or None while fewer accounts are ranked
+    than the ranking needs. `inbound_accounts` is exactly the number of distinct non-brand
+    accounts that interacted with this one within the reach horizon. `by_rank` is the graph
+    stage's verdict with hysteresis (None: judge by `percentile` alone).
     """
 
     score: float
@@ -55,6 +58,7 @@ class Influence:
     pagerank: float
     inbound_accounts: int
     ranked_accounts: int
+    by_rank: bool | None = None
 
     def __reduce__(self) -> tuple:
         return (
@@ -66,6 +70,7 @@ class Influence:
                 self.pagerank,
                 self.inbound_accounts,
                 self.ranked_accounts,
+                self.by_rank,
             ),
         )
 

@@ -49,7 +49,10 @@ def evaluate(summary: WindowSummary, influence: Influence, rules: RuleSettings) 
     """Apply the rule to a window summary and the customer's influence."""
     unhappy = summary.posts >= rules.min_posts and summary.mean <= rules.unhappy_mean_compound
     pct = influence.percentile
-    by_rank = pct is not None and pct >= rules.influence_percentile
+    if influence.by_rank is None:
+        by_rank = pct is not None and pct >= rules.influence_percentile
+    else:  # the graph stage's verdict: reach gate and hysteresis included
+        by_rank = influence.by_rank and pct is not None
     by_followers = influence.followers >= rules.followers_threshold
     influential = by_rank or by_followers
     if not (unhappy and influential):
@@ -60,7 +63,11 @@ def evaluate(summary: WindowSummary, influence: Influence, rules: RuleSettings) 
         f" <= {rules.unhappy_mean_compound:.2f}"
     ]
     if by_rank:
-        reasons.append(f"influence percentile {pct:.3f} >= {rules.influence_percentile:.2f}")
+        held = "" if pct >= rules.influence_percentile else " (held: it rose past it)"
+        reasons.append(
+            f"influence percentile {pct:.3f}{held} >= {rules.influence_percentile:.2f}"
+            f" with {influence.inbound_accounts} inbound accounts"
+        )
     if by_followers:
         reasons.append(f"{influence.followers} followers >= {rules.followers_threshold}")
     critical = (

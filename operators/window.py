@@ -1,12 +1,19 @@
 """A customer's sliding event-time window of scored posts.
 
-The window is evaluated at the customer's own event-time clock `now` (the newest `created_at`
-seen for that customer, advanced further by `advance()` when the customer is idle): it holds the
-posts with `now - length < created_at <= now`. Posts are kept sorted by event time, so a post that
-arrives out of order lands in its right place and counts exactly as if it had come in order.
-A post older than the window (plus the allowed lateness) is reported as late and ignored.
+The window is evaluated at the customer's clock `now`: the newest `created_at` seen for that
+customer or the flow's event-time watermark, whichever is later. It holds the posts with
+`now - length < created_at <= now`. Posts are kept sorted by event time, so a post that arrives
+out of order lands in its right place and counts exactly as if it had come in order.
 
-State is a short list per customer (bounded by `max_posts`), which keeps Bytewax snapshots small.
+Lateness (`window.allowed_lateness_seconds`) is measured against the watermark: a post dated
+more than that behind the watermark is late, counted (`Placement.LATE`) and dropped, whatever
+its customer's own clock says; a post within it counts (the settings keep the lateness within the
+window length, so an accepted post is always inside the window). A post older than the window at
+`now` could never count either and is late too. What is accepted is therefore decided by the
+stream's own times, not by how fast it is read.
+
+State only (a short sorted list and the clock); the length, lateness and bound on posts are the
+caller's policy (`WindowSettings`), passed to each call.
 """
 
 from __future__ import annotations
@@ -14,6 +21,10 @@ from __future__ import annotations
 from bisect import insort
 from dataclasses import dataclass, field
 from enum import Enum
+
+from config.settings import WindowSettings
+
+_STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -52,46 +63,39 @@ EMPTY = WindowSummary(posts=0, mean=0.0, min=0.0, latest=0.0, window_seconds=0)
 
 
 class CustomerWindow:
-    """Sorted posts within `length_seconds` of the customer's event-time clock."""
+    """Sorted posts within the window length of the customer's event-time clock."""
 
-    __slots__ = ("_lateness", "_length", "_max_posts", "_summary", "now", "posts")
+    __slots__ = ("_summary", "now", "posts")
 
-    def __init__(self, length_seconds: float, allowed_lateness_seconds: float, max_posts: int):
-        self._length = float(length_seconds)
-        self._lateness = float(allowed_lateness_seconds)
-        self._max_posts = max_posts
+    def __init__(self) -> None:
         self.posts: list[WindowPost] = []
         self.now = float("-inf")
         self._summary: WindowSummary | None = None  # cached until the window changes
 
     def __getstate__(self) -> tuple:
-        return (self._length, self._lateness, self._max_posts, self.posts, self.now)
+        return (_STATE_VERSION, self.posts, self.now)
 
     def __setstate__(self, state: tuple) -> None:
-        self._length, self._lateness, self._max_posts, self.posts, self.now = state
+        version, self.posts, self.now = state
+        if version != _STATE_VERSION:
+            raise ValueError(f"unsupported CustomerWindow state version {version!r}")
         self._summary = None
 
-    def reconfigure(
-        self, length_seconds: float, allowed_lateness_seconds: float, max_posts: int
-    ) -> None:
-        """Apply changed window settings to a restored window (recovery resume)."""
-        self._length = float(length_seconds)
-        self._lateness = float(allowed_lateness_seconds)
-        self._max_posts = max_posts
-        if len(self.posts) > max_posts:
-            del self.posts[: len(self.posts) - max_posts]  # the oldest go, as in `add`
-        self._summary = None
-
-    def add(self, post: WindowPost) -> Placement:
+    def add(
+        self, post: WindowPost, policy: WindowSettings, watermark: float = float("-inf")
+    ) -> Placement:
         """Place a post by its event time; a post with a known id replaces it (an edit)."""
-        if post.ts <= self.now - self._length - self._lateness:
+        self.advance(watermark, policy)
+        if post.ts < watermark - policy.allowed_lateness_seconds or (
+            post.ts <= self.now - policy.length_seconds
+        ):
             return Placement.LATE
         replaced = self.remove(post.event_id)
         insort(self.posts, post)
         self._summary = None
-        if len(self.posts) > self._max_posts:
-            del self.posts[0]
-        self.advance(post.ts)
+        if len(self.posts) > policy.max_posts:
+            del self.posts[: len(self.posts) - policy.max_posts]  # the oldest go
+        self.advance(post.ts, policy)
         return Placement.REPLACED if replaced else Placement.ADDED
 
     def remove(self, event_id: str) -> bool:
@@ -103,13 +107,13 @@ class CustomerWindow:
                 return True
         return False
 
-    def advance(self, now: float) -> None:
+    def advance(self, now: float, policy: WindowSettings) -> None:
         """Move the clock forward (never back) and drop the posts that fell out of the window."""
         if now <= self.now:
             return
         self.now = now
         self._summary = None
-        cutoff = now - self._length
+        cutoff = now - policy.length_seconds
         posts = self.posts
         drop = 0
         while drop < len(posts) and posts[drop].ts <= cutoff:
@@ -117,31 +121,21 @@ class CustomerWindow:
         if drop:
             del posts[:drop]
 
-    def _first_inside(self) -> int:
-        # Posts are sorted and none is newer than `now`; only a late post that landed before
-        # the window's start (kept for the allowed lateness) can sit at the front.
-        cutoff = self.now - self._length
-        posts = self.posts
-        i = 0
-        while i < len(posts) and posts[i].ts <= cutoff:
-            i += 1
-        return i
-
     def current(self) -> list[WindowPost]:
-        """The posts inside the window at `now`, oldest first."""
-        return self.posts[self._first_inside() :]
+        """The posts inside the window at `now`, oldest first (advance keeps no others)."""
+        return self.posts
 
-    def summary(self) -> WindowSummary:
+    def summary(self, policy: WindowSettings) -> WindowSummary:
         """Count, mean, min and latest compound of the posts in the window at `now`."""
         if self._summary is None:
-            compounds = [p.compound for p in self.current()]
+            compounds = [p.compound for p in self.posts]
             self._summary = (
                 WindowSummary(
                     posts=len(compounds),
                     mean=sum(compounds) / len(compounds),
                     min=min(compounds),
                     latest=compounds[-1],
-                    window_seconds=int(self._length),
+                    window_seconds=int(policy.length_seconds),
                 )
                 if compounds
                 else EMPTY
@@ -149,5 +143,5 @@ class CustomerWindow:
         return self._summary
 
     def is_empty(self) -> bool:
-        """True when no post is left: the state can be dropped."""
+        """True when no post is left."""
         return not self.posts
