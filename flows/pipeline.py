@@ -44,7 +44,7 @@ from operators.enrich import (
 )
 from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
 from operators.influence import Touch
-from operators.records import AccountPurge, ScoredPost, Withdrawal
+from operators.records import AccountPurge, ScoredPost, Sentiment, Withdrawal
 from operators.scoring import score_texts
 
 log = logging.getLogger(__name__)
@@ -104,25 +104,34 @@ def score_batch(items: list[Valid]) -> list[tuple[str, Touch | ControlRecord | S
     scores = iter(score_texts(texts))
     out: list[tuple[str, Touch | ControlRecord | ScoredPost]] = []
     for it in items:
-        if not isinstance(it, SocialEvent):
-            out.append((GRAPH_KEY, it))
-            continue
-        sentiment = next(scores) if it.text is not None else None
-        if sentiment is not None:
-            customer_id = it.customer_id
-            post = ScoredPost(
-                event_id=it.id,
-                customer_id=customer_id,
-                platform=it.platform,
-                handle=it.author.handle,
-                created_at=it.created_at,
-                text=it.text,  # type: ignore[arg-type]
-                sentiment=sentiment,
-                influence=NO_INFLUENCE,
-            )
-            out.append((customer_id, post))
-        out.append((GRAPH_KEY, touch_of(it, sentiment, sentiment is not None)))
+        has_text = isinstance(it, SocialEvent) and it.text is not None
+        out.extend(split_event(it, next(scores) if has_text else None))
     return out
+
+
+def split_event(
+    item: Valid, sentiment: Sentiment | None
+) -> list[tuple[str, Touch | ControlRecord | ScoredPost]]:
+    """One scored event as what leaves the scoring step: (customer id, its scored post) when it
+    has one, and (GRAPH_KEY, its compact Touch); control records go to the graph stage as they
+    are (it forwards them in order)."""
+    if not isinstance(item, SocialEvent):
+        return [(GRAPH_KEY, item)]
+    touch = touch_of(item, sentiment, sentiment is not None)
+    if sentiment is None:
+        return [(GRAPH_KEY, touch)]
+    customer_id = item.customer_id
+    post = ScoredPost(
+        event_id=item.id,
+        customer_id=customer_id,
+        platform=item.platform,
+        handle=item.author.handle,
+        created_at=item.created_at,
+        text=item.text,  # type: ignore[arg-type]
+        sentiment=sentiment,
+        influence=NO_INFLUENCE,
+    )
+    return [(customer_id, post), (GRAPH_KEY, touch)]
 
 
 class InfluenceLogic(StatefulBatchLogic[Touch | ControlRecord, tuple[str, Stamped], Enricher]):

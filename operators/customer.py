@@ -180,10 +180,10 @@ class CustomerState:
         """
         if watermark_ts > self.watermark:
             self.watermark = watermark_ts
-            before = len(self.window.posts)
-            self.window.advance(watermark_ts, policy.window)
-            if len(self.window.posts) != before:
-                self.view_dirty = True
+        before = len(self.window.posts)
+        self.window.advance(watermark_ts, policy.window)
+        if len(self.window.posts) != before:
+            self.view_dirty = True
         return []
 
     def is_idle(self, policy: CustomerPolicy) -> bool:

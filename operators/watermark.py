@@ -46,7 +46,7 @@ class Watermark:
         if len(recent) > SAMPLES:
             del ordered[bisect_left(ordered, recent.popleft())]
         if len(ordered) >= MIN_SAMPLES:
-            median = ordered[len(ordered) // 2]
+            median = ordered[(len(ordered) - 1) // 2]  # the lower median
             if median > self.value:
                 self.value = median
         return self.value

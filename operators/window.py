@@ -109,17 +109,17 @@ class CustomerWindow:
 
     def advance(self, now: float, policy: WindowSettings) -> None:
         """Move the clock forward (never back) and drop the posts that fell out of the window."""
-        if now <= self.now:
-            return
-        self.now = now
-        self._summary = None
-        cutoff = now - policy.length_seconds
+        if now > self.now:
+            self.now = now
+            self._summary = None
+        cutoff = self.now - policy.length_seconds
         posts = self.posts
         drop = 0
         while drop < len(posts) and posts[drop].ts <= cutoff:
             drop += 1
         if drop:
             del posts[:drop]
+            self._summary = None
 
     def current(self) -> list[WindowPost]:
         """The posts inside the window at `now`, oldest first (advance keeps no others)."""

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from config.settings import Settings
-from operators.enrich import EnrichPolicy, Enricher, PostInfluence, touch_of
+from operators.enrich import Enricher, EnrichPolicy, PostInfluence, touch_of
 from operators.events import SocialEvent
 from operators.influence import InfluenceGraph
 from operators.records import Influence, InfluenceRise, Sentiment

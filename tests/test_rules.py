@@ -26,7 +26,9 @@ T0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
 DETECTED = datetime(2026, 11, 26, tzinfo=UTC)
 
 
-def infl(percentile: float | None = 0.5, followers: int = 100) -> Influence:
+def infl(
+    percentile: float | None = 0.5, followers: int = 100, by_rank: bool | None = None
+) -> Influence:
     return Influence(
         score=percentile or 0.0,
         percentile=percentile,
@@ -34,6 +36,7 @@ def infl(percentile: float | None = 0.5, followers: int = 100) -> Influence:
         pagerank=0.001,
         inbound_accounts=3,
         ranked_accounts=500,
+        by_rank=by_rank,
     )
 
 
@@ -54,6 +57,10 @@ def summary(posts: int, mean: float) -> WindowSummary:
         (3, -0.6, infl(0.95), True, "critical"),  # very unhappy
         (3, -0.5, infl(0.99), True, "critical"),  # very influential
         (3, -0.5, infl(0.2, 100_000), True, "critical"),  # huge audience
+        # the graph stage's verdict (reach gate, hysteresis) decides when it is given
+        (3, -0.5, infl(0.95, by_rank=False), False, None),  # e.g. fewer than 3 inbound
+        (3, -0.5, infl(0.87, by_rank=True), True, "warning"),  # held by hysteresis
+        (3, -0.5, infl(None, 10_000, by_rank=False), True, "warning"),  # followers: own path
         (5, 0.3, infl(0.99, 1_000_000), False, None),  # happy
     ],
 )
@@ -111,7 +118,7 @@ def alerts_of(output: AlertRecord | None) -> list[AlertRecord]:
 
 
 def test_alert_fires_on_the_event_that_makes_the_rule_true() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     assert alerts_of(state.on_post(sp(1, -0.7, 0), POLICY, DETECTED)) == []
     fired = alerts_of(state.on_post(sp(2, -0.5, 10), POLICY, DETECTED))
     assert len(fired) == 1
@@ -140,7 +147,7 @@ def test_alert_fires_on_the_event_that_makes_the_rule_true() -> None:
 
 
 def test_cooldown_suppresses_repeats_until_escalation_or_expiry() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     state.on_post(sp(1, -0.4, 0), POLICY, DETECTED)
     assert len(alerts_of(state.on_post(sp(2, -0.4, 5), POLICY, DETECTED))) == 1  # warning
     assert alerts_of(state.on_post(sp(3, -0.4, 10), POLICY, DETECTED)) == []  # cooldown
@@ -154,17 +161,17 @@ def test_cooldown_suppresses_repeats_until_escalation_or_expiry() -> None:
 
 
 def test_brand_accounts_are_never_alerted() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     big = infl(0.999, 1_000_000)
     outs = [state.on_post(sp(i, -0.9, i, big, is_brand=True), POLICY, DETECTED) for i in range(5)]
     assert outs == [None] * 5
-    view = state.view("twitter:c1")
+    view = state.view("twitter:c1", POLICY)
     assert isinstance(view, CustomerView)
     assert orjson.loads(view.fields["sentiment"])["posts"] == 5
 
 
 def test_one_bad_post_then_good_ones_does_not_alert() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     big = infl(0.99, 50_000)
     fired = []
     for i, c in enumerate([-0.8, 0.6, 0.7, 0.5]):
@@ -173,7 +180,7 @@ def test_one_bad_post_then_good_ones_does_not_alert() -> None:
 
 
 def test_negative_posts_far_apart_do_not_alert() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     big = infl(0.99, 50_000)
     fired = []
     for i in range(4):
@@ -182,18 +189,18 @@ def test_negative_posts_far_apart_do_not_alert() -> None:
 
 
 def test_withdrawn_post_no_longer_counts_or_shows() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     state.on_post(sp(1, -0.9, 0), POLICY, DETECTED)
     assert state.on_withdrawal(Withdrawal("p1", "twitter:c1", T0)) is True
     assert state.on_withdrawal(Withdrawal("p1", "twitter:c1", T0)) is False
-    assert orjson.loads(state.view("twitter:c1").fields["sentiment"])["posts"] == 0
+    assert orjson.loads(state.view("twitter:c1", POLICY).fields["sentiment"])["posts"] == 0
     assert alerts_of(state.on_post(sp(2, -0.9, 5), POLICY, DETECTED)) == []  # only one post now
     fired = alerts_of(state.on_post(sp(3, -0.9, 6), POLICY, DETECTED))
     assert [e["id"] for e in orjson.loads(fired[0].payload)["data"]["evidence"]] == ["p2", "p3"]
 
 
 def test_late_post_is_placed_and_can_trigger() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     state.on_post(sp(1, -0.8, 10), POLICY, DETECTED)
     fired = alerts_of(state.on_post(sp(2, -0.8, 9), POLICY, DETECTED))  # 60 s late
     assert len(fired) == 1
@@ -201,11 +208,11 @@ def test_late_post_is_placed_and_can_trigger() -> None:
 
 
 def test_idle_state_can_be_dropped_and_pickles_small() -> None:
-    state = CustomerState(WindowSettings())
+    state = CustomerState()
     state.on_post(sp(1, -0.8, 0), POLICY, DETECTED)
-    assert not state.is_idle(RULES.cooldown_seconds)
-    state.advance(state.window.now + 7 * 3600)
-    assert state.is_idle(RULES.cooldown_seconds)
+    assert not state.is_idle(POLICY)
+    assert state.advance(state.window.now + 7 * 3600, POLICY) == []
+    assert state.is_idle(POLICY)
     blob = pickle.dumps(state)
     assert len(blob) < 2_000
     assert pickle.loads(blob).window.now == state.window.now

@@ -1,4 +1,4 @@
-"""The per-customer sliding window: arithmetic, out-of-order input, withdrawal, expiry."""
+"""The per-customer sliding window: arithmetic, out-of-order input, lateness, withdrawal, expiry."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ import random
 
 import pytest
 
+from config.settings import WindowSettings
 from operators.window import CustomerWindow, Placement, WindowPost
 
 H = 3600.0
+POLICY = WindowSettings()  # 6 h, 300 s lateness, 200 posts
+NO_WATERMARK = float("-inf")
 
 
 def post(ts: float, compound: float, event_id: str | None = None) -> WindowPost:
     return WindowPost(ts, event_id or f"e{ts:g}", compound, "text")
-
-
-def window(length: float = 6 * H, lateness: float = 300, max_posts: int = 200) -> CustomerWindow:
-    return CustomerWindow(length, lateness, max_posts)
 
 
 @pytest.mark.parametrize(
@@ -34,10 +33,10 @@ def window(length: float = 6 * H, lateness: float = 300, max_posts: int = 200) -
     ],
 )
 def test_summary(posts, expected_count, expected_mean, expected_min, expected_latest) -> None:
-    w = window()
+    w = CustomerWindow()
     for ts, c in posts:
-        w.add(post(ts, c))
-    s = w.summary()
+        w.add(post(ts, c), POLICY)
+    s = w.summary(POLICY)
     assert s.posts == expected_count
     assert s.mean == pytest.approx(expected_mean)
     assert s.min == pytest.approx(expected_min)
@@ -45,75 +44,104 @@ def test_summary(posts, expected_count, expected_mean, expected_min, expected_la
     assert s.window_seconds == 6 * H
 
 
-def test_out_of_order_equals_in_order() -> None:
+def test_out_of_order_within_lateness_equals_in_order() -> None:
     rng = random.Random(3)
     items = [(i * 120.0 + rng.uniform(-60, 60), rng.uniform(-1, 1)) for i in range(300)]
-    ordered, shuffled = window(), window()
+    ordered, shuffled = CustomerWindow(), CustomerWindow()
     for ts, c in sorted(items):
-        ordered.add(post(ts, c))
-    # every item arrives up to 60 s late relative to its neighbours
+        ordered.add(post(ts, c), POLICY, watermark=ts)
+    # every item arrives up to 60 s late relative to its neighbours; the watermark follows
     late = sorted(items, key=lambda it: it[0] + rng.uniform(0, 60))
+    watermark = NO_WATERMARK
     for ts, c in late:
-        shuffled.add(post(ts, c))
+        assert shuffled.add(post(ts, c), POLICY, watermark) is not Placement.LATE
+        watermark = max(watermark, ts - 60)
     assert shuffled.current() == ordered.current()
-    assert shuffled.summary() == ordered.summary()
+    assert shuffled.summary(POLICY) == ordered.summary(POLICY)
 
 
 @pytest.mark.parametrize(
-    ("late_by", "placement"),
-    [(60, Placement.ADDED), (6 * H, Placement.ADDED), (6 * H + 300, Placement.LATE)],
+    ("lateness", "behind_watermark", "placement", "counts"),
+    [
+        (300, 0, Placement.ADDED, 2),
+        (300, 299, Placement.ADDED, 2),
+        (300, 300, Placement.ADDED, 2),  # exactly at the bound still counts
+        (300, 301, Placement.LATE, 1),
+        (0, 0, Placement.ADDED, 2),
+        (0, 1, Placement.LATE, 1),
+        (6 * H, 6 * H - 1, Placement.ADDED, 2),  # lateness up to the window: still inside it
+        (6 * H, 6 * H, Placement.LATE, 1),  # on the window's edge: outside, never counts
+    ],
 )
-def test_too_late_posts_are_reported(late_by: float, placement: Placement) -> None:
-    w = window(lateness=300)
-    w.add(post(10 * H, -0.5))
-    assert w.add(post(10 * H - late_by, -0.5)) is placement
+def test_lateness_is_measured_against_the_watermark(
+    lateness: float, behind_watermark: float, placement: Placement, counts: int
+) -> None:
+    policy = WindowSettings(allowed_lateness_seconds=int(lateness))
+    w = CustomerWindow()
+    watermark = 10 * H
+    w.add(post(watermark, -0.5), policy, watermark)
+    late = post(watermark - behind_watermark, -0.5, "late")
+    assert w.add(late, policy, watermark) is placement
+    assert w.summary(policy).posts == counts
 
 
-def test_late_post_inside_lateness_but_outside_window_does_not_count() -> None:
-    w = window(lateness=300)
-    w.add(post(10 * H, -0.5))
-    assert w.add(post(4 * H - 100, -0.9)) is Placement.ADDED
-    assert w.summary().posts == 1
+def test_a_post_inside_lateness_always_counts_and_a_late_one_never_does() -> None:
+    # The customer's own newest post may be ahead of the watermark (its clock): the bound is
+    # still the watermark's.
+    w = CustomerWindow()
+    w.add(post(10 * H, -0.5), POLICY, watermark=9 * H)
+    assert w.add(post(9 * H - 200, -0.5), POLICY, watermark=9 * H) is Placement.ADDED
+    assert w.add(post(9 * H - 400, -0.5), POLICY, watermark=9 * H) is Placement.LATE
+    assert w.summary(POLICY).posts == 2
+
+
+def test_lateness_beyond_the_window_is_a_settings_error() -> None:
+    with pytest.raises(ValueError, match="allowed_lateness_seconds"):
+        WindowSettings(length_seconds=600, allowed_lateness_seconds=601)
 
 
 def test_same_id_replaces_the_post() -> None:
-    w = window()
-    w.add(post(0, -0.9, "p1"))
-    assert w.add(post(0, 0.6, "p1")) is Placement.REPLACED
+    w = CustomerWindow()
+    w.add(post(0, -0.9, "p1"), POLICY)
+    assert w.add(post(0, 0.6, "p1"), POLICY) is Placement.REPLACED
     assert [p.compound for p in w.current()] == [0.6]
 
 
 def test_withdrawal_removes_the_post() -> None:
-    w = window()
-    w.add(post(0, -0.9, "p1"))
-    w.add(post(10, -0.1, "p2"))
+    w = CustomerWindow()
+    w.add(post(0, -0.9, "p1"), POLICY)
+    w.add(post(10, -0.1, "p2"), POLICY)
     assert w.remove("p1") is True
     assert w.remove("p1") is False
-    assert w.summary().posts == 1
+    assert w.summary(POLICY).posts == 1
 
 
 def test_advance_expires_and_never_goes_back() -> None:
-    w = window()
-    w.add(post(0, -0.9))
-    w.advance(100)
-    w.advance(50)
+    w = CustomerWindow()
+    w.add(post(0, -0.9), POLICY)
+    w.advance(100, POLICY)
+    w.advance(50, POLICY)
     assert w.now == 100
-    w.advance(6 * H + 1)
+    w.advance(6 * H + 1, POLICY)
     assert w.is_empty()
-    assert w.summary().posts == 0
+    assert w.summary(POLICY).posts == 0
 
 
 def test_max_posts_bounds_state() -> None:
-    w = window(max_posts=5)
+    policy = WindowSettings(max_posts=5)
+    w = CustomerWindow()
     for i in range(20):
-        w.add(post(i, -0.1))
-    assert len(w.posts) == 5
+        w.add(post(i, -0.1), policy)
     assert [p.ts for p in w.posts] == [15, 16, 17, 18, 19]
 
 
-def test_pickle_round_trip() -> None:
-    w = window()
-    w.add(post(5, -0.2))
+def test_state_holds_no_settings_and_pickles_round() -> None:
+    w = CustomerWindow()
+    w.add(post(5, -0.2), POLICY)
     clone = pickle.loads(pickle.dumps(w))
     assert clone.current() == w.current()
     assert clone.now == w.now
+    # a shorter window applies to the restored state at once: no reconfigure
+    short = WindowSettings(length_seconds=60, allowed_lateness_seconds=0)
+    clone.advance(100, short)
+    assert clone.is_empty()
