@@ -66,12 +66,16 @@ class EnrichPolicy:
 
     graph: GraphPolicy
     brands: BrandAccounts
+    max_lag: float
+    """How far the watermark may trail the stream at most (the window length)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnrichPolicy:
         """The policy of these settings."""
         return cls(
-            GraphPolicy.from_settings(settings), BrandAccounts.parse(settings.brand_accounts)
+            GraphPolicy.from_settings(settings),
+            BrandAccounts.parse(settings.brand_accounts),
+            float(settings.window.length_seconds),
         )
 
 
@@ -137,7 +141,7 @@ class Enricher:
                 self.graph.forget(item.customer_id)
                 self.learned.pop(item.customer_id, None)
             return [(item.customer_id, (wm, item))]
-        wm = self.watermark.observe(item.ts)
+        wm = self.watermark.observe(item.ts, policy.max_lag)
         if not self.seen.first_time(item.key, item.ts, wm, policy.graph.dedupe_seconds):
             self.duplicates += 1
             if not item.post:
