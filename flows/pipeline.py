@@ -17,6 +17,7 @@ Run it with `sense-respond run ...`, or the Bytewax way with settings from the e
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterable
@@ -207,6 +208,8 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         if self.state.is_idle(self.policy):
             return None
         ahead = self.state.idle_at(self.policy) - self.seen.value
+        if not math.isfinite(ahead):  # no watermark yet, or nothing in the window
+            ahead = NOTIFY_FLOOR_SECONDS
         wait = min(max(ahead, NOTIFY_FLOOR_SECONDS), NOTIFY_CEILING_SECONDS)
         return datetime.now(UTC) + timedelta(seconds=wait)
 
