@@ -127,7 +127,7 @@ class InfluenceSettings(_Section):
     refresh_every_seconds: int = Field(
         default=600,
         ge=1,
-        description="...or after this much watermark time once 2% of the graph changed.",
+        description="...or after this much watermark time once 10% of the graph changed.",
     )
     min_accounts_to_rank: int = Field(default=50, ge=1)
     min_inbound_accounts: int = Field(
