@@ -121,13 +121,13 @@ class InfluenceSettings(_Section):
     refresh_every_events: int = Field(
         default=2_000,
         ge=1,
-        description="Re-rank after at least this many changes and a quarter of the graph's "
+        description="Re-rank after at least this many changes and half the graph's "
         "size (amortised: the ranking costs O(1) per event)...",
     )
     refresh_every_seconds: int = Field(
         default=600,
         ge=1,
-        description="...or after this much watermark time once 10% of the graph changed.",
+        description="...or after this much watermark time once a quarter of the graph changed.",
     )
     min_accounts_to_rank: int = Field(default=50, ge=1)
     min_inbound_accounts: int = Field(

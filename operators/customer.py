@@ -92,8 +92,10 @@ class CustomerState:
         self.late_posts = 0
         self.watermark = _NO_WATERMARK
         self.view_dirty = False  # the view in Redis lags the state
-        self.pending: dict[str, list[ScoredPost]] = {}  # posts waiting for their influence
-        self.waiting: deque[Stamped] = deque()  # graph records waiting for their post
+        # Posts waiting for their influence, graph records waiting for their post: None when
+        # empty (most of the time), so an idle customer's state stays small.
+        self.pending: dict[str, list[ScoredPost]] | None = None
+        self.waiting: deque[Stamped] | None = None
 
     def __getstate__(self) -> tuple:
         return (_STATE_VERSION, *(getattr(self, name) for name in self.__slots__))
@@ -113,6 +115,8 @@ class CustomerState:
         self, customer_id: str, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
     ) -> list[Output]:
         """A scored post arrived from the scoring step; it waits for its influence."""
+        if self.pending is None:
+            self.pending = {}
         self.pending.setdefault(post.event_id, []).append(post)
         return self._drain(customer_id, policy, detected_at)
 
@@ -120,6 +124,8 @@ class CustomerState:
         self, customer_id: str, stamped: Stamped, policy: CustomerPolicy, detected_at: datetime
     ) -> list[Output]:
         """A record from the graph stage arrived; applied in order once its post is here."""
+        if self.waiting is None:
+            self.waiting = deque()
         self.waiting.append(stamped)
         return self._drain(customer_id, policy, detected_at)
 
@@ -130,11 +136,17 @@ class CustomerState:
         waiting = self.waiting
         while waiting:
             watermark, record = waiting[0]
-            if isinstance(record, PostInfluence) and record.event_id not in self.pending:
+            if isinstance(record, PostInfluence) and (
+                self.pending is None or record.event_id not in self.pending
+            ):
                 break  # its post is still on its way
             waiting.popleft()
             out.extend(self.advance(watermark, policy))
             out.extend(self._apply(customer_id, watermark, record, policy, detected_at))
+        if not waiting:
+            self.waiting = None
+        if not self.pending:
+            self.pending = None
         return out
 
     def _apply(
@@ -147,10 +159,12 @@ class CustomerState:
     ) -> list[Output]:
         alert: AlertRecord | None = None
         if isinstance(record, PostInfluence):
-            posts = self.pending[record.event_id]
+            pending = self.pending
+            assert pending is not None  # checked by _drain
+            posts = pending[record.event_id]
             post = posts.pop(0)
             if not posts:
-                del self.pending[record.event_id]
+                del pending[record.event_id]
             if record.duplicate:
                 return []
             post = dataclasses.replace(post, influence=record.influence, is_brand=record.is_brand)

@@ -35,8 +35,8 @@ in at the next ranking.
 
 Amortised ranking. A ranking runs inside `observe`, at a point of the stream decided by the
 stream alone (deterministic on every replay), once the changes since the last one reach a
-quarter of the graph's size (and `refresh_every_events`), or once the watermark moved
-`refresh_every_seconds` and 10% of the graph changed: its O(V + E) cost is O(1) per event.
+half of the graph's size (and `refresh_every_events`), or once the watermark moved
+`refresh_every_seconds` and a quarter of the graph changed: its O(V + E) cost is O(1) per event.
 Between rankings an account's PageRank is estimated in O(1) per interaction: every new
 interaction u -> v adds damping * pr(u) * w / max(out(u), 1) to v, with pr from the last ranking.
 
@@ -77,10 +77,10 @@ _PAGERANK_TOL = 1e-7
 
 _PAGERANK_MAX_ITER = 500
 
-_GROWTH_FRACTION = 0.25
+_GROWTH_FRACTION = 0.5
 """Re-rank once the changes since the last ranking are this fraction of the graph's size."""
 
-_TIME_FRACTION = 0.1
+_TIME_FRACTION = 0.25
 """The watermark trigger needs this fraction of the graph changed (so it stays amortised)."""
 
 _COMPACT_FRACTION = 0.25
