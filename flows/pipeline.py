@@ -45,8 +45,10 @@ from operators.enrich import (
 )
 from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
 from operators.influence import Touch
-from operators.records import AccountPurge, ScoredPost, Sentiment, Withdrawal
-from operators.scoring import score_texts
+from operators.listen import Listener
+from operators.records import AccountPurge, Assessment, ScoredPost, Sentiment, Withdrawal
+from operators.scoring import Scorer
+from sense_respond.metrics import POSTS
 
 log = logging.getLogger(__name__)
 
@@ -95,32 +97,60 @@ def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
     return out
 
 
-def score_batch(items: list[Valid]) -> list[tuple[str, Touch | ControlRecord | ScoredPost]]:
-    """VADER over every text in the batch; each event splits in two.
+def score_batch(
+    items: list[Valid], listener: Listener, scorer: Scorer
+) -> list[tuple[str, Touch | ControlRecord | ScoredPost]]:
+    """Listen, then score; each event splits in two.
 
-    The compact `Touch` goes to the graph stage (key `GRAPH_KEY`); the scored post goes to its
-    author's customer stage (key = customer id), where it waits for its influence.
+    Only posts about the business are scored (VADER over those texts, batched) and go to their
+    author's customer stage (key = customer id), where each waits for its influence. Every event
+    goes to the graph stage as a compact `Touch` (key `GRAPH_KEY`), relevant or not: reach is
+    reach. A post about the business that cannot be scored (not English) goes on with unknown
+    sentiment. An edit that makes a post no longer about the business withdraws it.
     """
-    texts = [it.text for it in items if isinstance(it, SocialEvent) and it.text is not None]
-    scores = iter(score_texts(texts))
-    out: list[tuple[str, Touch | ControlRecord | ScoredPost]] = []
+    relevant: list[tuple[int, SocialEvent, bool, tuple[str, ...]]] = []
+    assessments: list[Assessment | None] = []
+    withdrawn: dict[int, Withdrawal] = {}
+    with_text = 0
     for it in items:
-        has_text = isinstance(it, SocialEvent) and it.text is not None
-        out.extend(split_event(it, next(scores) if has_text else None))
+        if isinstance(it, SocialEvent) and it.text is not None:
+            with_text += 1
+            found = listener.relevance(it)
+            if found.relevant:
+                relevant.append((len(assessments), it, found.scorable, found.matched))
+            elif it.edited_at is not None:
+                withdrawn[len(assessments)] = Withdrawal(it.id, it.customer_id, it.created_at)
+        assessments.append(None)
+    _count_posts(with_text, len(relevant), sum(1 for r in relevant if r[2]))
+    if relevant:
+        text_to_score = listener.text_to_score
+        texts = [
+            text_to_score(ev.text or "", ev.platform) for _, ev, scorable, _ in relevant if scorable
+        ]
+        scores = iter(scorer.score_many(texts))
+        for index, _, scorable, matched in relevant:
+            assessments[index] = Assessment(next(scores) if scorable else None, matched)
+    out: list[tuple[str, Touch | ControlRecord | ScoredPost]] = []
+    for index, (it, assessment) in enumerate(zip(items, assessments, strict=True)):
+        out.extend(split_event(it, assessment))
+        if index in withdrawn:
+            out.append((GRAPH_KEY, withdrawn[index]))
     return out
 
 
 def split_event(
-    item: Valid, sentiment: Sentiment | None
+    item: Valid, assessment: Assessment | Sentiment | None
 ) -> list[tuple[str, Touch | ControlRecord | ScoredPost]]:
-    """One scored event as what leaves the scoring step: (customer id, its scored post) when it
-    has one, and (GRAPH_KEY, its compact Touch); control records go to the graph stage as they
-    are (it forwards them in order)."""
+    """One event as what leaves the scoring step: (customer id, its post) when it is about the
+    business, and (GRAPH_KEY, its compact Touch); control records go to the graph stage as they
+    are (it forwards them in order). A bare `Sentiment` is a post scored without listening."""
     if not isinstance(item, SocialEvent):
         return [(GRAPH_KEY, item)]
-    touch = touch_of(item, sentiment, sentiment is not None)
-    if sentiment is None:
-        return [(GRAPH_KEY, touch)]
+    if isinstance(assessment, Sentiment):
+        assessment = Assessment(assessment)
+    if assessment is None or item.text is None:
+        return [(GRAPH_KEY, touch_of(item, None, False))]
+    touch = touch_of(item, assessment.sentiment, True)
     customer_id = item.customer_id
     post = ScoredPost(
         event_id=item.id,
@@ -128,9 +158,11 @@ def split_event(
         platform=item.platform,
         handle=item.author.handle,
         created_at=item.created_at,
-        text=item.text,  # type: ignore[arg-type]
-        sentiment=sentiment,
+        text=item.text,
+        sentiment=assessment.sentiment,
         influence=NO_INFLUENCE,
+        matched=assessment.matched,
+        url=item.url,
     )
     return [(customer_id, post), (GRAPH_KEY, touch)]
 
@@ -258,7 +290,11 @@ def build_flow(
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
     op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
-    scored = op.flat_map_batch(Step.SCORE, routed.trues, score_batch)
+    listener, configured = listening(settings)
+    scorer = scorer or configured
+    scored = op.flat_map_batch(
+        Step.SCORE, routed.trues, lambda batch: score_batch(batch, listener, scorer)
+    )
     graph_in = op.flat_map_batch("to_graph", scored, _graph_inputs)
     posts = op.flat_map_batch("to_customers", scored, _post_halves)
     enrich_policy = EnrichPolicy.from_settings(settings)
@@ -269,7 +305,12 @@ def build_flow(
         "key_by_customer", enriched, lambda batch: [pair for _, pair in batch]
     )
     by_customer = op.merge("merge_customer_inputs", posts, stamped)
-    policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
+    policy = CustomerPolicy(
+        settings.window,
+        settings.rules,
+        settings.alert_source,
+        listen_scope=settings.listen.scope if settings.listen is not None else "post",
+    )
     seen = WatermarkSeen()
     outputs = op.stateful_batch(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, seen, resume)

@@ -74,6 +74,7 @@ class CustomerState:
         "late_posts",
         "pending",
         "platform",
+        "unscored_posts",
         "view_dirty",
         "waiting",
         "watermark",
@@ -90,6 +91,7 @@ class CustomerState:
         self.last_severity: str | None = None
         self.last_alert_id: str | None = None
         self.late_posts = 0
+        self.unscored_posts = 0  # about the business, sentiment unknown (not English)
         self.watermark = _NO_WATERMARK
         self.view_dirty = False  # the view in Redis lags the state
         # Posts waiting for their influence, graph records waiting for their post: None when
@@ -239,10 +241,18 @@ class CustomerState:
             # About the business, but VADER cannot read it: the customer is known, the window
             # is not changed (an unknown sentiment is neither happy nor unhappy).
             self.unscored_posts += 1
-            self.window.advance(ts)
+            self.window.advance(ts, policy.window)
+            self.view_dirty = True
             return None
         placed = self.window.add(
-            WindowPost(ts, post.event_id, post.sentiment.compound, _cap(post.text, policy)),
+            WindowPost(
+                ts,
+                post.event_id,
+                post.sentiment.compound,
+                _cap(post.text, policy),
+                post.matched,
+                post.url,
+            ),
             policy.window,
             watermark,
         )

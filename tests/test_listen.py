@@ -361,11 +361,7 @@ def test_listening_rules_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_handles_configured_for_one_platform_count_only_there() -> None:
-    # `platform:handle` entries (the exact-entries BrandAccounts): a text `@acme_care` is the
-    # brand on that platform only
-    class OnePlatform(BrandAccounts):
-        platform_values = frozenset({("twitter", "acme_care")})
-
-    listen = Listener(ListenSettings(), OnePlatform.parse(["twitter:1"]))
+    # `platform:handle` entries: a text `@acme_care` is the brand on that platform only
+    listen = Listener(ListenSettings(), BrandAccounts.parse(["twitter:acme_care"]))
     assert listen.relevance(post("@acme_care help")).matched == ("@acme_care",)
     assert not listen.relevance(post("@acme_care help", platform="mastodon")).relevant

@@ -16,11 +16,11 @@ from bytewax.testing import TestingSource, run_main
 from test_flow import T0, alerts, ev
 
 from config.settings import Settings
-from flows.pipeline import build_flow, score_batch
+from flows.pipeline import GRAPH_KEY, build_flow, score_batch
 from operators.brands import BrandAccounts
 from operators.events import parse_event
 from operators.listen import Listener
-from operators.records import Assessment, Withdrawal
+from operators.records import ScoredPost, Withdrawal
 from operators.scoring import Scorer
 
 ABOUT_US = [
@@ -205,10 +205,12 @@ def test_an_edit_that_drops_the_brand_withdraws_the_post() -> None:
     edited["edited_at"] = (T0 + timedelta(minutes=5)).isoformat()
     edit = parse_event(orjson.dumps(edited), now)
     scorer = RecordingScorer()
-    out = [value for _, value in score_batch([original, edit], listener, scorer)]
-    assert isinstance(out[0][1], Assessment) and out[0][1].matched == ("@acmeair",)
-    assert out[1] == (edit, None)  # still goes to the graph
-    assert isinstance(out[2][0], Withdrawal) and out[2][0].event_id == "p"
+    out = score_batch([original, edit], listener, scorer)
+    # the original: its scored post to the customer, its compact record to the graph
+    assert isinstance(out[0][1], ScoredPost) and out[0][1].matched == ("@acmeair",)
+    assert out[1][0] == GRAPH_KEY and out[1][1].post is True
+    assert out[2][0] == GRAPH_KEY and out[2][1].post is False  # the edit still feeds the graph
+    assert isinstance(out[3][1], Withdrawal) and out[3][1].event_id == "p"
     assert scorer.texts == ["@AcmeAir awful"]
 
 
