@@ -48,6 +48,7 @@ from operators.influence import Touch  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 ACTIVITY = DATA / "higgs_twitter" / "higgs-activity_time.txt.gz"
 TOP = 1_000
+NO_LISTEN = "--no-listen" in sys.argv
 SINK = "<decayed>"
 KINDS = {"RT": "repost", "RE": "reply", "MT": "post"}
 
@@ -110,8 +111,13 @@ def orjson_loop(path: Path) -> float:
 def run_pipeline(path: Path, url: str, extra: list[str]) -> tuple[float, float, str]:
     """`sense-respond run` on the file: (seconds, peak RSS MB of the process, summary line)."""
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
-    cmd = [sys.executable, "-m", "sense_respond", "run", "--input", f"jsonl:{path}"]
-    cmd += ["--redis-url", url, "--prefix", prefix, *extra]
+    config = path.with_suffix(".toml")
+    # A deployment listens for its brand: the Higgs chatter is not about it, so it feeds the
+    # graph but is not scored (--no-listen: every post scored, as without listening rules).
+    brands = [] if NO_LISTEN else ["AcmeAir"]
+    config.write_bytes(b"brand_accounts = " + orjson.dumps(brands) + b"\n")
+    cmd = [sys.executable, "-m", "sense_respond", "run", "--config", str(config)]
+    cmd += ["--input", f"jsonl:{path}", "--redis-url", url, "--prefix", prefix, *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
@@ -222,6 +228,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ACTIVITY, help="higgs-activity_time.txt.gz")
     parser.add_argument("--scale", type=int, default=1, help="also run a synthetic N x stream")
     parser.add_argument("--skip-graph", action="store_true", help="only the whole runs")
+    parser.add_argument("--no-listen", action="store_true", help="score every post")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     args = parser.parse_args()
     if not args.data.is_file():
