@@ -736,41 +736,8 @@ class InfluenceGraph:
         return {
             "v": _STATE_VERSION,
             "names": self._names,
-            "columns": {
-                name: getattr(self, name)
-                for name in (
-                    "_alive",
-                    "_followers",
-                    "_followers_t",
-                    "_authored",
-                    "_watch",
-                    "_above",
-                    "_gain",
-                    "_out",
-                    "_keys",
-                    "_w",
-                    "_last",
-                    "_h",
-                    "_dk",
-                    "_dw",
-                    "_dl",
-                    "_dh",
-                    "_pr",
-                    "_sorted_authors",
-                )
-            },
-            "scalars": (
-                self._authors,
-                self._removed,
-                self._base,
-                self._n_ranked,
-                self._changes,
-                self._due,
-                self._time_due,
-                self._next_time,
-                self.refresh_count,
-                self.last_iterations,
-            ),
+            "columns": {name: getattr(self, name) for name in _COLUMNS},
+            "scalars": tuple(getattr(self, name) for name in _SCALARS),
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -783,21 +750,47 @@ class InfluenceGraph:
         self._index = {cid: i for i, cid in enumerate(self._names) if cid is not None}
         for name, value in state["columns"].items():
             setattr(self, name, value)
-        (
-            self._authors,
-            self._removed,
-            self._base,
-            self._n_ranked,
-            self._changes,
-            self._due,
-            self._time_due,
-            self._next_time,
-            self.refresh_count,
-            self.last_iterations,
-        ) = state["scalars"]
+        for name, value in zip(_SCALARS, state["scalars"], strict=True):
+            setattr(self, name, value)
         self._delta = {}
         for j, k in enumerate(self._dk):
             self._delta.setdefault(k >> 32, {})[k & _LOW32] = j
+
+
+_COLUMNS = (
+    "_alive",
+    "_followers",
+    "_followers_t",
+    "_authored",
+    "_watch",
+    "_above",
+    "_gain",
+    "_out",
+    "_keys",
+    "_w",
+    "_last",
+    "_h",
+    "_dk",
+    "_dw",
+    "_dl",
+    "_dh",
+    "_pr",
+    "_sorted_authors",
+)
+"""The per-node and per-edge columns a snapshot holds (arrays: pickled as raw bytes)."""
+
+_SCALARS = (
+    "_authors",
+    "_removed",
+    "_base",
+    "_n_ranked",
+    "_changes",
+    "_due",
+    "_time_due",
+    "_next_time",
+    "refresh_count",
+    "last_iterations",
+)
 
 
 def _to_array(typecode: str, values: np.ndarray) -> array:
