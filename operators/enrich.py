@@ -67,7 +67,8 @@ class EnrichPolicy:
     graph: GraphPolicy
     brands: BrandAccounts
     max_lag: float
-    """How far the watermark may trail the stream at most (the window length)."""
+    """How far the watermark may trail the stream at most (the reach horizon): input partitions
+    that far apart in event time (a cluster's files of different days) are still on time."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnrichPolicy:
@@ -75,7 +76,7 @@ class EnrichPolicy:
         return cls(
             GraphPolicy.from_settings(settings),
             BrandAccounts.parse(settings.brand_accounts),
-            float(settings.window.length_seconds),
+            float(settings.influence.reach_horizon_seconds),
         )
 
 

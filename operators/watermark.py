@@ -4,8 +4,9 @@ Every expiry, cooldown, lateness bound and refresh in the flow runs on this wate
 the wall clock, so a file replayed at any speed decides exactly as a live run did.
 
 The watermark is a low quantile (`LOW_QUANTILE`, 5%) of the last `SAMPLES` event times, never
-going back, and never more than `max_lag` (the caller's bound: the window length) behind a high
-quantile of them (during the first `WARMUP` events, only that bound moves it). Why a low
+going back, and never more than `max_lag` (the caller's bound) behind a high
+quantile of them (during the first `WARMUP` events, only that bound moves it; the flow uses
+the reach horizon, 7 days). Why a low
 quantile of many events:
 
 * one skewed clock (a device or a feed an hour ahead, a far-future first event) is a few of the
@@ -14,7 +15,7 @@ quantile of many events:
   workers) interleave in bursts; the sample spans several bursts of every partition, so the
   watermark follows the slowest one and a partition that is behind is not made late;
 * the bound behind the high quantile (itself immune to a few outliers) keeps a slow live stream
-  from lagging for longer than a window.
+  from lagging without bound (a stream of one event a minute lags ~3 days: 5% of 4,096).
 
 The real bound, then: partitions that drift apart by more than `max_lag` of event time (one
 file read far ahead of another) make the slower one's posts late.
