@@ -42,6 +42,7 @@ from operators.records import (
     ScoredPost,
     Withdrawal,
 )
+from operators.routing import Router
 from operators.scoring import Scorer
 from sense_respond.metrics import POSTS
 
@@ -168,19 +169,21 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
         for value in values:
             customer_id = value.customer_id
             if isinstance(value, ScoredPost):
-                alert = self.state.on_post(value, self.policy, now)
-                if alert is not None:
-                    out.append(alert)  # an alert carries the customer's view of its moment
-                stale_view = alert is None
+                # Each lifecycle event carries the view of its moment, which may be before
+                # this post was placed (a resolution that was due first): write the view too.
+                out.extend(self.state.on_post(value, self.policy, now))
+                stale_view = True
             elif isinstance(value, InfluenceRise):
-                alert = self.state.on_influence(value, self.policy, now)
-                if alert is not None:
-                    out.append(alert)
+                out.extend(self.state.on_influence(value, self.policy, now))
             elif isinstance(value, Withdrawal):
                 stale_view |= self.state.on_withdrawal(value)
             elif isinstance(value, AccountPurge):
-                # The account went away: forget everything known about it, here and in Redis.
-                self.state = CustomerState(self.policy.window)
+                # The account went away: forget everything known about it, here and in Redis
+                # (an open incident resolves first; the incident counter is kept).
+                self.state, closing = self.state.purged(
+                    customer_id, value.created_at.timestamp(), self.policy, now
+                )
+                out.extend(closing)
                 out.append(CustomerGone(customer_id))
                 stale_view = False
         # Only the latest view matters: at most one per customer per batch.
@@ -196,10 +199,11 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
         return self.touched + timedelta(seconds=max(horizon, self.policy.rules.cooldown_seconds))
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
-        elapsed = (datetime.now(UTC) - self.touched).total_seconds()
-        self.state.advance(self.state.window.now + elapsed)
-        self.touched = datetime.now(UTC)
-        return [], self._idle()
+        now = datetime.now(UTC)
+        elapsed = (now - self.touched).total_seconds()
+        out = self.state.advance(self.state.window.now + elapsed, self.policy, now)
+        self.touched = now
+        return out, self._idle()
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
         return [], False
@@ -250,6 +254,7 @@ def build_flow(
         settings.rules,
         settings.alert_source,
         listen_scope=settings.listen.scope if settings.listen is not None else "post",
+        router=Router.from_settings(settings.routes, settings.notify.default_team),
     )
     outputs = op.stateful_batch(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, resume)

@@ -1,15 +1,28 @@
-"""One customer's state: the sentiment window, the alert cooldown, and the latest view.
+"""One customer's state: the sentiment window, the incident lifecycle, and the latest view.
 
 `CustomerState` is what the flow keeps per customer key. It is small (a bounded list of posts and
-a few scalars) and pure: the caller passes the detection time in.
+a few scalars) and pure: the caller passes the detection time in. Its incident hooks
+(`operators/incidents.py`) run on a post, on an influence rise and on an event-time advance;
+each returns the lifecycle events (`AlertRecord`s) it caused, in order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from config.settings import RuleSettings, WindowSettings
+from operators.incidents import (
+    Firing,
+    IncidentPolicy,
+    IncidentState,
+    Resolution,
+    Who,
+    build_resolution,
+    check_instants,
+    firing_lifecycle,
+    firing_update,
+)
 from operators.records import (
     AlertRecord,
     CustomerGone,
@@ -19,8 +32,9 @@ from operators.records import (
     ScoredPost,
     Withdrawal,
 )
-from operators.rules import Subject, build_alert, cooldown_allows, dumps, evaluate
-from operators.window import CustomerWindow, Placement, WindowPost
+from operators.routing import DEFAULT_ROUTER, Router, RoutingFacts
+from operators.rules import Decision, Subject, build_alert, dumps, evaluate, select_evidence
+from operators.window import CustomerWindow, Placement, WindowPost, WindowSummary
 
 Output = AlertRecord | CustomerView | CustomerGone
 
@@ -34,18 +48,22 @@ class CustomerPolicy:
     alert_source: str
     listen_scope: str = "post"
     """`[listen] scope`, named in every alert (`data.listen`)."""
+    router: Router = DEFAULT_ROUTER
+    incidents: IncidentPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "incidents", IncidentPolicy.from_settings(self.rules, self.window))
 
 
 class CustomerState:
-    """Window + cooldown + last known identity of one customer."""
+    """Window + incidents + last known identity of one customer."""
 
     __slots__ = (
         "handle",
+        "incidents",
         "influence",
         "is_brand",
         "last_alert_id",
-        "last_alert_ts",
-        "last_severity",
         "late_posts",
         "platform",
         "unscored_posts",
@@ -60,8 +78,7 @@ class CustomerState:
         self.platform: str = ""
         self.influence: Influence | None = None
         self.is_brand = False
-        self.last_alert_ts: float | None = None
-        self.last_severity: str | None = None
+        self.incidents = IncidentState()
         self.last_alert_id: str | None = None
         self.late_posts = 0
         self.unscored_posts = 0  # about the business, sentiment unknown (not English)
@@ -81,8 +98,9 @@ class CustomerState:
 
     def on_post(
         self, post: ScoredPost, policy: CustomerPolicy, detected_at: datetime
-    ) -> AlertRecord | None:
-        """Add a scored post; return the alert it triggers, if any.
+    ) -> list[AlertRecord]:
+        """Add a scored post; return the lifecycle events it causes (resolutions due before
+        it, then a firing or a recovery).
 
         The customer's view changes with every placed post; the caller writes it once per batch
         (`view()`), since only the latest one matters.
@@ -92,12 +110,14 @@ class CustomerState:
         self.influence = post.influence
         self.is_brand = post.is_brand
         ts = post.created_at.timestamp()
+        out = self.advance(ts, policy, detected_at)
         if post.sentiment is None:
             # About the business, but VADER cannot read it: the customer is known, the window
-            # is not changed (an unknown sentiment is neither happy nor unhappy).
+            # is not changed (an unknown sentiment is neither happy nor unhappy). It still
+            # keeps an open incident from going quiet.
             self.unscored_posts += 1
-            self.window.advance(ts)
-            return None
+            self.incidents.posted(ts, scored=False)
+            return out
         placed = self.window.add(
             WindowPost(
                 ts,
@@ -110,18 +130,26 @@ class CustomerState:
         )
         if placed is Placement.LATE:
             self.late_posts += 1
-            return None
-        return self._check(post.customer_id, post.event_id, post.created_at, policy, detected_at)
+            return out
+        self.incidents.posted(ts)
+        out.extend(
+            self._check(post.customer_id, post.event_id, post.created_at, policy, detected_at)
+        )
+        return out
 
     def on_influence(
         self, rise: InfluenceRise, policy: CustomerPolicy, detected_at: datetime
-    ) -> AlertRecord | None:
+    ) -> list[AlertRecord]:
         """The customer's reach grew: alert now if they are already unhappy."""
         self.influence = rise.influence
         if self.window.is_empty():
-            return None
-        self.window.advance(rise.created_at.timestamp())
-        return self._check(rise.customer_id, rise.event_id, rise.created_at, policy, detected_at)
+            return []
+        ts = rise.created_at.timestamp()
+        out = self.advance(ts, policy, detected_at)
+        out.extend(
+            self._check(rise.customer_id, rise.event_id, rise.created_at, policy, detected_at)
+        )
+        return out
 
     def _check(
         self,
@@ -130,26 +158,67 @@ class CustomerState:
         event_time: datetime,
         policy: CustomerPolicy,
         detected_at: datetime,
-    ) -> AlertRecord | None:
-        """Evaluate the rule after a change; the alert, when it fires and the cooldown allows."""
+    ) -> list[AlertRecord]:
+        """Evaluate the rule after a change: a firing event, a recovery, or nothing."""
         if self.is_brand or self.influence is None:
-            return None
+            return []
+        event_ts = event_time.timestamp()
         summary = self.window.summary()
         decision = evaluate(summary, self.influence, policy.rules)
-        if not decision.fires or decision.severity is None:
-            return None
-        # Cooldown runs on the customer's event clock so that replays decide the same way.
-        if not cooldown_allows(
-            decision.severity,
-            self.window.now,
-            self.last_alert_ts,
-            self.last_severity,
-            policy.rules.cooldown_seconds,
-        ):
-            return None
-        subject = Subject(
-            customer_id, self.platform, self.handle, trigger_event_id, event_time, self.influence
-        )
+        if decision.fires and decision.severity is not None:
+            if (
+                self.incidents.transition(decision.severity, self.window.now, policy.incidents)
+                is None
+            ):
+                return []  # within the cooldown of the open incident
+            evidence = select_evidence(self.window.current(), policy.rules)
+            routing = policy.router.route(
+                RoutingFacts(
+                    tuple(p.text for p in evidence),
+                    decision.severity,
+                    self.platform,
+                    self.influence.followers,
+                )
+            )
+            # Cooldowns run on the customer's event clock so that replays decide the same way.
+            firing = self.incidents.fire(
+                customer_id,
+                decision.severity,
+                routing,
+                event_ts,
+                self.window.now,
+                policy.incidents,
+            )
+            if firing is None:
+                return []
+            subject = Subject(
+                customer_id,
+                self.platform,
+                self.handle,
+                trigger_event_id,
+                event_time,
+                self.influence,
+            )
+            return [self._firing_record(subject, summary, decision, firing, policy, detected_at)]
+        if self.incidents.open is None:
+            return []
+        resolution = self.incidents.check(summary, event_ts, policy.incidents)
+        if resolution is None:
+            return []
+        return [
+            self._resolution_record(customer_id, resolution, trigger_event_id, policy, detected_at)
+        ]
+
+    def _firing_record(
+        self,
+        subject: Subject,
+        summary: WindowSummary,
+        decision: Decision,
+        firing: Firing,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+    ) -> AlertRecord:
+        customer_id = subject.customer_id
         aid, envelope = build_alert(
             subject,
             summary,
@@ -159,27 +228,88 @@ class CustomerState:
             policy.alert_source,
             detected_at,
             listen_scope=policy.listen_scope,
+            lifecycle=firing_lifecycle(firing),
         )
-        self.last_alert_ts = self.window.now
-        self.last_severity = decision.severity
+        # An incident's severity never drops while it is open: a repeat at "warning" of a
+        # "critical" incident still says critical.
+        envelope["data"]["severity"] = firing.incident.severity
         self.last_alert_id = aid
-        return AlertRecord(aid, customer_id, dumps(envelope), self.view(customer_id))
+        update = firing_update(envelope, firing, self._who(customer_id))
+        return AlertRecord(aid, customer_id, dumps(envelope), self.view(customer_id), update)
+
+    def _resolution_record(
+        self,
+        customer_id: str,
+        resolution: Resolution,
+        trigger_event_id: str | None,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+    ) -> AlertRecord:
+        envelope, update = build_resolution(
+            resolution,
+            self._who(customer_id),
+            self.window.summary(),
+            trigger_event_id,
+            policy.alert_source,
+            detected_at,
+        )
+        return AlertRecord(
+            envelope["id"], customer_id, dumps(envelope), self.view(customer_id), update
+        )
+
+    def _who(self, customer_id: str) -> Who:
+        return Who(customer_id, self.platform, self.handle)
 
     def on_withdrawal(self, withdrawal: Withdrawal) -> bool:
         """Take a deleted post out of the window; True if it was there (the view changed)."""
         return self.window.remove(withdrawal.event_id)
 
-    def advance(self, now_ts: float) -> None:
-        """Advance the customer's event clock (idle expiry)."""
-        self.window.advance(now_ts)
+    def advance(
+        self, now_ts: float, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[AlertRecord]:
+        """Advance the customer's event clock (the event-time watermark, or their own next
+        event) and resolve an open incident that recovered or went quiet on the way.
+
+        The incident is checked at each instant the window changes (a post leaving it) and at
+        its quiet deadline, so a resolution does not depend on how far the clock jumps at once.
+        """
+        out: list[AlertRecord] = []
+        window = self.window
+        if self.incidents.open is not None and now_ts > window.now:
+            ip = policy.incidents
+            deadline = self.incidents.quiet_deadline(ip)
+            post_times = [p.ts for p in window.posts]
+            for instant in check_instants(post_times, window.now, now_ts, ip, deadline):
+                window.advance(instant)
+                resolution = self.incidents.check(window.summary(), instant, ip)
+                if resolution is not None:
+                    cid = resolution.incident.customer_id
+                    out.append(self._resolution_record(cid, resolution, None, policy, detected_at))
+                    break
+        window.advance(now_ts)
+        return out
+
+    def purged(
+        self, customer_id: str, at_ts: float, policy: CustomerPolicy, detected_at: datetime
+    ) -> tuple[CustomerState, list[AlertRecord]]:
+        """The account went away: a fresh state that keeps only the incident counter (so a
+        returning account never reuses an incident id), and the quiet resolution of an open
+        incident."""
+        out: list[AlertRecord] = []
+        resolution = self.incidents.close_quietly(at_ts)
+        if resolution is not None:
+            out.append(self._resolution_record(customer_id, resolution, None, policy, detected_at))
+        fresh = CustomerState(policy.window)
+        fresh.incidents.seq = self.incidents.seq
+        return fresh, out
 
     def is_idle(self, cooldown_seconds: float) -> bool:
-        """Nothing left worth keeping: no posts in the window and no cooldown running."""
-        if not self.window.is_empty():
-            return False
-        if self.last_alert_ts is None:
-            return True
-        return self.window.now - self.last_alert_ts >= cooldown_seconds
+        """Nothing left worth keeping: no posts in the window and no incident ever opened.
+
+        A customer who had an incident keeps this small state for good: its incident counter
+        makes the next incident's id new (alerted customers are few). The cooldown no longer
+        matters here: it only runs while an incident is open."""
+        return self.window.is_empty() and self.incidents.seq == 0
 
     def view(self, customer_id: str) -> CustomerView:
         """The customer's one view: identity, latest sentiment, influence, last alert id."""

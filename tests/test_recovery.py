@@ -155,13 +155,12 @@ class Stages:
                 if state is None:
                     state = self.customers[item.customer_id] = CustomerState(self.settings.window)
                 if isinstance(item, ScoredPost):
-                    alert = state.on_post(item, self.policy, detected)
+                    events = state.on_post(item, self.policy, detected)
                 elif isinstance(item, InfluenceRise):
-                    alert = state.on_influence(item, self.policy, detected)
+                    events = state.on_influence(item, self.policy, detected)
                 else:
-                    alert = None
-                if alert is not None:
-                    out.append(alert.alert_id)
+                    events = []
+                out.extend(e.alert_id for e in events)
         return out
 
     def restored(self, settings: Settings) -> Stages:
@@ -328,7 +327,11 @@ def stream_ids(client: redis.Redis, prefix: str) -> list[str]:
 def customer_views(client: redis.Redis, prefix: str) -> dict[str, dict[bytes, bytes]]:
     """Every customer hash under `prefix`; `last_alert` reduced to its id (its `time` is the
     wall clock of delivery)."""
-    keys = sorted(client.scan_iter(match=f"{prefix}customer:*", count=1000))
+    keys = sorted(
+        k
+        for k in client.scan_iter(match=f"{prefix}customer:*", count=1000)
+        if not k.endswith(b":incidents")  # the customer's incident history (a sorted set)
+    )
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
