@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed bench-notify bench-outage clean
+.PHONY: install demo test lint fmt bench bench-latency bench-influence bench-listen bench-lexicon bench-mixed bench-notify bench-outage bench-delivery clean
 
 install: $(STAMP)
 
@@ -57,6 +57,9 @@ bench-notify: $(STAMP)
 
 bench-outage: $(STAMP)
 	$(BIN)/python benchmarks/redis_outage.py
+
+bench-delivery: $(STAMP)
+	$(BIN)/python benchmarks/incident_delivery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

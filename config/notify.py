@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -17,19 +18,60 @@ class _Section(BaseModel):
 Severity = Literal["warning", "critical"]
 
 
+TEAM_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+"""Team names end up in channel names (`{prefix}alerts:team:{team}`) and metric labels."""
+
+
 class RouteSettings(_Section):
-    """One routing rule: checked in order, the first match wins unless `continue` is set."""
+    """One routing rule: checked in order, the first match wins unless `continue` is set.
+
+    Every condition given must hold (none given: the route matches everything). See
+    `operators/routing.py` for the exact semantics.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    name: str | None = Field(default=None, description="Shown in data.routing.route.")
-    team: str = Field(min_length=1)
-    any_words: list[str] = Field(default_factory=list, description="Any of these in the evidence.")
-    regex: str | None = Field(default=None, description="A regular expression over the evidence.")
+    name: str | None = Field(
+        default=None, max_length=100, description="Shown in data.routing.route."
+    )
+    team: str = Field(pattern=TEAM_PATTERN, description="Letters, digits, _ . - only.")
+    any_words: list[str] = Field(
+        default_factory=list,
+        description="Any of these words or phrases in the evidence (whole words, any case).",
+    )
+    regex: str | None = Field(
+        default=None, description="A Python regular expression searched in the evidence texts."
+    )
     severity: list[Severity] = Field(default_factory=list, description="Empty: any severity.")
     platforms: list[str] = Field(default_factory=list, description="Empty: any platform.")
     min_followers: int | None = Field(default=None, ge=0)
-    continue_: bool = Field(default=False, alias="continue")
+    continue_: bool = Field(
+        default=False,
+        alias="continue",
+        description="On a match, also keep checking the routes after this one (more teams).",
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(
+                f"routes: regex {value!r} is not a valid regular expression ({exc}); it uses"
+                r" Python `re` syntax: escape special characters (\( \. \+) or use"
+                " any_words for plain words"
+            ) from None
+        return value
+
+    @field_validator("any_words")
+    @classmethod
+    def _words(cls, value: list[str]) -> list[str]:
+        if any(not w.strip() for w in value):
+            raise ValueError("routes: any_words must not contain empty words")
+        return value
 
 
 SLACK_DEFAULT_MAX_PER_SECOND = 1.0

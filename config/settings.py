@@ -271,6 +271,9 @@ class Settings(BaseSettings):
                 "[listen] matches nothing: set listen.keywords, or brand_accounts with "
                 "listen.brand_mentions = true"
             )
+        if self.rules.resolve_mean_compound <= self.rules.unhappy_mean_compound:
+            # Otherwise an incident would resolve while the customer is still unhappy, and flap.
+            raise ValueError("rules.resolve_mean_compound must be > rules.unhappy_mean_compound")
         return self
 
     @classmethod

@@ -47,6 +47,7 @@ from operators.events import DeadLetter, SocialEvent, check_event_time, parse_ev
 from operators.influence import Touch
 from operators.listen import Listener
 from operators.records import AccountPurge, Assessment, ScoredPost, Sentiment, Withdrawal
+from operators.routing import Router
 from operators.scoring import Scorer
 from sense_respond.metrics import POSTS
 
@@ -246,7 +247,7 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         return datetime.now(UTC) + timedelta(seconds=wait)
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
-        out = self.state.advance(self.seen.value, self.policy)
+        out = self.state.advance(self.seen.value, self.policy, datetime.now(UTC))
         return out, self.state.is_idle(self.policy)
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
@@ -310,6 +311,7 @@ def build_flow(
         settings.rules,
         settings.alert_source,
         listen_scope=settings.listen.scope if settings.listen is not None else "post",
+        router=Router.from_settings(settings.routes, settings.notify.default_team),
     )
     seen = WatermarkSeen()
     outputs = op.stateful_batch(

@@ -1,38 +1,32 @@
-"""One customer's state: the sentiment window, the alert cooldown, and the latest view.
+"""One customer's state: the sentiment window, the incident lifecycle, and the latest view.
 
-`CustomerState` is what the flow keeps per customer key. It is data only (a bounded list of posts
-and a few scalars); the settings are the caller's `CustomerPolicy`, passed to every call, so a
-state restored from a snapshot runs under the current settings without any "reconfigure".
-
-Two streams meet here, and are paired deterministically:
-
-* the scored post itself (`ScoredPost`, text and sentiment, from the scoring step), and
-* the graph stage's records, stamped with the event-time watermark (`Stamped`): the post's
-  `PostInfluence` (its author's influence at that event), `InfluenceRise` (reach grew on an
-  interaction toward this customer), `Withdrawal` and `AccountPurge`.
-
-The graph stage's records are applied strictly in their order; one that needs its post waits
-(with the ones behind it) until the post has arrived. Every decision therefore sees the same
-state whichever of the two streams is ahead, at any replay speed.
-
-Event time: before each graph record is applied the state is advanced to its watermark
-(`advance`), which expires posts; the shell also calls `advance` with the latest watermark it has
-seen when it looks at idle customers. Cooldowns run on the customer's clock (the newest post or
-the watermark). `advance(watermark_ts, policy)` returns outputs: it is the hook where
-event-time driven outcomes (e.g. an incident's quiet resolution) are produced.
+`CustomerState` is what the flow keeps per customer key. It is small (a bounded list of posts and
+a few scalars) and pure: the caller passes the detection time in. Its incident hooks
+(`operators/incidents.py`) run on a post, on an influence rise and on an event-time advance;
+each returns the lifecycle events (`AlertRecord`s) it caused, in order.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from config.settings import RuleSettings, WindowSettings
 from operators.enrich import GraphRecord, PostInfluence, Stamped
+from operators.incidents import (
+    Firing,
+    IncidentPolicy,
+    IncidentState,
+    Resolution,
+    Who,
+    build_resolution,
+    check_instants,
+    firing_lifecycle,
+    firing_update,
+)
 from operators.records import (
-    AccountPurge,
     AlertRecord,
     CustomerGone,
     CustomerView,
@@ -41,12 +35,13 @@ from operators.records import (
     ScoredPost,
     Withdrawal,
 )
-from operators.rules import Subject, build_alert, cooldown_allows, dumps, evaluate
-from operators.window import CustomerWindow, Placement, WindowPost
+from operators.routing import DEFAULT_ROUTER, Router, RoutingFacts
+from operators.rules import Decision, Subject, build_alert, dumps, evaluate, select_evidence
+from operators.window import CustomerWindow, Placement, WindowPost, WindowSummary
 
 Output = AlertRecord | CustomerView | CustomerGone
 
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 _NO_WATERMARK = float("-inf")
 
 
@@ -59,18 +54,22 @@ class CustomerPolicy:
     alert_source: str
     listen_scope: str = "post"
     """`[listen] scope`, named in every alert (`data.listen`)."""
+    router: Router = DEFAULT_ROUTER
+    incidents: IncidentPolicy = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "incidents", IncidentPolicy.from_settings(self.rules, self.window))
 
 
 class CustomerState:
-    """Window + cooldown + last known identity of one customer, and the pairing queues."""
+    """Window + incidents + last known identity of one customer."""
 
     __slots__ = (
         "handle",
+        "incidents",
         "influence",
         "is_brand",
         "last_alert_id",
-        "last_alert_ts",
-        "last_severity",
         "late_posts",
         "pending",
         "platform",
@@ -87,8 +86,7 @@ class CustomerState:
         self.platform: str = ""
         self.influence: Influence | None = None
         self.is_brand = False
-        self.last_alert_ts: float | None = None
-        self.last_severity: str | None = None
+        self.incidents = IncidentState()
         self.last_alert_id: str | None = None
         self.late_posts = 0
         self.unscored_posts = 0  # about the business, sentiment unknown (not English)
@@ -143,7 +141,9 @@ class CustomerState:
             ):
                 break  # its post is still on its way
             waiting.popleft()
-            out.extend(self.advance(watermark, policy))
+            if watermark > self.watermark:
+                self.watermark = watermark
+            out.extend(self.advance(watermark, policy, detected_at))
             out.extend(self._apply(customer_id, watermark, record, policy, detected_at))
         if not waiting:
             self.waiting = None
@@ -159,7 +159,6 @@ class CustomerState:
         policy: CustomerPolicy,
         detected_at: datetime,
     ) -> list[Output]:
-        alert: AlertRecord | None = None
         if isinstance(record, PostInfluence):
             pending = self.pending
             assert pending is not None  # checked by _drain
@@ -170,53 +169,21 @@ class CustomerState:
             if record.duplicate:
                 return []
             post = dataclasses.replace(post, influence=record.influence, is_brand=record.is_brand)
-            alert = self.on_post(post, policy, detected_at, watermark)
-        elif isinstance(record, InfluenceRise):
-            alert = self.on_influence(record, policy, detected_at, watermark)
-        elif isinstance(record, Withdrawal):
+            return list(self.on_post(post, policy, detected_at, watermark))
+        if isinstance(record, InfluenceRise):
+            return list(self.on_influence(record, policy, detected_at))
+        if isinstance(record, Withdrawal):
             self.view_dirty |= self.on_withdrawal(record)
-        elif isinstance(record, AccountPurge):
-            # The account went away: forget everything known about it, here and in Redis.
-            self._forget()
-            return [CustomerGone(customer_id)]
-        return [] if alert is None else [alert]
-
-    def _forget(self) -> None:
-        pending, waiting, watermark = self.pending, self.waiting, self.watermark
-        self.__init__()  # type: ignore[misc]
-        self.pending, self.waiting, self.watermark = pending, waiting, watermark
-
-    # ------------------------------------------------------------------ event time
-
-    def advance(self, watermark_ts: float, policy: CustomerPolicy) -> list[Output]:
-        """Advance the customer's event clock to the flow's watermark (never back).
-
-        Posts that left the window expire. Returns what event time alone produces (nothing
-        yet: this is the hook for outcomes such as an incident's quiet resolution).
-        """
-        if watermark_ts > self.watermark:
-            self.watermark = watermark_ts
-        before = len(self.window.posts)
-        self.window.advance(watermark_ts, policy.window)
-        if len(self.window.posts) != before:
-            self.view_dirty = True
-        return []
-
-    def is_idle(self, policy: CustomerPolicy) -> bool:
-        """Nothing left worth keeping: no posts, nothing waiting, no cooldown running."""
-        if not self.window.is_empty() or self.pending or self.waiting:
-            return False
-        if self.last_alert_ts is None:
-            return True
-        return self.window.now - self.last_alert_ts >= policy.rules.cooldown_seconds
-
-    def idle_at(self, policy: CustomerPolicy) -> float:
-        """The watermark at which this state becomes idle if nothing else arrives."""
-        at = max((p.ts for p in self.window.posts), default=_NO_WATERMARK)
-        at += policy.window.length_seconds
-        if self.last_alert_ts is not None:
-            at = max(at, self.last_alert_ts + policy.rules.cooldown_seconds)
-        return at
+            return []
+        # AccountPurge: forget everything known about the account, here and in Redis (an open
+        # incident resolves first; the incident counter is kept).
+        fresh, closing = self.purged(
+            customer_id, record.created_at.timestamp(), policy, detected_at
+        )
+        for name in self.__slots__:
+            if name not in ("pending", "waiting", "watermark"):
+                setattr(self, name, getattr(fresh, name))
+        return [*closing, CustomerGone(customer_id)]
 
     # ------------------------------------------------------------------ decisions
 
@@ -226,24 +193,27 @@ class CustomerState:
         policy: CustomerPolicy,
         detected_at: datetime,
         watermark: float = _NO_WATERMARK,
-    ) -> AlertRecord | None:
-        """Add a scored post (with its influence); return the alert it triggers, if any.
+    ) -> list[AlertRecord]:
+        """Add a scored post; return the lifecycle events it causes (resolutions due before
+        it, then a firing or a recovery).
 
-        The customer's view changes with every post; the caller writes it once per batch
-        (`view()`, when `view_dirty`), since only the latest one matters.
+        The customer's view changes with every placed post; the caller writes it once per batch
+        (`view()`), since only the latest one matters.
         """
         self.handle = post.handle or self.handle
         self.platform = post.platform
         self.influence = post.influence
         self.is_brand = post.is_brand
         ts = post.created_at.timestamp()
+        out = self.advance(ts, policy, detected_at)
+        self.view_dirty = True
         if post.sentiment is None:
             # About the business, but VADER cannot read it: the customer is known, the window
-            # is not changed (an unknown sentiment is neither happy nor unhappy).
+            # is not changed (an unknown sentiment is neither happy nor unhappy). It still
+            # keeps an open incident from going quiet.
             self.unscored_posts += 1
-            self.window.advance(ts, policy.window)
-            self.view_dirty = True
-            return None
+            self.incidents.posted(ts, scored=False)
+            return out
         placed = self.window.add(
             WindowPost(
                 ts,
@@ -256,26 +226,29 @@ class CustomerState:
             policy.window,
             watermark,
         )
-        self.view_dirty = True
         if placed is Placement.LATE:
             self.late_posts += 1
-            return None
-        return self._check(post.customer_id, post.event_id, post.created_at, policy, detected_at)
+            return out
+        self.incidents.posted(ts)
+        out.extend(
+            self._check(post.customer_id, post.event_id, post.created_at, policy, detected_at)
+        )
+        return out
 
     def on_influence(
-        self,
-        rise: InfluenceRise,
-        policy: CustomerPolicy,
-        detected_at: datetime,
-        watermark: float = _NO_WATERMARK,
-    ) -> AlertRecord | None:
-        """The customer's reach grew on an interaction toward them: alert if already unhappy."""
+        self, rise: InfluenceRise, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[AlertRecord]:
+        """The customer's reach grew: alert now if they are already unhappy."""
         self.influence = rise.influence
         if self.window.is_empty():
-            return None
-        self.window.advance(max(watermark, rise.created_at.timestamp()), policy.window)
+            return []
+        ts = rise.created_at.timestamp()
+        out = self.advance(ts, policy, detected_at)
         self.view_dirty = True
-        return self._check(rise.customer_id, rise.event_id, rise.created_at, policy, detected_at)
+        out.extend(
+            self._check(rise.customer_id, rise.event_id, rise.created_at, policy, detected_at)
+        )
+        return out
 
     def _check(
         self,
@@ -284,26 +257,67 @@ class CustomerState:
         event_time: datetime,
         policy: CustomerPolicy,
         detected_at: datetime,
-    ) -> AlertRecord | None:
-        """Evaluate the rule after a change; the alert, when it fires and the cooldown allows."""
+    ) -> list[AlertRecord]:
+        """Evaluate the rule after a change: a firing event, a recovery, or nothing."""
         if self.is_brand or self.influence is None:
-            return None
+            return []
+        event_ts = event_time.timestamp()
         summary = self.window.summary(policy.window)
         decision = evaluate(summary, self.influence, policy.rules)
-        if not decision.fires or decision.severity is None:
-            return None
-        # Cooldown runs on the customer's event clock so that replays decide the same way.
-        if not cooldown_allows(
-            decision.severity,
-            self.window.now,
-            self.last_alert_ts,
-            self.last_severity,
-            policy.rules.cooldown_seconds,
-        ):
-            return None
-        subject = Subject(
-            customer_id, self.platform, self.handle, trigger_event_id, event_time, self.influence
-        )
+        if decision.fires and decision.severity is not None:
+            if (
+                self.incidents.transition(decision.severity, self.window.now, policy.incidents)
+                is None
+            ):
+                return []  # within the cooldown of the open incident
+            evidence = select_evidence(self.window.current(), policy.rules)
+            routing = policy.router.route(
+                RoutingFacts(
+                    tuple(p.text for p in evidence),
+                    decision.severity,
+                    self.platform,
+                    self.influence.followers,
+                )
+            )
+            # Cooldowns run on the customer's event clock so that replays decide the same way.
+            firing = self.incidents.fire(
+                customer_id,
+                decision.severity,
+                routing,
+                event_ts,
+                self.window.now,
+                policy.incidents,
+            )
+            if firing is None:
+                return []
+            subject = Subject(
+                customer_id,
+                self.platform,
+                self.handle,
+                trigger_event_id,
+                event_time,
+                self.influence,
+            )
+            return [self._firing_record(subject, summary, decision, firing, policy, detected_at)]
+        if self.incidents.open is None:
+            return []
+        resolution = self.incidents.check(summary, event_ts, policy.incidents)
+        if resolution is None:
+            return []
+        return [
+            self._resolution_record(customer_id, resolution, trigger_event_id, policy, detected_at)
+        ]
+
+    def _firing_record(
+        self,
+        subject: Subject,
+        summary: WindowSummary,
+        decision: Decision,
+        firing: Firing,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+    ) -> AlertRecord:
+        customer_id = subject.customer_id
         aid, envelope = build_alert(
             subject,
             summary,
@@ -313,16 +327,104 @@ class CustomerState:
             policy.alert_source,
             detected_at,
             listen_scope=policy.listen_scope,
+            lifecycle=firing_lifecycle(firing),
         )
-        self.last_alert_ts = self.window.now
-        self.last_severity = decision.severity
+        # An incident's severity never drops while it is open: a repeat at "warning" of a
+        # "critical" incident still says critical.
+        envelope["data"]["severity"] = firing.incident.severity
         self.last_alert_id = aid
-        self.view_dirty = False  # the alert carries the view of its moment
-        return AlertRecord(aid, customer_id, dumps(envelope), self.view(customer_id, policy))
+        update = firing_update(envelope, firing, self._who(customer_id))
+        return AlertRecord(
+            aid, customer_id, dumps(envelope), self.view(customer_id, policy), update
+        )
+
+    def _resolution_record(
+        self,
+        customer_id: str,
+        resolution: Resolution,
+        trigger_event_id: str | None,
+        policy: CustomerPolicy,
+        detected_at: datetime,
+    ) -> AlertRecord:
+        envelope, update = build_resolution(
+            resolution,
+            self._who(customer_id),
+            self.window.summary(policy.window),
+            trigger_event_id,
+            policy.alert_source,
+            detected_at,
+        )
+        return AlertRecord(
+            envelope["id"], customer_id, dumps(envelope), self.view(customer_id, policy), update
+        )
+
+    def _who(self, customer_id: str) -> Who:
+        return Who(customer_id, self.platform, self.handle)
 
     def on_withdrawal(self, withdrawal: Withdrawal) -> bool:
         """Take a deleted post out of the window; True if it was there (the view changed)."""
         return self.window.remove(withdrawal.event_id)
+
+    def advance(
+        self, now_ts: float, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[AlertRecord]:
+        """Advance the customer's event clock (the event-time watermark, or their own next
+        event) and resolve an open incident that recovered or went quiet on the way.
+
+        The incident is checked at each instant the window changes (a post leaving it) and at
+        its quiet deadline, so a resolution does not depend on how far the clock jumps at once.
+        """
+        out: list[AlertRecord] = []
+        window = self.window
+        if self.incidents.open is not None and now_ts > window.now:
+            ip = policy.incidents
+            deadline = self.incidents.quiet_deadline(ip)
+            post_times = [p.ts for p in window.posts]
+            for instant in check_instants(post_times, window.now, now_ts, ip, deadline):
+                window.advance(instant, policy.window)
+                resolution = self.incidents.check(window.summary(policy.window), instant, ip)
+                if resolution is not None:
+                    cid = resolution.incident.customer_id
+                    out.append(self._resolution_record(cid, resolution, None, policy, detected_at))
+                    break
+        before = len(window.posts)
+        window.advance(now_ts, policy.window)
+        if len(window.posts) != before:
+            self.view_dirty = True
+        return out
+
+    def purged(
+        self, customer_id: str, at_ts: float, policy: CustomerPolicy, detected_at: datetime
+    ) -> tuple[CustomerState, list[AlertRecord]]:
+        """The account went away: a fresh state that keeps only the incident counter (so a
+        returning account never reuses an incident id), and the quiet resolution of an open
+        incident."""
+        out: list[AlertRecord] = []
+        resolution = self.incidents.close_quietly(at_ts)
+        if resolution is not None:
+            out.append(self._resolution_record(customer_id, resolution, None, policy, detected_at))
+        fresh = CustomerState()
+        fresh.incidents.seq = self.incidents.seq
+        return fresh, out
+
+    def is_idle(self, policy: CustomerPolicy) -> bool:
+        """Nothing left worth keeping: no posts in the window, nothing waiting to be paired, and
+        no incident ever opened.
+
+        A customer who had an incident keeps this small state for good: its incident counter
+        makes the next incident's id new (alerted customers are few). The cooldown no longer
+        matters here: it only runs while an incident is open."""
+        return (
+            self.window.is_empty()
+            and not self.pending
+            and not self.waiting
+            and self.incidents.seq == 0
+        )
+
+    def idle_at(self, policy: CustomerPolicy) -> float:
+        """The watermark at which this state may be idle if nothing else arrives."""
+        at = max((p.ts for p in self.window.posts), default=_NO_WATERMARK)
+        return at + policy.window.length_seconds
 
     def view(self, customer_id: str, policy: CustomerPolicy) -> CustomerView:
         """The customer's one view: identity, latest sentiment, influence, last alert id."""

@@ -173,13 +173,41 @@ class CustomerGone:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentUpdate:
+    """What a lifecycle event changes in the incident's records in Redis.
+
+    The sink applies it atomically with the event (see `connectors/redis_sinks.py`): `fields`
+    are set on the incident hash `{prefix}incident:{incident_id}` (the sink sets `status` from
+    `status`, keeping "acknowledged" through later firings), `activity` and `note` are JSON
+    objects appended to its `activity` and `notes` arrays, `opened_ts` orders the incident in
+    the customer's history and the incident index.
+    """
+
+    incident_id: str
+    status: str
+    """firing | acknowledged | resolved"""
+    severity: str
+    teams: tuple[str, ...]
+    opened_ts: float
+    fields: dict[str, bytes]
+    activity: bytes | None = None
+    note: bytes | None = None
+    escalation: bool = False
+    """A firing that raised the severity: it reopens an incident someone resolved by hand."""
+
+
+@dataclass(frozen=True, slots=True)
 class AlertRecord:
-    """A fired alert: its deterministic id, its CloudEvents JSON and the customer's view."""
+    """A lifecycle event: its deterministic id, its CloudEvents JSON and the customer's view.
+
+    `incident` is None only for bare alerts without an incident (older callers, tests).
+    """
 
     alert_id: str
     customer_id: str
     payload: bytes
     view: CustomerView
+    incident: IncidentUpdate | None = None
 
 
 def _scored_post(

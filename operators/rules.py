@@ -5,16 +5,17 @@ influential = influence percentile >= the threshold (once enough accounts are ra
               or followers >= the follower threshold
 severity    = critical when the mean, the percentile or the followers cross the critical marks,
               else warning
-An alert fires on the event that makes the rule true; afterwards at most one per customer per
-cooldown (event time), unless the severity escalates from warning to critical.
+The rule firing opens or re-fires the customer's incident; `operators/incidents.py` decides which
+firings become events (escalations at once, repeats after the cooldown, on event time).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -78,28 +79,34 @@ def evaluate(summary: WindowSummary, influence: Influence, rules: RuleSettings) 
     return Decision(True, True, "critical" if critical else "warning", tuple(reasons))
 
 
-def cooldown_allows(
-    severity: Severity,
-    event_ts: float,
-    last_alert_ts: float | None,
-    last_severity: str | None,
-    cooldown_seconds: float,
-) -> bool:
-    """True if a new alert may fire: no alert within the cooldown, or the severity escalates."""
-    if last_alert_ts is None or last_severity is None:
-        return True
-    if abs(event_ts - last_alert_ts) >= cooldown_seconds:
-        return True
-    return SEVERITY_RANK[severity] > SEVERITY_RANK[last_severity]
-
-
 def alert_id(customer_id: str, trigger_event_id: str, severity: str) -> str:
     """Deterministic id: the same input always yields the same alert id (replays, recovery)."""
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{customer_id}\x1f{trigger_event_id}\x1f{severity}"))
 
 
+def select_evidence(evidence: Sequence[WindowPost], rules: RuleSettings) -> list[WindowPost]:
+    """The posts shown with an alert (and routed on): most negative first, the ones an on-call
+    person should read before answering."""
+    return sorted(evidence, key=lambda p: (p.compound, p.ts))[: rules.evidence_posts]
+
+
 def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+iso = _iso
+"""An aware datetime as RFC 3339 UTC with a Z (how every lifecycle event writes times)."""
+
+
+def sentiment_data(summary: WindowSummary) -> dict:
+    """`data.sentiment` of a lifecycle event: the window as it was at that moment."""
+    return {
+        "mean": round(summary.mean, 4),
+        "posts": summary.posts,
+        "min": summary.min,
+        "latest": summary.latest,
+        "window_seconds": summary.window_seconds,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,28 +130,29 @@ def build_alert(
     source: str,
     detected_at: datetime,
     listen_scope: str = "post",
+    lifecycle: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict]:
-    """The alert's id and CloudEvents 1.0 envelope (as a dict ready for orjson)."""
+    """The alert's id and CloudEvents 1.0 envelope (as a dict ready for orjson).
+
+    `lifecycle` adds the incident's fields to `data` (incident_id, routing, ...; see
+    `operators/incidents.py`). `data` is the envelope's last member, which the sink relies on
+    to add `silenced_by` without re-encoding the event.
+    """
     assert decision.severity is not None
     aid = alert_id(subject.customer_id, subject.trigger_event_id, decision.severity)
     cap = rules.evidence_text_chars
-    # Most negative first: the posts an on-call person should read before answering.
-    worst = sorted(evidence, key=lambda p: (p.compound, p.ts))[: rules.evidence_posts]
+    worst = select_evidence(evidence, rules)
     inf = subject.influence
     data = {
+        "status": "firing",
+        **(lifecycle or {}),
         "customer_id": subject.customer_id,
         "platform": subject.platform,
         "handle": subject.handle,
         "severity": decision.severity,
         "event_time": _iso(subject.event_time),
         "trigger_event_id": subject.trigger_event_id,
-        "sentiment": {
-            "mean": round(summary.mean, 4),
-            "posts": summary.posts,
-            "min": summary.min,
-            "latest": summary.latest,
-            "window_seconds": summary.window_seconds,
-        },
+        "sentiment": sentiment_data(summary),
         "influence": {
             "score": round(inf.score, 6),
             "percentile": None if inf.percentile is None else round(inf.percentile, 4),

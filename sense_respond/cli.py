@@ -7,6 +7,9 @@ sense-respond alerts tail [--group G] [--consumer C]
 sense-respond score [--config FILE] [--explain] [TEXT ...]
 sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
 sense-respond notify [--config FILE] [--redis-url URL] [--prefix P] [--metrics-port PORT]
+sense-respond incidents list|show|ack|resolve ...   (see sense_respond/respond_cli.py)
+sense-respond silence add|list|expire ...
+sense-respond customer show ID
 """
 
 from __future__ import annotations
@@ -118,6 +121,20 @@ def format_alert(alert: dict[str, Any]) -> str:
     from sense_respond.terminal import safe_text
 
     data = alert.get("data", {})
+    status = data.get("status")
+    if status in ("acknowledged", "resolved"):
+        # Lifecycle follow-ups: one line, who and why.
+        why = (
+            f"by {data.get('acknowledged_by')}"
+            if status == "acknowledged"
+            else f"{data.get('resolved_reason')}"
+            + (f" by {data['resolved_by']}" if data.get("resolved_by") else "")
+        )
+        who = data.get("handle") or ""
+        return (
+            f"[{status.upper():8}] {data.get('customer_id')}{' @' + who if who else ''}"
+            f"  incident {data.get('incident_id')}  {why}  event {data.get('event_time')}"
+        )
     sent = data.get("sentiment", {})
     inf = data.get("influence", {})
     pct = inf.get("percentile")
@@ -131,6 +148,8 @@ def format_alert(alert: dict[str, Any]) -> str:
         f"  influence pct {'n/a' if pct is None else f'{pct:.2f}'}"
         f"  inbound {inf.get('inbound_accounts', 0)}"
     )
+    if data.get("silenced_by"):
+        head += "  (silenced)"
     lines = [
         head,
         f"           event {safe_text(data.get('event_time'))}  id {safe_text(alert.get('id'))}",
@@ -578,6 +597,10 @@ def parser() -> argparse.ArgumentParser:
     from sense_respond.notify import add_parser as add_notify_parser
 
     add_notify_parser(sub)
+
+    from sense_respond.respond_cli import add_commands
+
+    add_commands(sub, _redis_flags)  # incidents, silence, customer show
     return top
 
 

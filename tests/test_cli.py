@@ -97,3 +97,29 @@ def test_format_alert_is_readable() -> None:
     assert "-0.71 over 3 posts" in text
     assert "25,000" in text
     assert "never again" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"status": "resolved", "resolved_reason": "quiet", "incident_id": "i1"},
+            "[RESOLVED] twitter:1 @ann  incident i1  quiet  event 2026-03-02T10:00:00Z",
+        ),
+        (
+            {"status": "resolved", "resolved_reason": "manual", "resolved_by": "zoe"},
+            "manual by zoe",
+        ),
+        ({"status": "acknowledged", "acknowledged_by": "zoe"}, "[ACKNOWLEDGED] twitter:1 @ann"),
+    ],
+)
+def test_format_alert_follow_ups_are_one_line(data: dict, expected: str) -> None:
+    base = {"customer_id": "twitter:1", "handle": "ann", "event_time": "2026-03-02T10:00:00Z"}
+    text = format_alert({"id": "e1", "data": base | data})
+    assert "\n" not in text
+    assert expected in text
+
+
+def test_format_alert_marks_silenced_events() -> None:
+    alert = {"id": "a", "data": {"customer_id": "x:1", "silenced_by": "s1", "sentiment": {}}}
+    assert "(silenced)" in format_alert(alert).splitlines()[0]

@@ -274,7 +274,11 @@ def stream_ids(client: redis.Redis, prefix: str) -> list[str]:
 def customer_views(client: redis.Redis, prefix: str) -> dict[str, dict[bytes, bytes]]:
     """Every customer hash under `prefix`; `last_alert` reduced to its id (its `time` is the
     wall clock of delivery)."""
-    keys = sorted(client.scan_iter(match=f"{prefix}customer:*", count=1000))
+    keys = sorted(
+        k
+        for k in client.scan_iter(match=f"{prefix}customer:*", count=1000)
+        if not k.endswith(b":incidents")  # the customer's incident history (a sorted set)
+    )
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
