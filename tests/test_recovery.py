@@ -183,7 +183,7 @@ def test_resume_applies_the_current_brands_and_influence_settings(
     assert resumed.enricher.graph.edge_count == edges
     # windows take the new length at once
     for state in resumed.customers.values():
-        state.advance(watermark, resumed.policy)
+        state.advance(watermark, resumed.policy, datetime.now(UTC))
         assert all(p.ts > state.window.now - 3600 for p in state.window.posts)
         assert state.window.summary(resumed.policy.window).window_seconds in (0, 3600)
 
