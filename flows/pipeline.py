@@ -13,9 +13,11 @@ Run it with `sense-respond run ...`, or the Bytewax way with settings from the e
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +38,7 @@ from operators.events import DeadLetter, SocialEvent, check_event_time, parse_ev
 from operators.listen import Listener
 from operators.records import (
     AccountPurge,
+    AlertRecord,
     Assessment,
     CustomerGone,
     InfluenceRise,
@@ -44,7 +47,7 @@ from operators.records import (
 )
 from operators.routing import Router
 from operators.scoring import Scorer
-from sense_respond.metrics import POSTS
+from sense_respond.metrics import CONNECTORS, POSTS, count_parsed
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +77,20 @@ def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
     `source` names the input in dead letters (e.g. `jsonl:/data/feed.jsonl`).
     """
     now = datetime.now(UTC)
+    read_ns = time.time_ns()  # measures event-to-alert latency only; never decides anything
     out: list[Valid | DeadLetter] = []
     for item in items:
         if isinstance(item, bytes | str):
             parsed = parse_event(item, now, source)
             if parsed is not None:
-                out.append(parsed)
+                out.append(parsed.stamp_read(read_ns) if type(parsed) is SocialEvent else parsed)
         elif isinstance(item, SocialEvent):
             # Validated at the edge (a live feed); its clock is still checked here.
-            out.append(check_event_time(item, now, source=source))
+            checked = check_event_time(item, now, source=source)
+            out.append(checked.stamp_read(read_ns) if checked is item else checked)
         else:
             out.append(item)
+    count_parsed(out, source)
     return out
 
 
@@ -145,6 +151,15 @@ class InfluenceLogic(StatefulBatchLogic[tuple[Valid, Assessment | None], Enriche
         return self.enricher
 
 
+def _stamped(outputs: Iterable[Output], read_ns: int) -> list[Output]:
+    """The outputs, lifecycle events carrying the read time of the event that caused them (for
+    the event-to-alert latency metric only)."""
+    return [
+        dataclasses.replace(o, read_ns=read_ns) if isinstance(o, AlertRecord) else o
+        for o in outputs
+    ]
+
+
 class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
     """Bytewax shell around `CustomerState`, with wall-clock expiry of idle customers.
 
@@ -171,10 +186,12 @@ class CustomerLogic(StatefulBatchLogic[Enriched, Output, CustomerState]):
             if isinstance(value, ScoredPost):
                 # Each lifecycle event carries the view of its moment, which may be before
                 # this post was placed (a resolution that was due first): write the view too.
-                out.extend(self.state.on_post(value, self.policy, now))
+                out.extend(_stamped(self.state.on_post(value, self.policy, now), value.read_ns))
                 stale_view = True
             elif isinstance(value, InfluenceRise):
-                out.extend(self.state.on_influence(value, self.policy, now))
+                out.extend(
+                    _stamped(self.state.on_influence(value, self.policy, now), value.read_ns)
+                )
             elif isinstance(value, Withdrawal):
                 stale_view |= self.state.on_withdrawal(value)
             elif isinstance(value, AccountPurge):
@@ -237,7 +254,9 @@ def build_flow(
     source_name = input_name(settings.input)
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
-    op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
+    dead_letter_sink = DeadLetterSink(url, settings.redis)
+    CONNECTORS.watch_sink(Step.DEAD_LETTERS, lambda: dead_letter_sink.stats)
+    op.output(Step.DEAD_LETTERS, routed.falses, dead_letter_sink)
     listener, configured = listening(settings)
     scorer = scorer or configured
     scored = op.flat_map_batch(
@@ -260,7 +279,9 @@ def build_flow(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, resume)
     )
     deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
-    op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))
+    alert_sink = AlertSink(url, settings.redis)
+    CONNECTORS.watch_sink(Step.DELIVER, lambda: alert_sink.stats)
+    op.output(Step.DELIVER, deliveries, alert_sink)
     return flow
 
 
@@ -297,6 +318,7 @@ def flow_from_env() -> Dataflow:
     """Settings from `SR_` variables (and `SR_CONFIG`); embedded Redis when no URL is set."""
     from config.settings import load_settings
     from connectors.embedded_redis import resolve_redis_url
+    from connectors.redis_client import redacted_url
     from connectors.redis_errors import exit_on_failure
 
     exit_on_failure()  # Redis gone for good: one line and exit 75/78, not a Rust panic
@@ -304,7 +326,10 @@ def flow_from_env() -> Dataflow:
     configured = settings.redis.url.get_secret_value() if settings.redis.url else None
     url, embedded = resolve_redis_url(configured)
     if embedded is not None:
-        log.warning("no SR_REDIS__URL: started an embedded Redis at %s for this process", url)
+        log.warning(
+            "no SR_REDIS__URL: started an embedded Redis at %s for this process",
+            redacted_url(url),
+        )
     return build_flow(
         settings.with_redis_url(url),
         resumable=_bytewax_recovery_requested(),

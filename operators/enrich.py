@@ -84,7 +84,9 @@ class Enricher:
         out: list[Enriched] = []
         if graph.refresh_count != refreshes:
             out.extend(
-                InfluenceRise(cid, graph.influence_of(cid), item.id, item.created_at)
+                InfluenceRise(
+                    cid, graph.influence_of(cid), item.id, item.created_at, read_ns=item.read_ns
+                )
                 for cid in graph.take_risen()
             )
         if assessment is None or item.text is None:
@@ -105,6 +107,7 @@ class Enricher:
                 is_brand=self.brands.matches(customer_id, item.author.handle),
                 matched=assessment.matched,
                 url=item.url,
+                read_ns=item.read_ns,
             )
         )
         return out
