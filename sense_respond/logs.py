@@ -34,7 +34,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -89,9 +91,9 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     )
 
 
-def status(message: str) -> None:
+def status(message: str, level: int = logging.INFO) -> None:
     """A status line of the CLI: the bare line on stderr, or a JSON log record in JSON mode."""
     if _format == "json":
-        logging.getLogger(STATUS_LOGGER).info(message)
+        logging.getLogger(STATUS_LOGGER).log(level, message)
     else:
         print(message, file=sys.stderr, flush=True)
