@@ -147,7 +147,7 @@ def test_checker_survives_a_failing_probe() -> None:
 # a real run in a subprocess
 
 
-SR_RUN = (sys.executable, "-m", "sense_respond", "run", "--input", "jsonl:-")
+SR_RUN = (sys.executable, "-m", "sense_respond", "run")
 BATCH = 100
 
 
@@ -158,11 +158,19 @@ def _env() -> dict[str, str]:
 class RunningFlow:
     """`sense-respond run --input jsonl:- --metrics-port 0`, fed through its stdin."""
 
-    def __init__(self, redis_url: str, prefix: str, log_dir: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        log_dir: Path,
+        *extra: str,
+        input_spec: str = "jsonl:-",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log = log_dir / f"run-{time.monotonic_ns()}.log"
         with open(self.log, "wb") as err:
             self.proc = subprocess.Popen(
-                [*SR_RUN, "--metrics-port", "0", "--prefix", prefix, *extra],
+                [*SR_RUN, "--input", input_spec, "--metrics-port", "0", "--prefix", prefix, *extra],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -329,7 +337,7 @@ def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [*SR_RUN, "--metrics-port", str(port)],
+            [*SR_RUN, "--input", "jsonl:-", "--metrics-port", str(port)],
             input=b"",
             capture_output=True,
             timeout=120,
@@ -339,3 +347,54 @@ def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None
     assert done.returncode == 2
     assert f"--metrics-port {port}".encode() in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_live_feed_counters_lag_and_readiness_follow_the_connection(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    from tests.feed_servers import JetstreamServer, jetstream_commit
+
+    now_us = int(time.time() * 1e6)
+    frames = [
+        jetstream_commit(
+            f"did:plc:author{i:018d}",
+            now_us - (60 - i) * 1_000_000,
+            "app.bsky.feed.post",
+            f"rk{i}",
+            {"text": "thanks for the help", "createdAt": "2026-03-02T10:00:00Z"},
+        )
+        for i in range(5)
+    ]
+    server = JetstreamServer(frames).__enter__()
+    running = None
+    try:
+        label = f"jetstream:{server.url}"
+        env_extra = {
+            "SR_JETSTREAM__RECONNECT_INITIAL_SECONDS": "0.05",
+            "SR_JETSTREAM__RECONNECT_MAX_SECONDS": "0.2",
+        }
+        running = RunningFlow(redis_url, redis_prefix, tmp_path, input_spec=label, env=env_extra)
+        key = (("input", label),)
+
+        def ready() -> int:
+            return httpx.get(f"{running.base}/readyz", timeout=5).status_code
+
+        assert _wait(lambda: ready() == 200, timeout=60)
+        assert _wait(lambda: running.scrape().get(("sense_respond_feed_frames_total", key)) == 5)
+        scraped = running.scrape()
+        assert scraped[("sense_respond_feed_events_total", key)] == 5
+        assert scraped[("sense_respond_events_total", key)] == 5
+        lag = scraped[("sense_respond_source_lag", key)]
+        assert 50 <= lag < 3600  # the newest cursor is ~56 s old
+        server.__exit__(None, None, None)  # the feed goes away: not ready, still alive
+        server = None
+        assert _wait(lambda: ready() == 503, timeout=30)
+        body = httpx.get(f"{running.base}/readyz", timeout=5).json()
+        assert body["source"] == "not connected" and body["redis"] == "up"
+        assert httpx.get(f"{running.base}/healthz", timeout=5).status_code == 200
+    finally:
+        if running is not None:
+            running.kill()
+        if server is not None:
+            server.__exit__(None, None, None)
