@@ -58,7 +58,10 @@ def _reason(line: bytes) -> str:
         ("mastodon: unmappable update frame: KeyError: 'account'", "feed_frame"),
         ("mastodon: mention notification: notification without account", "feed_frame"),
         ("stream entry 1-0 has no 'event' field (fields: x)", "feed_frame"),
-        ("poison: delivered 5 times without completing", "poison"),
+        (
+            "stream entry 1-0 was delivered 5 times without completing (redis.max_deliveries = 5)",
+            "poison",
+        ),
         ("something nobody planned for", "other"),
     ],
 )
