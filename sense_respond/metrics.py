@@ -8,9 +8,7 @@ endpoint (`--metrics-port`) serves `REGISTRY`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -230,37 +228,12 @@ REGISTRY.register(CONNECTORS)
 
 
 def watch_source(source: object, input_label: str) -> None:
-    """Export a live feed's `FeedMetrics` and cursor age (`source_lag{input}`, seconds).
+    """Export a live feed's `FeedMetrics` (the feed keeps `source_lag{input}` itself).
 
     Other sources export nothing here: a file has no lag, and the Redis stream source keeps its
     consumer-group lag in `SOURCE_LAG` itself.
     """
     from connectors.feed_runtime import FeedSource
 
-    if not isinstance(source, FeedSource):
-        return
-    CONNECTORS.watch_feed(input_label, lambda: [p.metrics for p in list(source.partitions)])
-    SOURCE_LAG.labels(input=input_label).set_function(lambda: feed_cursor_age(source))
-
-
-def feed_cursor_age(source: object, now: float | None = None) -> float:
-    """Seconds between now and the newest position a live feed handed to the flow (NaN: none).
-
-    Jetstream's cursor is `time_us` (microseconds since the epoch); a Mastodon status id is a
-    snowflake whose high bits are milliseconds since the epoch (`id >> 16`).
-    """
-    from connectors.jetstream import JetstreamSource
-    from connectors.mastodon import MastodonSource
-
-    partitions = list(getattr(source, "partitions", ()))
-    if not partitions:
-        return math.nan
-    position = partitions[-1].position
-    moment: float | None = None
-    if isinstance(source, JetstreamSource) and isinstance(position, int):
-        moment = position / 1e6
-    elif isinstance(source, MastodonSource) and isinstance(position, str) and position.isdigit():
-        moment = (int(position) >> 16) / 1000.0
-    if moment is None:
-        return math.nan
-    return max(0.0, (time.time() if now is None else now) - moment)
+    if isinstance(source, FeedSource):
+        CONNECTORS.watch_feed(input_label, lambda: [p.metrics for p in list(source.partitions)])

@@ -15,8 +15,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.jetstream import JetstreamSource
-from connectors.mastodon import MastodonSource
 from operators.events import parse_event
 from sense_respond import metrics
 from sense_respond.health import HealthServer, Readiness, ReadinessChecker
@@ -91,23 +89,6 @@ def test_latency_observed_only_when_the_trigger_read_time_is_known() -> None:
     metrics.observe_event_to_alert(read_ns=0, written_ns=1_250_000_000)  # trigger time unknown
     assert _sample("sense_respond_event_to_alert_seconds_count") == count + 1
     assert _sample("sense_respond_event_to_alert_seconds_sum") == pytest.approx(total + 0.25)
-
-
-class _Part:
-    def __init__(self, position: object) -> None:
-        self.position = position
-
-
-def test_feed_cursor_age_from_jetstream_time_us_and_mastodon_snowflake() -> None:
-    now = 1_800_000_000.0
-    jet = JetstreamSource.__new__(JetstreamSource)
-    jet.partitions = [_Part(int((now - 42.5) * 1e6))]  # type: ignore[list-item]
-    assert metrics.feed_cursor_age(jet, now) == pytest.approx(42.5)
-    masto = MastodonSource.__new__(MastodonSource)
-    masto.partitions = [_Part(str((int((now - 7) * 1000) << 16) | 5))]  # type: ignore[list-item]
-    assert metrics.feed_cursor_age(masto, now) == pytest.approx(7.0)
-    masto.partitions = []
-    assert metrics.feed_cursor_age(masto, now) != metrics.feed_cursor_age(masto, now)  # NaN
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +334,7 @@ def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None
 
 
 @pytest.mark.slow
-def test_live_feed_counters_lag_and_readiness_follow_the_connection(
+def test_live_feed_counters_and_readiness_follow_the_connection(
     redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
     from tests.feed_servers import JetstreamServer, jetstream_commit
@@ -388,8 +369,6 @@ def test_live_feed_counters_lag_and_readiness_follow_the_connection(
         scraped = running.scrape()
         assert scraped[("sense_respond_feed_events_total", key)] == 5
         assert scraped[("sense_respond_events_total", key)] == 5
-        lag = scraped[("sense_respond_source_lag", key)]
-        assert 50 <= lag < 3600  # the newest cursor is ~56 s old
         server.__exit__(None, None, None)  # the feed goes away: not ready, still alive
         server = None
         assert _wait(lambda: ready() == 503, timeout=30)
