@@ -104,16 +104,3 @@ def test_errors_and_uncaught_exceptions_are_json_too() -> None:
     assert "ZeroDivisionError" in records[0]["exc_info"]
     assert records[-1]["level"] == "CRITICAL"
     assert "RuntimeError: boom" in records[-1]["exc_info"]
-
-
-def test_text_stays_the_default(redis_url: str, redis_prefix: str) -> None:
-    done = subprocess.run(
-        [*SR, "run", "--input", "jsonl:-", "--prefix", redis_prefix],
-        input=b"",
-        capture_output=True,
-        timeout=120,
-        env=_env(SR_REDIS__URL=redis_url),
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.decode().splitlines()[-1].startswith("summary: {")

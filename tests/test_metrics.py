@@ -300,7 +300,9 @@ def test_readyz_follows_redis_down_and_back(tmp_path: Path, redis_prefix: str) -
         server.stop()
 
 
-def test_no_port_without_the_flag(redis_url: str, redis_prefix: str) -> None:
+def test_no_port_without_the_flag_and_text_logs_by_default(
+    redis_url: str, redis_prefix: str
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "sense_respond", "run", "--input", "jsonl:-"],
         input=b"",
@@ -311,6 +313,8 @@ def test_no_port_without_the_flag(redis_url: str, redis_prefix: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert b"metrics:" not in done.stderr
+    # ...and logs stay text by default: bare status lines.
+    assert done.stderr.decode().splitlines()[-1].startswith("summary: {")
 
 
 def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None:

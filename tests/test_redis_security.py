@@ -139,19 +139,6 @@ def test_acl_user_connects_and_others_are_refused(acl_redis: ConfiguredRedis) ->
         client.close()
 
 
-@pytest.mark.slow
-def test_a_run_against_an_acl_redis_delivers(acl_redis: ConfiguredRedis) -> None:
-    prefix = _prefix()
-    done = sr("run", "--input", "jsonl:-", "--prefix", prefix, stdin=_demo_slice(),
-              env=_env(SR_REDIS__URL=_acl_url(acl_redis)))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    client = make_client(_acl_url(acl_redis), RedisSettings())
-    try:
-        assert _alerts(client, prefix)
-    finally:
-        client.close()
-
-
 # ---------------------------------------------------------------------------------------------
 # TLS
 
@@ -204,30 +191,6 @@ def test_ca_certs_need_a_rediss_url(certs: dict[str, Path]) -> None:
 # secrets from files, and the password warning
 
 
-@pytest.mark.slow
-def test_redis_url_from_a_file(acl_redis: ConfiguredRedis, tmp_path: Path) -> None:
-    secret = tmp_path / "redis-url"
-    secret.write_text(_acl_url(acl_redis) + "\n")
-    secret.chmod(0o600)
-    prefix = _prefix()
-    done = sr("run", "--input", "jsonl:-", "--prefix", prefix, stdin=_demo_slice(500),
-              env=_env(SR_REDIS__URL_FILE=str(secret)))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert b"redis://sense:***@127.0.0.1" in done.stderr
-    assert PASSWORD.encode() not in done.stderr
-
-
-def test_password_on_the_command_line_draws_a_warning(acl_redis: ConfiguredRedis) -> None:
-    done = sr("run", "--input", "jsonl:-", "--prefix", _prefix(), "--redis-url",
-              _acl_url(acl_redis))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert b"visible" in done.stderr or b"can read in `ps`" in done.stderr
-    assert PASSWORD.encode() not in done.stderr
-    quiet = sr("run", "--input", "jsonl:-", "--prefix", _prefix(),
-               env=_env(SR_REDIS__URL=_acl_url(acl_redis)))  # fmt: skip
-    assert b"`ps`" not in quiet.stderr
-
-
 # ---------------------------------------------------------------------------------------------
 # the known password never leaks
 
@@ -245,40 +208,48 @@ def test_the_password_never_leaks(
 ) -> None:
     url = _acl_url(acl_redis)
     prefix = _prefix()
-    env = _env(SR_REDIS__URL=url)
     fmt = ("--log-format", log_format)
-    # A whole run with debug logging and bad input, printing alerts.
+    # A whole run against the ACL Redis, its URL read from a file, with debug logging, bad
+    # input, and alerts printed.
+    secret = tmp_path / "redis-url"
+    secret.write_text(url + "\n")
+    secret.chmod(0o600)
     done = sr("-v", "run", *fmt, "--input", "jsonl:-", "--prefix", prefix, "--print-alerts",
-              stdin=_demo_slice() + b"".join(BAD_LINES), env=env)  # fmt: skip
+              stdin=_demo_slice() + b"".join(BAD_LINES),
+              env=_env(SR_REDIS__URL_FILE=str(secret)))  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert b"redis://sense:***@127.0.0.1" in done.stderr
+    assert b"`ps`" not in done.stderr  # no password on the command line, no warning
     client = make_client(url, RedisSettings())
     try:
         letters = client.xrange(f"{prefix}dlq")
         assert len(letters) == len(BAD_LINES)
-        stored = b"".join(v for _, fields in letters for v in fields.values())
-        stored += b"".join(
-            v for _, fields in client.xrange(f"{prefix}alerts") for v in fields.values()
-        )
+        alerts = client.xrange(f"{prefix}alerts")
+        assert alerts, "the run against the ACL Redis delivered no alert"
+        stored = b"".join(v for _, fields in letters + alerts for v in fields.values())
     finally:
         client.close()
-    # The password on the command line (warned about), and a Redis that does not answer.
-    cli = sr("-v", "run", *fmt, "--input", "jsonl:-", "--redis-url", url, "--prefix", prefix)
+    # A Redis that does not answer.
     unreachable = sr("-v", "run", *fmt, "--input", "jsonl:-",
                      env=_env(SR_REDIS__URL=url.replace(str(acl_redis.port), "1")))  # fmt: skip
-    wrong = sr("-v", "run", *fmt, "--input", "jsonl:-",
-               env=_env(SR_REDIS__URL=_acl_url(acl_redis, PASSWORD + "x")))  # fmt: skip
     assert unreachable.returncode == 2 and b"cannot use Redis" in unreachable.stderr
-    assert wrong.returncode == 2
-    # The secret from a file, named in an error (the file is unreadable).
-    missing = sr("run", "--input", "jsonl:-", env=_env(SR_REDIS__URL_FILE=str(tmp_path / "no")))
-    assert missing.returncode == 2 and b"SR_REDIS__URL_FILE" in missing.stderr
-    _assert_no_password(
-        done.stdout, done.stderr, stored, cli.stderr, unreachable.stderr, wrong.stderr,
-        missing.stderr,
-    )  # fmt: skip
+    outputs = [done.stdout, done.stderr, stored, unreachable.stderr]
     if log_format == "json":
         for line in (done.stderr + unreachable.stderr).splitlines():
             orjson.loads(line)
+    else:
+        # The password on the command line (warned about), a wrong password, and an unreadable
+        # secret file.
+        cli = sr("-v", "run", "--input", "jsonl:-", "--redis-url", url, "--prefix", prefix)
+        assert cli.returncode == 0, cli.stderr
+        assert b"can read in `ps`" in cli.stderr
+        wrong = sr("-v", "run", "--input", "jsonl:-",
+                   env=_env(SR_REDIS__URL=_acl_url(acl_redis, PASSWORD + "x")))  # fmt: skip
+        assert wrong.returncode == 2
+        missing = sr("run", "--input", "jsonl:-", env=_env(SR_REDIS__URL_FILE=str(tmp_path / "no")))
+        assert missing.returncode == 2 and b"SR_REDIS__URL_FILE" in missing.stderr
+        outputs += [cli.stdout, cli.stderr, wrong.stderr, missing.stderr]
+    _assert_no_password(*outputs)
 
 
 @pytest.mark.slow
