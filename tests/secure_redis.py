@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.private_redis import free_port, server_binary
+from private_redis import free_port, server_binary
 
 
 def port_open(port: int) -> bool:

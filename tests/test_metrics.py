@@ -13,12 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from private_redis import private_redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from operators.events import parse_event
 from sense_respond import metrics
 from sense_respond.health import HealthServer, Readiness, ReadinessChecker
-from tests.private_redis import private_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FEED = ROOT / "sense_respond" / "data" / "demo_feed.jsonl"
@@ -341,7 +341,7 @@ def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None
 def test_live_feed_counters_and_readiness_follow_the_connection(
     redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    from tests.feed_servers import JetstreamServer, jetstream_commit
+    from feed_servers import JetstreamServer, jetstream_commit
 
     now_us = int(time.time() * 1e6)
     frames = [

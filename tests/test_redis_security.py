@@ -15,10 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from secure_redis import ConfiguredRedis, configured_redis
 
 from config.settings import RedisSettings
 from connectors.redis_client import make_client
-from tests.secure_redis import ConfiguredRedis, configured_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_FEED = ROOT / "sense_respond" / "data" / "demo_feed.jsonl"
