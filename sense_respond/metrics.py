@@ -216,8 +216,9 @@ class _ConnectorCounters(Collector):
             yield batches
 
 
-_DECLARED_FEED_COUNTERS = frozenset({"reconnects"})
-"""FeedMetrics fields exported under a declared name instead (`sense_respond_feed_reconnects`)."""
+_DECLARED_FEED_COUNTERS = frozenset({"reconnects", "stalls"})
+"""FeedMetrics fields the feeds export themselves under declared names
+(`sense_respond_feed_reconnects`, `sense_respond_feed_stalls`): one family per name."""
 
 CONNECTORS = _ConnectorCounters()
 REGISTRY.register(CONNECTORS)

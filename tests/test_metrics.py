@@ -370,6 +370,9 @@ def test_live_feed_counters_and_readiness_follow_the_connection(
 
         assert _wait(lambda: ready() == 200, timeout=60)
         assert _wait(lambda: running.scrape().get(("sense_respond_feed_frames_total", key)) == 5)
+        page = httpx.get(f"{running.base}/metrics", timeout=10).text
+        families = [f.name for f in text_string_to_metric_families(page)]
+        assert len(families) == len(set(families))  # no family exported twice
         scraped = running.scrape()
         assert scraped[("sense_respond_feed_events_total", key)] == 5
         assert scraped[("sense_respond_events_total", key)] == 5
