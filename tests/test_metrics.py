@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from private_redis import private_redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -235,7 +236,12 @@ def test_metrics_of_a_real_run(flow: RunningFlow, redis_client, redis_prefix: st
         lambda: (s := flow.scrape())[("sense_respond_events_total", label)] == total and s
     )
     assert scraped, "events were not all counted"
-    alerts = _wait(lambda: redis_client.xlen(f"{redis_prefix}alerts") or None, timeout=30)
+
+    def firing() -> int:  # the stream also carries lifecycle events (resolved, ...)
+        entries = redis_client.xrange(f"{redis_prefix}alerts")
+        return sum(orjson.loads(f[b"alert"])["data"]["status"] == "firing" for _, f in entries)
+
+    alerts = _wait(lambda: firing() or None, timeout=30)
     assert alerts, "the demo slice raised no alert"
     scraped = _wait(
         lambda: (

@@ -28,7 +28,7 @@ PASSWORD = "Zq8-known-test-password-0xC0FFEE"
 ACL = [
     "user default off",
     f"user {USER} on >{PASSWORD} ~sec:* &sec:* -@all +@read +@write +@stream +@pubsub"
-    " +@scripting +@keyspace +ping +client +hello +info",
+    " +@scripting +@keyspace +ping +client +hello +info +time",
 ]
 BAD_LINES = [b"{not json\n", b"[1]\n", b'{"id": "x", "kind": "post"}\n']
 
