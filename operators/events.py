@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -105,6 +106,9 @@ class SocialEvent(BaseModel):
     url: StrictStr | None = None
     edited_at: AwareDatetime | None = None
     """Set when the post was edited (e.g. Mastodon `status.update`): the edit replaces the post."""
+    _read_ns: int = PrivateAttr(default=0)
+    """Wall-clock ns when the flow shell read the event (`stamp_read`); 0: not stamped. It only
+    measures (event-to-alert latency); no decision reads it, and no input can set it."""
 
     @field_validator("created_at", "edited_at", mode="before")
     @classmethod
@@ -142,7 +146,22 @@ class SocialEvent(BaseModel):
         values = [getattr(self, name) for name in _EVENT_FIELDS]
         values[_CREATED_AT] = to_micros(self.created_at)
         values[_EDITED_AT] = to_micros(self.edited_at)
-        return (_event, tuple(values))
+        return (_event, (*values, self.read_ns))
+
+    def stamp_read(self, read_ns: int) -> SocialEvent:
+        """Note when the flow shell read this event (wall clock, ns); returns the event."""
+        private = self.__pydantic_private__
+        if private is None:
+            object.__setattr__(self, "__pydantic_private__", {"_read_ns": read_ns})
+        else:
+            private["_read_ns"] = read_ns
+        return self
+
+    @property
+    def read_ns(self) -> int:
+        """When the flow shell read this event (wall clock, ns); 0 when not stamped."""
+        private = self.__pydantic_private__
+        return private.get("_read_ns", 0) if private else 0
 
     @property
     def customer_id(self) -> str:
@@ -192,10 +211,11 @@ def _mention(id: str, handle: str | None) -> Mention:
 
 
 def _event(*values: Any) -> SocialEvent:
-    fields = dict(zip(_EVENT_FIELDS, values, strict=True))
+    *field_values, read_ns = values
+    fields = dict(zip(_EVENT_FIELDS, field_values, strict=True))
     fields["created_at"] = from_micros(fields["created_at"])
     fields["edited_at"] = from_micros(fields["edited_at"])
-    return _trusted(SocialEvent, fields)
+    return _trusted(SocialEvent, fields).stamp_read(read_ns)
 
 
 @dataclass(frozen=True, slots=True)

