@@ -90,25 +90,26 @@ class EnrichPolicy:
 
 
 def touch_of(event: SocialEvent, sentiment: Sentiment | None, post: bool) -> Touch:
-    """The compact record of one event for the graph stage."""
+    """The compact record of one event for the graph stage (built for every event: hot path)."""
     platform = event.platform
+    author = event.author
     target = event.target
-    created = to_micros(event.created_at)
+    mentions = event.mentions
     return Touch(
-        key=event.dedupe_key,
-        event_id=event.id,
-        ts=created / 1e6,  # type: ignore[operator]
-        kind=event.kind,
-        author=f"{platform}:{event.author.id}",
-        handle=event.author.handle,
-        followers=event.author.followers,
-        target=None if target is None else f"{platform}:{target.id}",
-        target_followers=None if target is None else target.followers,
-        mentions=tuple(f"{platform}:{m.id}" for m in event.mentions),
-        compound=None if sentiment is None else sentiment.compound,
-        post=post,
-        edit=event.edited_at is not None,
-        read_ns=event.read_ns,
+        event.dedupe_key,
+        event.id,
+        to_micros(event.created_at) / 1e6,  # type: ignore[operator]  # not .timestamp(): inexact
+        event.kind,
+        f"{platform}:{author.id}",
+        author.handle,
+        author.followers,
+        None if target is None else f"{platform}:{target.id}",
+        None if target is None else target.followers,
+        tuple([f"{platform}:{m.id}" for m in mentions]) if mentions else (),
+        None if sentiment is None else sentiment.compound,
+        post,
+        event.edited_at is not None,
+        event.read_ns,
     )
 
 

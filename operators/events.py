@@ -6,24 +6,22 @@ carrying the reason. It never raises for bad input: a bad line must never stop t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
+    GetPydanticSchema,
     StrictInt,
     StrictStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 
 from operators.records import from_micros, to_micros
 
@@ -50,7 +48,34 @@ MAX_FUTURE_SECONDS = 3600.0
 wrong clock would otherwise drag every event-time clock (windows, graph decay, de-duplication)
 into the future."""
 
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_MAX_FUTURE = timedelta(seconds=MAX_FUTURE_SECONDS)
+
+_RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
+    # Checked in pydantic-core, no Python call per event (this runs on every line). Lax pydantic
+    # would read a number (or a numeric string) as a Unix time, and accepts offsets like +0000;
+    # the contract says RFC 3339 text, so the text must match first. Events built in Python (the
+    # live feeds) may pass aware datetimes.
+    text = core_schema.chain_schema(
+        [
+            core_schema.str_schema(pattern=_RFC3339, strict=True),
+            core_schema.datetime_schema(tz_constraint="aware"),
+        ],
+        metadata={"pydantic_js_functions": []},
+    )
+    aware = core_schema.datetime_schema(tz_constraint="aware", strict=True)
+    return core_schema.json_or_python_schema(
+        json_schema=text, python_schema=core_schema.union_schema([aware, text])
+    )
+
+
+Rfc3339 = Annotated[datetime, GetPydanticSchema(_rfc3339_schema)]
+"""An aware timestamp given as RFC 3339 text (or, from Python, an aware datetime)."""
 
 EventKind = Literal["post", "reply", "quote", "repost", "like", "follow"]
 TEXT_KINDS: frozenset[str] = frozenset({"post", "reply", "quote"})
@@ -96,7 +121,7 @@ class SocialEvent(BaseModel):
     id: NonEmptyStr
     platform: Platform = "generic"
     kind: EventKind
-    created_at: AwareDatetime
+    created_at: Rfc3339
     author: Account
     text: Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS)] | None = None
     target: Account | None = None
@@ -104,39 +129,27 @@ class SocialEvent(BaseModel):
     in_reply_to: StrictStr | None = None
     lang: StrictStr | None = None
     url: StrictStr | None = None
-    edited_at: AwareDatetime | None = None
+    edited_at: Rfc3339 | None = None
     """Set when the post was edited (e.g. Mastodon `status.update`): the edit replaces the post."""
-    _read_ns: int = PrivateAttr(default=0)
-    """Wall-clock ns when the flow shell read the event (`stamp_read`); 0: not stamped. It only
-    measures (event-to-alert latency); no decision reads it, and no input can set it."""
-
-    @field_validator("created_at", "edited_at", mode="before")
-    @classmethod
-    def _rfc3339_text_only(cls, value: Any) -> Any:
-        # Lax pydantic would read a number (or a numeric string) as a Unix time, and accepts
-        # offsets like +0000; the contract says RFC 3339.
-        if value is None or isinstance(value, datetime):
-            return value
-        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-            raise ValueError("must be an RFC 3339 timestamp with an offset")
-        return value
-
-    @field_validator("created_at", "edited_at")
-    @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("out of the representable date range") from None
+    # The wall-clock ns when the flow shell read the event (`stamp_read`) lives in
+    # `__pydantic_private__`, set only by the shell: no input can set it, and no decision reads
+    # it (event-to-alert latency only). Not a declared PrivateAttr: pydantic would initialise
+    # one on every validation, which was half the cost of validating an event.
 
     @model_validator(mode="after")
-    def _kind_requirements(self) -> SocialEvent:
+    def _kind_and_utc(self) -> SocialEvent:
+        # One Python call per event for every check pydantic-core cannot make itself.
         if self.kind in TEXT_KINDS and self.text is None:
             raise ValueError(f"text is required for kind {self.kind!r}")
         if self.kind in TARGET_KINDS and self.target is None:
             raise ValueError(f"target is required for kind {self.kind!r}")
+        for name in ("created_at", "edited_at"):
+            value = self.__dict__[name]
+            if value is not None and value.tzinfo is not UTC:
+                try:
+                    self.__dict__[name] = value.astimezone(UTC)
+                except OverflowError:
+                    raise ValueError(f"{name}: out of the representable date range") from None
         return self
 
     def __reduce__(self) -> tuple:
@@ -215,7 +228,8 @@ def _event(*values: Any) -> SocialEvent:
     fields = dict(zip(_EVENT_FIELDS, field_values, strict=True))
     fields["created_at"] = from_micros(fields["created_at"])
     fields["edited_at"] = from_micros(fields["edited_at"])
-    return _trusted(SocialEvent, fields).stamp_read(read_ns)
+    event = _trusted(SocialEvent, fields)
+    return event.stamp_read(read_ns) if read_ns else event
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +283,11 @@ def parse_event(
         reason = f"line too large: more than {MAX_LINE_BYTES} bytes"
         return DeadLetter(reason, data[:RAW_EXCERPT_BYTES], received_at, source)
     body = data[3:] if data.startswith(UTF8_BOM) else data
-    if not body.strip():
-        return None
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        if not body.strip():  # a blank line (checked only here: the common case is an event)
+            return None
         return DeadLetter(f"not JSON: {exc}", data, received_at, source)
     if not isinstance(obj, dict):
         return DeadLetter(f"not a JSON object: got {type(obj).__name__}", data, received_at, source)
@@ -291,9 +305,9 @@ def check_event_time(
 ) -> SocialEvent | DeadLetter:
     """The event, or a dead letter when it is dated more than `MAX_FUTURE_SECONDS` ahead of
     the time it was received (a wrong clock must not drag event time into the future)."""
-    ahead = (event.created_at - received_at).total_seconds()
-    if ahead <= MAX_FUTURE_SECONDS:
+    if event.created_at <= received_at + _MAX_FUTURE:
         return event
+    ahead = (event.created_at - received_at).total_seconds()
     reason = f"created_at {event.created_at.isoformat()} is {ahead:.0f} s in the future"
     raw = raw or orjson.dumps(event.model_dump(mode="json"))
     return DeadLetter(reason, raw, received_at, source)

@@ -63,7 +63,7 @@ import zlib
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -139,13 +139,16 @@ class GraphPolicy:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
+class Touch(NamedTuple):
     """What the graph stage needs of one event: a compact record, no text.
 
     `author`, `target` and `mentions` are customer ids (`platform:id`). `compound` is the
     sentiment of the event's scored post (None when it has none); `post` says that a scored post
     of this event went to the author's customer stage and waits for its influence.
+
+    A named tuple, not a frozen dataclass: one is built for every event, and a frozen dataclass's
+    `__init__` (a guarded `setattr` per field) was most of what building one cost. It pickles as
+    a plain tuple when it crosses workers.
     """
 
     key: str
@@ -163,28 +166,6 @@ class Touch:
     edit: bool = False
     read_ns: int = 0
     """When the flow shell read the event (wall clock, ns): measures latency only."""
-
-    def __reduce__(self) -> tuple:
-        # Plain-tuple pickling: crosses workers for every event.
-        return (
-            Touch,
-            (
-                self.key,
-                self.event_id,
-                self.ts,
-                self.kind,
-                self.author,
-                self.handle,
-                self.followers,
-                self.target,
-                self.target_followers,
-                self.mentions,
-                self.compound,
-                self.post,
-                self.edit,
-                self.read_ns,
-            ),
-        )
 
 
 def event_hash(key: str) -> int:

@@ -301,7 +301,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     from connectors.inputs import make_source
     from connectors.redis_errors import exit_process_on_failure
     from connectors.redis_source import acknowledged_on_success
-    from flows.pipeline import build_flow
+    from flows.pipeline import build_flow, tune_garbage_collector
     from sense_respond.metrics import watch_source
 
     options = _recovery_options(args)
@@ -323,6 +323,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     )
     watch_source(source, source_label(settings.input))
     flow = build_flow(settings, source, resumable=resumable, workers=workers)
+    tune_garbage_collector()
     # Redis gone for good: one line, no Rust panic. A stream's last entries are acknowledged
     # only once the whole run has succeeded.
     with (

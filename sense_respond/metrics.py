@@ -10,10 +10,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from operators.events import DeadLetter
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -124,13 +128,19 @@ def count_parsed(items: Iterable[object], input_label: str) -> None:
     """
     from operators.events import DeadLetter
 
-    n = 0
+    items = list(items)
+    dead = [item for item in items if isinstance(item, DeadLetter)]
+    count_read(len(items) - len(dead), dead, input_label)
+
+
+def count_read(valid: int, dead: Iterable[DeadLetter], input_label: str) -> None:
+    """`count_parsed` for a batch already split: `valid` events and these dead letters."""
+    n = valid
     groups: dict[str, int] = {}
-    for item in items:
+    for item in dead:
         n += 1
-        if isinstance(item, DeadLetter):
-            group = dead_letter_group(item.reason)
-            groups[group] = groups.get(group, 0) + 1
+        group = dead_letter_group(item.reason)
+        groups[group] = groups.get(group, 0) + 1
     if n:
         EVENTS.labels(input=input_label).inc(n)
     for group, count in groups.items():

@@ -206,11 +206,15 @@ def test_an_edit_that_drops_the_brand_withdraws_the_post() -> None:
     edit = parse_event(orjson.dumps(edited), now)
     scorer = RecordingScorer()
     out = score_batch([original, edit], listener, scorer)
-    # the original: its scored post to the customer, its compact record to the graph
+    # the original: its scored post to the customer; the batch's compact records to the graph,
+    # as one list in stream order
+    assert len(out) == 2
     assert isinstance(out[0][1], ScoredPost) and out[0][1].matched == ("@acmeair",)
-    assert out[1][0] == GRAPH_KEY and out[1][1].post is True
-    assert out[2][0] == GRAPH_KEY and out[2][1].post is False  # the edit still feeds the graph
-    assert isinstance(out[3][1], Withdrawal) and out[3][1].event_id == "p"
+    key, graph = out[1]
+    assert key == GRAPH_KEY and len(graph) == 3
+    assert graph[0].post is True
+    assert graph[1].post is False  # the edit still feeds the graph
+    assert isinstance(graph[2], Withdrawal) and graph[2].event_id == "p"
     assert scorer.texts == ["@AcmeAir awful"]
 
 
