@@ -193,6 +193,9 @@ class SocialEvent(BaseModel):
         return f"{self.platform}:{account_id}"
 
 
+_validate_event = SocialEvent.__pydantic_validator__.validate_python
+"""`SocialEvent.model_validate` without its Python wrapper (~2 µs a line, on every line)."""
+
 _EVENT_FIELDS = tuple(SocialEvent.model_fields)
 _CREATED_AT = _EVENT_FIELDS.index("created_at")
 _EDITED_AT = _EVENT_FIELDS.index("edited_at")
@@ -292,7 +295,7 @@ def parse_event(
     if not isinstance(obj, dict):
         return DeadLetter(f"not a JSON object: got {type(obj).__name__}", data, received_at, source)
     try:
-        event = SocialEvent.model_validate(obj)
+        event = _validate_event(obj)
     except ValidationError as exc:
         return DeadLetter(describe_validation_error(exc), data, received_at, source)
     except Exception as exc:  # a bad line must never stop the flow, whatever it trips

@@ -63,11 +63,13 @@ import zlib
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import networkx as nx
 import numpy as np
 from scipy import sparse
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 from config.settings import Settings
 from operators.records import Influence
@@ -700,6 +702,8 @@ class InfluenceGraph:
         With `decayed_node`, each account with out-weight below 1 also gets an edge to that
         node carrying the rest: `networkx.pagerank` on it ranks the accounts as we do.
         """
+        import networkx as nx  # checks and benchmarks only: not loaded by the flow
+
         graph = nx.DiGraph()
         graph.add_nodes_from(cid for cid in self._names if cid is not None)
         out: dict[str, float] = {}
