@@ -118,7 +118,10 @@ def parse_batch(items: list[Any], source: str = "") -> list[ParsedBatch]:
         elif isinstance(item, SocialEvent):
             # Validated at the edge (a live feed); its clock is still checked here.
             parsed = check_event_time(item, now, source=source)
-        else:
+        elif isinstance(item, DeadLetter):  # a live feed's frame that was not an event
+            dead.append(item)
+            continue
+        else:  # withdrawals and purges, validated at the edge
             valid.append(item)
             continue
         if type(parsed) is SocialEvent:

@@ -251,3 +251,68 @@ def test_account_purge_forgets_the_customer_here_and_in_redis(
     redis_client.hset(key, mapping={"customer_id": "twitter:gone"})
     run([purge], redis_url, redis_prefix + "x:")
     assert not redis_client.exists(key)
+
+
+# -- the parse step: one item per input batch ----------------------------------------------------
+
+
+def _line(event_id: str, **extra: Any) -> bytes:
+    event = {
+        "id": event_id,
+        "platform": "twitter",
+        "kind": "repost",
+        "created_at": "2026-01-01T00:00:00Z",
+        "author": {"id": "a"},
+        "target": {"id": "b"},
+    }
+    return orjson.dumps({**event, **extra})
+
+
+def test_parse_batch_sorts_one_input_batch_into_events_and_dead_letters() -> None:
+    from flows.pipeline import ParsedBatch, parse_batch
+    from operators.events import DeadLetter, SocialEvent
+    from operators.records import AccountPurge
+
+    feed_letter = DeadLetter("jetstream: not JSON", b"{", datetime.now(UTC), "jetstream")
+    purge = AccountPurge("twitter:a", datetime(2026, 1, 1, tzinfo=UTC))
+    built = SocialEvent.model_validate(orjson.loads(_line("built")))
+    batch = [_line("1"), b"   \n", b"not json", feed_letter, purge, built, _line("2", kind="x")]
+    [parsed] = parse_batch(batch, "jsonl:test")
+    assert isinstance(parsed, ParsedBatch)
+    assert [type(v).__name__ for v in parsed.valid] == [
+        "SocialEvent",
+        "AccountPurge",
+        "SocialEvent",
+    ]
+    assert [v.id for v in parsed.valid if isinstance(v, SocialEvent)] == ["1", "built"]
+    assert all(v.read_ns > 0 for v in parsed.valid if isinstance(v, SocialEvent))
+    reasons = [d.reason for d in parsed.dead]
+    assert len(reasons) == 3  # the blank line is skipped, not a dead letter
+    assert reasons[0].startswith("not JSON") and reasons[1] == "jetstream: not JSON"
+    assert reasons[2].startswith("invalid event: kind")
+    assert parse_batch([b"\n"], "jsonl:test") == []  # nothing at all: no item
+
+
+@pytest.mark.parametrize(
+    ("created_at", "valid"),
+    [
+        ("2026-01-01T00:00:00Z", True),
+        ("2026-01-01T02:00:00+02:00", True),
+        ("2026-01-01 00:00:00.123456789z", True),
+        ("2026-01-01T00:00:00+0000", False),  # not RFC 3339
+        ("2026-01-01T00:00:00", False),  # no offset
+        ("2026-01-01", False),
+        ("1767225600", False),  # a Unix time as text
+        (1767225600, False),
+        ("\uff12\uff10\uff12\uff16-01-01T00:00:00Z", False),  # full-width digits
+    ],
+)
+def test_created_at_is_rfc3339_text_in_utc(created_at: object, valid: bool) -> None:
+    from operators.events import SocialEvent, parse_event
+
+    parsed = parse_event(_line("1", created_at=created_at), datetime(2026, 6, 1, tzinfo=UTC))
+    assert isinstance(parsed, SocialEvent) is valid
+    if valid:
+        assert isinstance(parsed, SocialEvent)
+        assert parsed.created_at.tzinfo is UTC
+        assert parsed.created_at.replace(microsecond=0) == datetime(2026, 1, 1, tzinfo=UTC)
