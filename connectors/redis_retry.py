@@ -18,8 +18,9 @@ whose reply was lost (a reset after the server ran it) is therefore simply run a
 
 One `Outage` per process tracks Redis's health across all sinks and workers: one log line when an
 outage begins, one every `REPORT_EVERY_SECONDS` while it lasts, one when Redis is back, never a
-traceback; it also keeps `sense_respond_redis_up`, `sense_respond_redis_retries_total` and
-`sense_respond_outage_seconds_total` current.
+traceback; it also keeps `sense_respond_redis_retries_total` and
+`sense_respond_outage_seconds_total` current, and owns `sense_respond_redis_up` (see
+`Outage.probed`: the readiness checker reports to it instead of writing the gauge).
 
 redis-py's own retries are off on clients used through here (`make_client(..., retries=0)`):
 two nested retry loops would multiply the waits and hide the outage from this one.
@@ -93,12 +94,20 @@ class RetryPolicy:
 
 
 class Outage:
-    """Redis's health as this process sees it, shared by every sink and worker (thread-safe)."""
+    """Redis's health as this process sees it, shared by every sink and worker (thread-safe).
+
+    The one writer of `sense_respond_redis_up`. Two things are heard: the run's own commands
+    (an outage from the first transient failure to the next answer) and, with `--metrics-port`,
+    the readiness checker's PING (`probed`). The gauge is 1 only while both say Redis answers:
+    a function of the two latest opinions, never of which of them spoke last, so two that
+    disagree hold it at 0 instead of flipping it at every command and every probe.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._since: float | None = None
+        self._probe_answered = True  # no probe (no --metrics-port): the commands alone decide
         self._reported = 0.0
         self._accounted = 0.0
         self._retries = 0
@@ -125,7 +134,7 @@ class Outage:
                 self._reported = self._accounted = self._since
                 self._retries = 0
                 self.outages += 1
-                REDIS_UP.set(0)
+                self._publish()
                 log.warning(
                     "Redis unavailable (%s) during %s: pausing the flow, retrying for up to %g s",
                     one_line(exc),
@@ -155,7 +164,7 @@ class Outage:
         """Redis answered (even with an error): any outage is over."""
         with self._lock:
             if self._since is None:
-                REDIS_UP.set(1)
+                self._publish()
                 return
             now = self._clock()
             OUTAGE_SECONDS.inc(max(0.0, now - self._accounted))
@@ -165,7 +174,18 @@ class Outage:
                 self._retries,
             )
             self._since = None
-            REDIS_UP.set(1)
+            self._publish()
+
+    def probed(self, answered: bool) -> None:
+        """The readiness checker's PING was answered or not. It begins and ends no outage (only
+        the run's commands pause the flow); it only takes part in `sense_respond_redis_up`."""
+        with self._lock:
+            self._probe_answered = answered
+            self._publish()
+
+    def _publish(self) -> None:
+        """Set `sense_respond_redis_up` from both opinions (the caller holds the lock)."""
+        REDIS_UP.set(1 if self._since is None and self._probe_answered else 0)
 
 
 OUTAGE = Outage()

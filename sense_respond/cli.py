@@ -354,11 +354,16 @@ def _operator_endpoint(
     if port is None:
         yield
         return
+    from connectors.redis_retry import OUTAGE
     from sense_respond.health import HealthServer, ReadinessChecker
 
     host = getattr(args, "metrics_host", None) or "127.0.0.1"
     client = _probe_client(settings)
-    checker = ReadinessChecker(lambda: bool(client.ping()), lambda: _source_connected(source))
+    checker = ReadinessChecker(
+        lambda: bool(client.ping()),
+        lambda: _source_connected(source),
+        report_redis=OUTAGE.probed,
+    )
     try:
         server = HealthServer(host, port, lambda: checker.current)
     except OSError as exc:

@@ -29,7 +29,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import orjson
 from prometheus_client import make_wsgi_app
 
-from sense_respond.metrics import REDIS_UP, REGISTRY
+from sense_respond.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,9 @@ class ReadinessChecker:
     """Checks Redis and the source in a daemon thread; `current` is the last result.
 
     `ping_redis` returns whether Redis answered (it must bound its own time); `source_connected`
-    whether the input is connected (files and stdin always are). The checker also keeps
-    `sense_respond_redis_up` current, so the gauge is right even when no command is failing.
+    whether the input is connected (files and stdin always are). Each ping's outcome goes to
+    `report_redis` (the run passes `connectors.redis_retry.OUTAGE.probed`, the one writer of
+    `sense_respond_redis_up`), so the gauge also falls when no command is running to fail.
     """
 
     def __init__(
@@ -70,8 +71,10 @@ class ReadinessChecker:
         ping_redis: Callable[[], bool],
         source_connected: Callable[[], bool],
         interval: float = CHECK_INTERVAL_SECONDS,
+        report_redis: Callable[[bool], None] | None = None,
     ) -> None:
         self._ping = ping_redis
+        self._report_redis = report_redis
         self._source = source_connected
         self._interval = interval
         self._current = NOT_CHECKED
@@ -95,7 +98,8 @@ class ReadinessChecker:
             source_ok = False
         previous = self._current
         self._current = Readiness(redis_ok, source_ok, time.monotonic())
-        REDIS_UP.set(1 if redis_ok else 0)
+        if self._report_redis is not None:
+            self._report_redis(redis_ok)
         if previous is not NOT_CHECKED and previous.ready != self._current.ready:
             log.info(
                 "readiness: %s (redis %s, source %s)",

@@ -17,6 +17,7 @@ import pytest
 from private_redis import private_redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from connectors.redis_retry import Outage
 from operators.events import parse_event
 from sense_respond import metrics
 from sense_respond.health import HealthServer, Readiness, ReadinessChecker
@@ -118,14 +119,57 @@ def test_endpoint_paths_and_readiness_codes() -> None:
         server.stop()
 
 
+def redis_up() -> float | None:
+    return metrics.REGISTRY.get_sample_value("sense_respond_redis_up")
+
+
 def test_checker_survives_a_failing_probe() -> None:
     def boom() -> bool:
         raise ConnectionError("down")
 
-    checker = ReadinessChecker(boom, lambda: True)
+    checker = ReadinessChecker(boom, lambda: True, report_redis=Outage().probed)
     state = checker.check_now()
     assert not state.ready and not state.redis and state.source
-    assert metrics.REGISTRY.get_sample_value("sense_respond_redis_up") == 0
+    assert redis_up() == 0
+
+
+@pytest.mark.parametrize(
+    ("commands_answer", "probe_answers", "up"),
+    [(True, True, 1), (True, False, 0), (False, True, 0), (False, False, 0)],
+)
+def test_redis_up_is_not_flipped_by_its_two_sources_disagreeing(
+    commands_answer: bool, probe_answers: bool, up: int
+) -> None:
+    """The retry loop (commands) and the readiness checker (PING, in its own thread) each keep
+    their opinion and speak as often as they like: the gauge only ever shows what the two
+    opinions together say, whoever spoke last."""
+    outage = Outage()
+    refused = ConnectionError("Connection refused")
+    checker = ReadinessChecker(
+        lambda: probe_answers, lambda: True, interval=0.001, report_redis=outage.probed
+    )
+
+    def command() -> None:
+        if commands_answer:
+            outage.answered()
+        else:
+            outage.failed(refused, "alert delivery", time.monotonic(), 300.0)
+
+    command()
+    checker.check_now()  # both have spoken once
+    seen = {redis_up()}
+    checker.start()
+    try:
+        for _ in range(2000):
+            command()
+            seen.add(redis_up())
+        checker.check_now()
+        seen.add(redis_up())
+    finally:
+        checker.stop()
+    assert outage.down is not commands_answer  # the probe begins and ends no outage
+    outage.answered()  # leave the gauge as a fresh process has it
+    assert seen == {up}
 
 
 # ---------------------------------------------------------------------------------------------
