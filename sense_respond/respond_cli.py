@@ -89,6 +89,20 @@ def _dump(obj: Any) -> None:
     print(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
 
+def _listing(
+    found: list[dict[str, Any]], as_json: bool, none_found: str, line: Callable[[Any], str]
+) -> int:
+    """Print what a `list` command found: JSON, one `line` each, or `none_found` to stderr."""
+    if as_json:
+        _dump(found)
+    elif not found:
+        _say(none_found)
+    else:
+        for rec in found:
+            print(line(rec))
+    return 0
+
+
 def _teams(rec: dict[str, Any]) -> str:
     teams = rec.get("teams") or [rec.get("team")]
     return ",".join(printable(t, 40) for t in teams if t)
@@ -195,19 +209,12 @@ def cmd_incidents_list(args: argparse.Namespace, settings: Any, client: Any) -> 
     found = list_incidents(
         client, settings.redis.prefix, open_only=args.open, team=args.team, limit=args.limit
     )
-    if args.json:
-        _dump(found)
-        return 0
-    if not found:
-        _say(
-            "no incidents"
-            + (" open" if args.open else "")
-            + (f" for team {args.team}" if args.team else "")
-        )
-        return 0
-    for rec in found:
-        print(incident_line(rec))
-    return 0
+    none_found = (
+        "no incidents"
+        + (" open" if args.open else "")
+        + (f" for team {args.team}" if args.team else "")
+    )
+    return _listing(found, args.json, none_found, incident_line)
 
 
 @_with_client
@@ -278,17 +285,15 @@ def cmd_silence_list(args: argparse.Namespace, settings: Any, client: Any) -> in
     from connectors.incident_store import list_silences
 
     found = list_silences(client, settings.redis.prefix, datetime.now(UTC))
-    if args.json:
-        _dump(found)
-        return 0
-    if not found:
-        _say("no active silences")
-    for s in found:
-        print(
-            f"{s['id']}  {printable(s.get('customer_id'), 80)}  until {s.get('ends_at')}"
-            f"  by {printable(s.get('by'), 60)}: {printable(s.get('comment'))}"
-        )
-    return 0
+    return _listing(found, args.json, "no active silences", silence_line)
+
+
+def silence_line(s: dict[str, Any]) -> str:
+    """One silence as `silence list` prints it."""
+    return (
+        f"{s['id']}  {printable(s.get('customer_id'), 80)}  until {s.get('ends_at')}"
+        f"  by {printable(s.get('by'), 60)}: {printable(s.get('comment'))}"
+    )
 
 
 @_with_client

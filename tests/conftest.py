@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
+from redis_helpers import confirm_subscribed
 
 from config.settings import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
@@ -67,12 +67,6 @@ def alerts_subscriber(
     """Subscribed to `{prefix}alerts`, confirmed live on the server, before the test runs."""
     pubsub = redis_client.pubsub()
     pubsub.subscribe(f"{redis_prefix}alerts")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(timeout=1.0)
-        if msg is not None and msg["type"] == "subscribe":
-            break
-    else:
-        pytest.fail("no subscribe confirmation")
+    confirm_subscribed(pubsub)
     yield pubsub
     pubsub.close()

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from redis_helpers import stream_alerts
 
 from sense_respond.scenario import generate
 
@@ -46,10 +47,6 @@ def cli(
         env=env,
         check=False,
     )
-
-
-def stream_alerts(client: Any, prefix: str) -> list[dict[str, Any]]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
 
 
 def run_scenario(feed: Path, config: Path, url: str, prefix: str) -> None:

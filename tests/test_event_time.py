@@ -18,6 +18,7 @@ import pytest
 import redis
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.testing import TestingSource, run_main
+from redis_helpers import stream_alerts
 from stages import Stages
 
 import flows.pipeline as pipeline
@@ -39,10 +40,6 @@ def scenario() -> tuple[list[bytes], list[str]]:
 def settings_for(url: str, prefix: str, brands: list[str], **extra: Any) -> Settings:
     s = Settings(brand_accounts=brands, **extra).with_redis_url(url)
     return s.model_copy(update={"redis": s.redis.model_copy(update={"prefix": prefix})})
-
-
-def alerts(client: Any, prefix: str) -> list[dict[str, Any]]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
 
 
 # ----------------------------------------------------------------------------- pairing
@@ -108,8 +105,8 @@ def test_a_replay_at_two_speeds_gives_identical_alert_ids(
     monkeypatch.setattr(pipeline, "NOTIFY_FLOOR_SECONDS", 0.01)
     slow = f"{redis_prefix}slow:"
     run_main(build_flow(settings_for(redis_url, slow, brands), Trickle(lines, 3, 0.002)))
-    fast_ids = [a["id"] for a in alerts(redis_client, fast)]
-    slow_ids = [a["id"] for a in alerts(redis_client, slow)]
+    fast_ids = [a["id"] for a in stream_alerts(redis_client, fast)]
+    slow_ids = [a["id"] for a in stream_alerts(redis_client, slow)]
     assert fast_ids
     assert sorted(slow_ids) == sorted(fast_ids)  # delivery order across customers may differ
 
@@ -132,7 +129,7 @@ def split_into(lines: list[bytes], directory: Path, parts: int, by_author: bool)
 
 
 def alerted_customers(client: Any, prefix: str) -> set[str]:
-    return {a["data"]["customer_id"] for a in alerts(client, prefix)}
+    return {a["data"]["customer_id"] for a in stream_alerts(client, prefix)}
 
 
 @pytest.mark.parametrize(("parts", "by_author"), [(3, True), (4, False)])

@@ -32,6 +32,7 @@ from feed_servers import (
     jetstream_commit,
     wait_until,
 )
+from redis_helpers import stream_alerts
 
 from config.feeds import JetstreamSettings
 from config.settings import Settings, load_settings
@@ -39,7 +40,7 @@ from connectors.feed_runtime import FeedSource
 from connectors.inputs import make_source
 from connectors.jetstream import JetstreamSource, map_frame
 from connectors.mastodon import html_to_text
-from connectors.redis_client import alerts_key, customer_key, dlq_key
+from connectors.redis_client import customer_key, dlq_key
 from flows.pipeline import build_flow
 from operators.scoring import score_texts
 
@@ -233,11 +234,6 @@ def live_source(settings: Settings, redis_url: str) -> FeedSource[Any]:
     return source
 
 
-def alerts_in(client: redis.Redis, prefix: str) -> list[dict[str, Any]]:
-    """Every alert (CloudEvents envelope) in the alerts stream, oldest first."""
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(alerts_key(prefix))]
-
-
 def sentiment_view(client: redis.Redis, prefix: str, customer_id: str) -> dict[str, Any]:
     """The `sentiment` field of a customer's view hash."""
     raw = client.hget(customer_key(prefix, customer_id), "sentiment")
@@ -422,7 +418,7 @@ def test_jetstream_reconnects_with_rewind_count_every_post_once(
     assert metrics.reconnects == 2
     assert metrics.frames == sum(map(len, sent))  # the client read every frame sent
 
-    alerts = alerts_in(redis_client, redis_prefix)
+    alerts = stream_alerts(redis_client, redis_prefix)
     assert [a["subject"] for a in alerts] == [f"bluesky:{LOUD}"], alerts
     data = alerts[0]["data"]
     assert data["trigger_event_id"] == ids["trigger"]
@@ -605,7 +601,7 @@ def test_mastodon_delete_edit_and_dropped_stream_through_the_flow(
     assert any(ids["third"] in block for block in served[1])
     assert any(ids["last"] in block for block in served[2])
 
-    alerts = alerts_in(redis_client, redis_prefix)
+    alerts = stream_alerts(redis_client, redis_prefix)
     assert [a["subject"] for a in alerts] == [f"mastodon:{M_LOUD}"], alerts
     data = alerts[0]["data"]
     # The edit made the rule true: the alert fires on the edited status.

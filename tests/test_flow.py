@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from bytewax.testing import TestingSource, run_main
+from redis_helpers import stream_alerts
 
 from config.settings import Settings
 from flows.pipeline import build_flow
@@ -49,10 +50,6 @@ def run(lines: list[bytes], url: str, prefix: str, **settings: Any) -> None:
     run_main(build_flow(s, TestingSource(lines, batch_size=7)))
 
 
-def alerts(client: Any, prefix: str) -> list[dict[str, Any]]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
-
-
 def scenario() -> list[bytes]:
     lines = [ev(f"bg{i}", "post", f"bg{i}", i * 0.1, "what a nice day") for i in range(30)]
     # a big account, angry, with one event duplicated and one arriving 60 s late
@@ -84,7 +81,7 @@ def test_flow_alerts_dead_letters_and_views(
     redis_url: str, redis_prefix: str, redis_client: Any
 ) -> None:
     run(scenario(), redis_url, redis_prefix)
-    got = alerts(redis_client, redis_prefix)
+    got = stream_alerts(redis_client, redis_prefix)
     assert [a["subject"] for a in got] == ["twitter:vip"]
     data = got[0]["data"]
     # the duplicate of a1 counted once, so the rule became true on a3 (the second post)
@@ -107,8 +104,8 @@ def test_replays_give_identical_alert_ids(
 ) -> None:
     run(scenario(), redis_url, redis_prefix + "one:")
     run(scenario(), redis_url, redis_prefix + "two:")
-    one = [a["id"] for a in alerts(redis_client, redis_prefix + "one:")]
-    two = [a["id"] for a in alerts(redis_client, redis_prefix + "two:")]
+    one = [a["id"] for a in stream_alerts(redis_client, redis_prefix + "one:")]
+    two = [a["id"] for a in stream_alerts(redis_client, redis_prefix + "two:")]
     assert one and one == two
 
 
@@ -117,7 +114,7 @@ def test_replay_into_the_same_prefix_delivers_once(
 ) -> None:
     run(scenario(), redis_url, redis_prefix)
     run(scenario(), redis_url, redis_prefix)  # as after a recovery that replays output
-    assert len(alerts(redis_client, redis_prefix)) == 1
+    assert len(stream_alerts(redis_client, redis_prefix)) == 1
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
@@ -128,7 +125,7 @@ def test_out_of_order_input_alerts_once_on_the_second_arrival(
     # fired by whichever post arrives second, and the customer view ends with all three posts
     posts = [ev(f"v{i}", "post", "vip", 10 + i, ANGRY[i], followers=20_000) for i in range(3)]
     run([posts[i] for i in order], redis_url, redis_prefix)
-    got = alerts(redis_client, redis_prefix)
+    got = stream_alerts(redis_client, redis_prefix)
     assert [a["data"]["trigger_event_id"] for a in got] == [f"v{order[1]}"]
     view = redis_client.hgetall(f"{redis_prefix}customer:twitter:vip")
     assert orjson.loads(view[b"sentiment"])["posts"] == 3
@@ -154,7 +151,7 @@ def test_complaint_going_viral_alerts_without_another_post(
         for i in range(40)
     ]
     run(lines, redis_url, redis_prefix)
-    got = alerts(redis_client, redis_prefix)
+    got = stream_alerts(redis_client, redis_prefix)
     assert len(got) == alerts_expected
     if got:
         data = got[0]["data"]
@@ -229,7 +226,7 @@ def test_brand_known_by_handle_stays_a_brand_without_it(
         del obj["author"]["handle"]
         lines.append(orjson.dumps(obj))
     run(lines, redis_url, redis_prefix)
-    assert alerts(redis_client, redis_prefix) == []
+    assert stream_alerts(redis_client, redis_prefix) == []
 
 
 def test_account_purge_forgets_the_customer_here_and_in_redis(
@@ -242,7 +239,7 @@ def test_account_purge_forgets_the_customer_here_and_in_redis(
     purge = AccountPurge("twitter:gone", T0 + timedelta(minutes=1))
     run([first, purge, second], redis_url, redis_prefix)
     # the post before the purge no longer counts: one post is not a pattern, no alert
-    assert alerts(redis_client, redis_prefix) == []
+    assert stream_alerts(redis_client, redis_prefix) == []
     view = redis_client.hgetall(f"{redis_prefix}customer:twitter:gone")
     assert orjson.loads(view[b"sentiment"])["posts"] == 1
 

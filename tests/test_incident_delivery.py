@@ -3,13 +3,13 @@ history, silences, and people's actions against the dataflow's own incident stat
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 import redis
+from redis_helpers import confirm_subscribed, drain_messages, stream_alerts
 
 from config.notify import RouteSettings
 from config.settings import RedisSettings, RuleSettings, Settings, WindowSettings
@@ -39,7 +39,6 @@ ROUTER = Router.from_settings(
     "service",
 )
 POLICY = CustomerPolicy(WindowSettings(), RuleSettings(), "urn:test", router=ROUTER)
-END = b"--end--"
 
 
 class Conversation:
@@ -89,35 +88,20 @@ def sink(redis_url: str, settings: RedisSettings) -> Iterator[AlertSinkPartition
 
 @pytest.fixture
 def channels(redis_client: redis.Redis, redis_prefix: str) -> Iterator[redis.client.PubSub]:
+    """Subscribed to the main and every team channel, `{prefix}alerts*`."""
     pubsub = redis_client.pubsub()
     pubsub.psubscribe(f"{redis_prefix}alerts*")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(timeout=1.0)
-        if msg is not None and msg["type"] == "psubscribe":
-            break
+    confirm_subscribed(pubsub, "psubscribe")
     yield pubsub
     pubsub.close()
 
 
 def published(pubsub: redis.client.PubSub, client: redis.Redis, prefix: str) -> list[tuple]:
     """(channel suffix, event id) of everything published so far, in order."""
-    client.publish(f"{prefix}alerts:end", END)
-    got: list[tuple] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        if msg is None:
-            continue
-        if msg["data"] == END:
-            return got
-        channel = msg["channel"].decode()[len(prefix) :]
-        got.append((channel, orjson.loads(msg["data"])["id"]))
-    raise AssertionError("sentinel never arrived")
-
-
-def stream(client: redis.Redis, prefix: str) -> list[dict]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(alerts_key(prefix))]
+    return [
+        (channel.decode()[len(prefix) :], orjson.loads(data)["id"])
+        for channel, data in drain_messages(pubsub, client, alerts_key(prefix))
+    ]
 
 
 def open_spell(conv: Conversation, compound: float = -0.9) -> AlertRecord:
@@ -143,7 +127,7 @@ def test_firing_goes_to_stream_channels_record_history_and_view(
     sink.write_batch([firing])
     sink.write_batch([firing])  # a replay is not counted again
     assert alerts_total() == before + 1
-    [event] = stream(redis_client, redis_prefix)
+    [event] = stream_alerts(redis_client, redis_prefix)
     assert event["id"] == firing.alert_id
     data = event["data"]
     assert data["routing"]["team"] == "vip"
@@ -220,7 +204,7 @@ def test_wrongtype_on_any_key_writes_nothing_and_a_replay_delivers_once(
     redis_client.delete(bad)  # the operator fixes the key; the flow replays the batch
     sink.write_batch([firing])
     sink.write_batch([firing])
-    assert [e["id"] for e in stream(redis_client, redis_prefix)] == [firing.alert_id]
+    assert [e["id"] for e in stream_alerts(redis_client, redis_prefix)] == [firing.alert_id]
     assert [c for c, _ in published(channels, redis_client, redis_prefix)] == [
         "alerts",
         "alerts:team:vip",
@@ -243,7 +227,7 @@ def test_silenced_customer_is_recorded_but_not_pushed_to_teams(
     ann, bob = Conversation("twitter:ann"), Conversation("twitter:bob")
     a, b = open_spell(ann, -0.5), open_spell(bob)
     sink.write_batch([a, b])
-    events = {e["data"]["customer_id"]: e for e in stream(redis_client, redis_prefix)}
+    events = {e["data"]["customer_id"]: e for e in stream_alerts(redis_client, redis_prefix)}
     assert events["twitter:ann"]["data"]["silenced_by"] == silence["id"]
     assert events["twitter:ann"]["data"]["silence"]["by"] == "zoe"
     assert "silenced_by" not in events["twitter:bob"]["data"]
@@ -285,7 +269,7 @@ def test_silence_never_holds_back_the_end_of_a_pushed_incident(
     published(channels, redis_client, redis_prefix)
     [resolved] = ann.advance(24 * 60)
     sink.write_batch([resolved])
-    assert "silenced_by" not in stream(redis_client, redis_prefix)[-1]["data"]
+    assert "silenced_by" not in stream_alerts(redis_client, redis_prefix)[-1]["data"]
     assert ("alerts:team:vip", resolved.alert_id) in published(channels, redis_client, redis_prefix)
 
 
@@ -309,7 +293,7 @@ def test_manual_resolve_suppresses_the_dataflows_later_events_of_that_incident(
     repeats = [r for m in range(40, 400, 30) for r in ann.post(m, -0.5, pct=0.95)]
     assert [orjson.loads(r.payload)["data"]["transition"] for r in repeats] == ["repeat"]
     sink.write_batch(repeats)
-    assert [e["type"].rsplit(".", 1)[-1] for e in stream(redis_client, redis_prefix)] == [
+    assert [e["type"].rsplit(".", 1)[-1] for e in stream_alerts(redis_client, redis_prefix)] == [
         "unhappy_influential_customer",
         "resolved",
     ]
@@ -325,7 +309,7 @@ def test_manual_resolve_suppresses_the_dataflows_later_events_of_that_incident(
     assert (rec["status"], rec["resolved_reason"]) == ("resolved", "quiet")
     kinds = [
         (e["data"]["status"], e["data"].get("resolved_reason"))
-        for e in stream(redis_client, redis_prefix)
+        for e in stream_alerts(redis_client, redis_prefix)
     ]
     assert kinds == [
         ("firing", None),
@@ -355,7 +339,7 @@ def test_ack_keeps_the_incident_acknowledged_through_repeats(
     view = orjson.loads(redis_client.hget(customer_key(redis_prefix, "twitter:ann"), "incident"))
     assert (view["status"], view["acknowledged_by"]) == ("acknowledged", "zoe")
     assert view["acknowledged_at"] == "2026-11-26T00:00:00Z"
-    ack = stream(redis_client, redis_prefix)[1]
+    ack = stream_alerts(redis_client, redis_prefix)[1]
     assert ack["type"] == "sense_respond.unhappy_influential_customer.acknowledged"
     assert ack["data"]["acknowledged_by"] == "zoe"
     assert ack["data"]["routing"]["teams"] == ["vip", "billing"]
@@ -418,7 +402,7 @@ def test_the_dataflows_resolution_after_a_manual_one_is_not_pushed_again(
     sink.write_batch([own])
     sink.write_batch([own])
     assert published(channels, redis_client, redis_prefix) == []
-    assert [e["data"]["status"] for e in stream(redis_client, redis_prefix)] == [
+    assert [e["data"]["status"] for e in stream_alerts(redis_client, redis_prefix)] == [
         "firing",
         "resolved",
     ]

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from bytewax.testing import TestingSource, run_main
+from redis_helpers import stream_alerts
 
 from config.settings import Settings
 from flows.pipeline import build_flow
@@ -61,10 +62,6 @@ def conversation(rng: random.Random, start: float, n: int, pool: list[str]) -> l
     return lines
 
 
-def stream(client: Any, prefix: str) -> list[dict[str, Any]]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
-
-
 def test_unhappy_acked_recovered_then_a_new_incident(
     redis_url: str, redis_prefix: str, redis_client: Any
 ) -> None:
@@ -75,10 +72,10 @@ def test_unhappy_acked_recovered_then_a_new_incident(
     def source() -> Iterator[Any]:
         yield from conversation(rng, 0, 3, ANGRY)  # turns unhappy: firing
         deadline = time.monotonic() + 60
-        while not stream(redis_client, redis_prefix):
+        while not stream_alerts(redis_client, redis_prefix):
             assert time.monotonic() < deadline, "the firing never reached Redis"
             yield TestingSource.PAUSE(timedelta(milliseconds=50))  # let the flow deliver
-        iid = stream(redis_client, redis_prefix)[0]["data"]["incident_id"]
+        iid = stream_alerts(redis_client, redis_prefix)[0]["data"]["incident_id"]
         args = ["incidents", "ack", iid[:8], "--by", "zoe", "--note", "calling her", *cli]
         assert main(args) == 0  # someone takes it, through the CLI
         acked.append(iid)
@@ -95,7 +92,7 @@ def test_unhappy_acked_recovered_then_a_new_incident(
     )
     run_main(build_flow(settings, TestingSource(source(), batch_size=5)))
 
-    events = stream(redis_client, redis_prefix)
+    events = stream_alerts(redis_client, redis_prefix)
     got = [
         (e["type"].removeprefix("sense_respond.unhappy_influential_customer"), e["data"]["status"])
         for e in events
@@ -159,7 +156,7 @@ def test_routes_and_silences_through_the_pipeline(
     )
     lines = conversation(rng, 0, 3, [ANGRY[0]])
     run_main(build_flow(settings, TestingSource(lines, batch_size=4)))
-    [fired] = stream(redis_client, redis_prefix)
+    [fired] = stream_alerts(redis_client, redis_prefix)
     assert fired["data"]["routing"]["team"] == "baggage"
     assert fired["data"]["routing"]["matched"] == ["words bag"]
     assert ("silenced_by" in fired["data"]) is silenced
@@ -187,7 +184,7 @@ def test_quiet_resolution_on_the_customers_next_post_and_the_view_after_it(
         update={"redis": settings.redis.model_copy(update={"prefix": redis_prefix})}
     )
     run_main(build_flow(settings, TestingSource(lines, batch_size=10)))
-    events = [e["data"] for e in stream(redis_client, redis_prefix)]
+    events = [e["data"] for e in stream_alerts(redis_client, redis_prefix)]
     assert [(d["status"], d.get("resolved_reason")) for d in events] == [
         ("firing", None),
         ("resolved", "quiet"),

@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 import pytest
 from bytewax.testing import TestingSource, run_main
-from test_flow import T0, alerts, ev
+from redis_helpers import stream_alerts
+from test_flow import T0, ev
 
 from config.settings import Settings
 from flows.pipeline import GRAPH_KEY, build_flow, score_batch
@@ -109,7 +110,7 @@ def test_only_posts_about_the_business_are_scored_windowed_and_alerted(
     assert sorted(scorer.texts) == sorted(ABOUT_US)
     assert posts("scored") - before["scored"] == 3
     assert posts("ignored") - before["ignored"] == 20 + 3 + 12 + 12
-    got = alerts(redis_client, redis_prefix)
+    got = stream_alerts(redis_client, redis_prefix)
     assert [a["subject"] for a in got] == ["twitter:frequentflyer"]
     data = got[0]["data"]
     assert data["listen"] == {"scope": "post", "matched": ["#acmeair", "@acmeair", "acme air"]}
@@ -136,7 +137,7 @@ def test_without_listening_rules_every_post_is_scored_and_a_warning_is_logged(
     assert any("no listening rule set" in r.getMessage() for r in caplog.records)
     assert len(scorer.texts) == 20 + 3 + 3 + 12 + 12
     # today's behaviour: the news account unhappy about other things is alerted on
-    assert "twitter:newsdesk" in {a["subject"] for a in alerts(redis_client, redis_prefix)}
+    assert "twitter:newsdesk" in {a["subject"] for a in stream_alerts(redis_client, redis_prefix)}
 
 
 def test_with_brand_accounts_alone_brand_mentions_decide(
@@ -173,7 +174,7 @@ def test_posts_in_other_languages_are_relevant_with_unknown_sentiment(
     ]
     run(lines, settings(redis_url, redis_prefix), scorer)
     assert scorer.texts == []  # VADER is English-only: it would have read "horrible" here
-    assert alerts(redis_client, redis_prefix) == []
+    assert stream_alerts(redis_client, redis_prefix) == []
     view = redis_client.hgetall(f"{redis_prefix}customer:twitter:viajero")
     assert view  # a customer: it posted about the business
     assert orjson.loads(view[b"sentiment"])["posts"] == 0
@@ -231,7 +232,7 @@ def test_sentence_scope_scores_the_sentences_about_the_business(
     run([ev(f"bg{i}", "post", f"bg{i}", 0, "hi") for i in range(6)] + lines, s, scorer)
     assert Scorer().score(text).compound > 0  # the whole post reads happy
     assert scorer.texts == ["Then I got to the airport. @AcmeAir lost my bag again, awful"] * 2
-    [alert] = alerts(redis_client, redis_prefix)
+    [alert] = stream_alerts(redis_client, redis_prefix)
     assert alert["data"]["listen"]["scope"] == "sentences"
     assert alert["data"]["sentiment"]["mean"] < -0.35
 
@@ -247,7 +248,7 @@ def test_bundled_demo_alerts_exactly_the_planted_customers_of_the_brands(
     s = s.with_redis_url(redis_url)
     s = s.model_copy(update={"redis": s.redis.model_copy(update={"prefix": redis_prefix})})
     run_main(build_flow(s))
-    got = alerts(redis_client, redis_prefix)
+    got = stream_alerts(redis_client, redis_prefix)
     alerted = {a["subject"] for a in got}
     assert alerted == set(truth["expected_alerts"])  # precision = recall = 1.0
     unrelated = {c for c, p in truth["planted"].items() if p["category"].endswith("_unrelated")}

@@ -313,6 +313,26 @@ def clean_run(feed: tuple[Path, Path], redis_url: str) -> Iterator[CleanRun]:
         client.close()
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a test's runs deliver: its Redis prefix, the alerts subscriber, the clean run."""
+
+    client: redis.Redis
+    prefix: str
+    subscriber: redis.client.PubSub
+    clean_run: CleanRun
+
+
+@pytest.fixture
+def target(
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    alerts_subscriber: redis.client.PubSub,
+    clean_run: CleanRun,
+) -> Target:
+    return Target(redis_client, redis_prefix, alerts_subscriber, clean_run)
+
+
 def published_ids(pubsub: redis.client.PubSub, client: redis.Redis, channel: str) -> list[str]:
     """Ids of every alert published on `channel` so far."""
     return [orjson.loads(data)["id"] for data in drain_channel(pubsub, client, channel)]
@@ -379,12 +399,10 @@ def check_resumed_like_the_clean_run(
     state: recovery.RecoveryState,
     delivered: int,
     min_resume_epoch: int | None,
-    redis_client: redis.Redis,
-    redis_prefix: str,
-    subscriber: redis.client.PubSub,
-    clean_run: CleanRun,
+    target: Target,
 ) -> None:
     """After the resume: every alert once (stream and channel), views as in the clean run."""
+    redis_client, redis_prefix, clean_run = target.client, target.prefix, target.clean_run
     dead_letters = redis_client.xlen(f"{redis_prefix}dlq")
     suppressed = sum(int(n) for n in re.findall(r"suppressed (\d+) duplicate", stderr))
     if min_resume_epoch is not None:
@@ -403,13 +421,40 @@ def check_resumed_like_the_clean_run(
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     assert not duplicates
     assert set(ids) == set(clean_run.alert_ids)
-    published = published_ids(subscriber, redis_client, f"{redis_prefix}alerts")
+    published = published_ids(target.subscriber, redis_client, f"{redis_prefix}alerts")
     assert sorted(published) == sorted(ids)  # every alert published once, none twice
     # every customer's view ends as after the uninterrupted run, last alert included
     views = customer_views(redis_client, redis_prefix)
     assert views.keys() == clean_run.views.keys()
     differ = sorted(c for c in views if views[c] != clean_run.views[c])
     assert not differ, [(c, views[c], clean_run.views[c]) for c in differ[:3]]
+
+
+def kill_9_then_resume(
+    first: list[str],
+    resume: list[str],
+    env: dict[str, str],
+    tmp_path: Path,
+    db_dir: Path,
+    kill_at_fraction: float,
+    min_resume_epoch: int | None,
+    target: Target,
+) -> None:
+    """Start `first`, SIGKILL it once `kill_at_fraction` of the alerts are out (and, if asked,
+    `min_resume_epoch` is committed), run `resume` to the end: Redis must end as after the clean
+    run, every alert once."""
+    total = len(target.clean_run.alert_ids)
+    min_alerts = max(1, int(total * kill_at_fraction))
+    stream = f"{target.prefix}alerts"
+    with (tmp_path / "killed.err").open("wb") as err:
+        proc = subprocess.Popen(first, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        delivered = kill_when(proc, target.client, stream, min_alerts, db_dir, min_resume_epoch)
+    state = check_killed_in_time(delivered, min_alerts, total, db_dir, min_resume_epoch)
+    resumed = run_to_end(resume, env=env)
+    (tmp_path / "resumed.err").write_bytes(resumed.stderr)
+    check_resumed_like_the_clean_run(
+        resumed.stderr.decode(), state, delivered, min_resume_epoch, target
+    )
 
 
 @pytest.mark.slow
@@ -428,34 +473,21 @@ def test_kill_9_and_resume_delivers_every_alert_once(
     feed: tuple[Path, Path],
     clean_run: CleanRun,
     redis_url: str,
-    redis_prefix: str,
-    redis_client: redis.Redis,
-    alerts_subscriber: redis.client.PubSub,
+    target: Target,
     tmp_path: Path,
     snapshot_interval: str,
     kill_at_fraction: float,
     min_resume_epoch: int | None,
 ) -> None:
-    expected = set(clean_run.alert_ids)
-    assert len(expected) == len(clean_run.alert_ids) >= 8 * COPIES  # the clean run: no duplicates
+    assert len(set(clean_run.alert_ids)) == len(clean_run.alert_ids) >= 8 * COPIES  # no repeats
     db_dir = tmp_path / "recovery dir #1"  # a path that needs quoting in a SQLite URI
-    stream = f"{redis_prefix}alerts"
     cmd = run_command(
-        feed, redis_url, redis_prefix, "--recovery-dir", str(db_dir),
+        feed, redis_url, target.prefix, "--recovery-dir", str(db_dir),
         "--snapshot-interval", snapshot_interval,
     )  # fmt: skip
-    min_alerts = max(1, int(len(expected) * kill_at_fraction))
-
-    with (tmp_path / "killed.err").open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=clean_env())
-        delivered = kill_when(proc, redis_client, stream, min_alerts, db_dir, min_resume_epoch)
-    state = check_killed_in_time(delivered, min_alerts, len(expected), db_dir, min_resume_epoch)
-
-    resumed = run_to_end(cmd)
-    check_resumed_like_the_clean_run(
-        resumed.stderr.decode(), state, delivered, min_resume_epoch, redis_client, redis_prefix,
-        alerts_subscriber, clean_run,
-    )  # fmt: skip
+    kill_9_then_resume(
+        cmd, cmd, clean_env(), tmp_path, db_dir, kill_at_fraction, min_resume_epoch, target
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -490,44 +522,30 @@ def stream_command(
 )
 def test_kill_9_and_resume_from_a_redis_stream_delivers_every_alert_once(
     feed: tuple[Path, Path],
-    clean_run: CleanRun,
     redis_url: str,
-    redis_prefix: str,
-    redis_client: redis.Redis,
-    alerts_subscriber: redis.client.PubSub,
+    target: Target,
     tmp_path: Path,
     first_interval: str,
     kill_at_fraction: float,
     min_resume_epoch: int | None,
 ) -> None:
-    expected = set(clean_run.alert_ids)  # the uninterrupted run of the same lines from a file
-    stream = f"{redis_prefix}in"
+    redis_client = target.client
+    stream = f"{target.prefix}in"
     with feed[0].open("rb") as fh:
         pushed = push_jsonl(redis_client, stream, fh)
     db_dir = tmp_path / "recovery"
-    alerts = f"{redis_prefix}alerts"
 
     def command(snapshot_interval: str) -> list[str]:
         return stream_command(
-            feed, redis_url, redis_prefix, stream, "--recovery-dir", str(db_dir),
+            feed, redis_url, target.prefix, stream, "--recovery-dir", str(db_dir),
             "--snapshot-interval", snapshot_interval,
         )  # fmt: skip
 
-    min_alerts = max(1, int(len(expected) * kill_at_fraction))
-    with (tmp_path / "killed.err").open("wb") as err:
-        proc = subprocess.Popen(
-            command(first_interval), stdout=subprocess.DEVNULL, stderr=err, env=stream_env()
-        )
-        delivered = kill_when(proc, redis_client, alerts, min_alerts, db_dir, min_resume_epoch)
-    state = check_killed_in_time(delivered, min_alerts, len(expected), db_dir, min_resume_epoch)
-
-    # Frequent snapshots: a bounded run with nothing committed yet ends only once a snapshot
-    # covers its last entry.
-    resumed = run_to_end(command(SNAPSHOT_INTERVAL), env=stream_env())
-    (tmp_path / "resumed.err").write_bytes(resumed.stderr)
-    check_resumed_like_the_clean_run(
-        resumed.stderr.decode(), state, delivered, min_resume_epoch, redis_client, redis_prefix,
-        alerts_subscriber, clean_run,
+    # The resume takes frequent snapshots: a bounded run with nothing committed yet ends only
+    # once a snapshot covers its last entry. The clean run read the same lines from a file.
+    kill_9_then_resume(
+        command(first_interval), command(SNAPSHOT_INTERVAL), stream_env(), tmp_path, db_dir,
+        kill_at_fraction, min_resume_epoch, target,
     )  # fmt: skip
     # The whole stream was read, nothing is left pending, and the consumer left the group.
     group = redis_client.xinfo_groups(stream)[0]

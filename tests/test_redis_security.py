@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+from redis_helpers import stream_alerts
 from secure_redis import ConfiguredRedis, configured_redis
 
 from config.settings import RedisSettings
@@ -116,10 +117,6 @@ def _prefix() -> str:
     return f"sec:{time.monotonic_ns()}:"
 
 
-def _alerts(client: redis.Redis, prefix: str) -> list[dict]:
-    return [orjson.loads(f[b"alert"]) for _, f in client.xrange(f"{prefix}alerts")]
-
-
 # ---------------------------------------------------------------------------------------------
 # ACL user and password
 
@@ -171,7 +168,7 @@ def test_a_run_over_tls_delivers(tls_redis: ConfiguredRedis, certs: dict[str, Pa
     assert done.returncode == 0, done.stderr
     client = make_client(url, RedisSettings(ssl_ca_certs=str(certs["ca"])))
     try:
-        assert _alerts(client, prefix)
+        assert stream_alerts(client, prefix)
     finally:
         client.close()
 
