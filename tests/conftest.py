@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -70,3 +71,27 @@ def alerts_subscriber(
     confirm_subscribed(pubsub)
     yield pubsub
     pubsub.close()
+
+
+@pytest.fixture(scope="session")
+def outage_feed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The feed of the Redis-outage tests (`outage_harness.Feed`)."""
+    from outage_harness import COPIES, Feed
+    from private_redis import scenario_feed
+
+    return Feed(*scenario_feed(tmp_path_factory.mktemp("outage-feed"), COPIES))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def long_outage(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[], Any]]:
+    """The 60 s Redis outage of `tests/test_redis_outages.py`, started with the session when its
+    test is selected: the run is paused for most of its minute, so its wait overlaps the other
+    tests instead of adding a minute to the suite; its test waits for the outcome."""
+    from outage_harness import LONG_OUTAGE, long_outage_in_background
+
+    if not any(item.name == LONG_OUTAGE for item in request.session.items):
+        yield lambda: pytest.skip("not selected")
+        return
+    yield from long_outage_in_background(request.getfixturevalue("outage_feed"), tmp_path_factory)

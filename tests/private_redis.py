@@ -36,6 +36,9 @@ from connectors.embedded_redis import redis_server_binary
 HOST = "127.0.0.1"
 END = b"--end-of-test--"
 TIMEOUT = 180.0
+THREAD_PREFIX = "private-redis-"
+"""The harness's threads are named so: the session's background outage (conftest) starts some
+whenever it gets there, which a test counting its own threads must not take for its own."""
 
 
 def server_binary() -> Path:
@@ -183,7 +186,9 @@ class Channel:
         deadline = time.monotonic() + 20
         while (msg := pubsub.get_message(timeout=1.0)) is None or msg["type"] != "subscribe":
             assert time.monotonic() < deadline, "no subscribe confirmation"
-        thread = threading.Thread(target=self._record, args=(pubsub,), daemon=True)
+        thread = threading.Thread(
+            target=self._record, args=(pubsub,), name=f"{THREAD_PREFIX}channel", daemon=True
+        )
         thread.start()
         self._threads.append(thread)
 
@@ -225,7 +230,7 @@ class Run:
             stderr=subprocess.PIPE,
             env=self.env,
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"{THREAD_PREFIX}run", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:

@@ -32,6 +32,7 @@ from feed_servers import (
     jetstream_commit,
     wait_until,
 )
+from private_redis import THREAD_PREFIX
 from redis_helpers import stream_alerts
 
 from config.feeds import JetstreamSettings
@@ -197,7 +198,11 @@ def no_leftover_threads() -> Iterator[None]:
     yield
 
     def extra() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and not t.name.startswith(THREAD_PREFIX)
+        ]
 
     assert wait_until(lambda: not extra(), timeout=5), [t.name for t in extra()]
 
