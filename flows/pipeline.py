@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
@@ -34,6 +35,15 @@ from bytewax.operators import StatefulBatchLogic
 
 from config.listen import load_lexicon
 from config.settings import Settings
+from connectors.graph_store import (
+    GRAPH_DIR,
+    GraphJournal,
+    GraphManifest,
+    GraphStore,
+    GraphStoreError,
+    JournalPolicy,
+    restore_failed,
+)
 from connectors.inputs import bytewax_run_workers, input_name, make_source
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.brands import BrandAccounts
@@ -217,32 +227,82 @@ def split_event(
 
 
 class InfluenceLogic(
-    StatefulBatchLogic[list[Touch | ControlRecord], tuple[str, Stamped], Enricher]
+    StatefulBatchLogic[list[Touch | ControlRecord], tuple[str, Stamped], Enricher | GraphManifest]
 ):
     """Bytewax shell around `Enricher` (one key: the whole interaction graph).
 
-    Each value is the list of graph records of one upstream batch (`score_batch`)."""
+    Each value is the list of graph records of one upstream batch (`score_batch`).
 
-    def __init__(self, policy: EnrichPolicy, resume: Enricher | None) -> None:
+    With a `journal` (recovery on, its directory known) the snapshot is a small manifest of
+    recovery files (`connectors.graph_store`): every value given to the stage is recorded, and
+    a snapshot writes them as one segment, or now and then the whole state as a new base. A
+    resume loads the base and replays the segments through `_apply`, outputs discarded (they
+    were emitted before that snapshot; Bytewax replays the input after it). Without one the
+    snapshot is the `Enricher` itself, which costs nothing unless Bytewax pickles it.
+    """
+
+    def __init__(
+        self,
+        policy: EnrichPolicy,
+        resume: Enricher | GraphManifest | None,
+        journal: GraphJournal | None = None,
+    ) -> None:
         self.policy = policy
-        self.enricher = resume if resume is not None else Enricher()
+        self.journal = journal
+        if isinstance(resume, GraphManifest):
+            self.enricher = self._restored(resume)
+        else:
+            self.enricher = resume if resume is not None else Enricher()
+
+    def _restored(self, manifest: GraphManifest) -> Enricher:
+        """The state `manifest` names: its base, and its segments replayed on it."""
+        if self.journal is None:
+            restore_failed(
+                GraphStoreError(
+                    "the graph snapshot is kept in files of the recovery directory, which this"
+                    " run was not told (build_flow(..., recovery_dir=DIR))"
+                )
+            )
+        try:
+            base, segments = self.journal.restore(manifest)
+        except GraphStoreError as exc:
+            restore_failed(exc)
+        if base is not None and not isinstance(base, Enricher):
+            restore_failed(GraphStoreError(f"graph base of {manifest} is not a graph state"))
+        self.enricher = base if base is not None else Enricher()
+        for values in segments:
+            for records in values:
+                self._apply(records, None)  # emitted before that snapshot already
+        return self.enricher
+
+    def _apply(
+        self, records: list[Touch | ControlRecord], out: list[tuple[str, Stamped]] | None
+    ) -> None:
+        """One value (the graph records of one upstream batch) through the stage, its outputs
+        into `out` (None: dropped). A resume replays the journal through this too."""
+        process = self.enricher.process
+        policy = self.policy
+        for item in records:
+            found = process(item, policy)
+            if found and out is not None:
+                out.extend(found)
 
     def on_batch(
         self, values: list[list[Touch | ControlRecord]]
     ) -> tuple[Iterable[tuple[str, Stamped]], bool]:
-        process = self.enricher.process
-        policy = self.policy
+        apply = self._apply
         out: list[tuple[str, Stamped]] = []
         for records in values:  # one list per upstream batch, in stream order
-            for item in records:
-                found = process(item, policy)
-                if found:
-                    out.extend(found)
+            apply(records, out)
+        if self.journal is not None:
+            self.journal.record(values)  # exactly what went through `_apply`, in order
         return out, False
 
-    def snapshot(self) -> Enricher:
-        # Taken every epoch; Bytewax pickles it only when recovery is on (compact columns).
-        return self.enricher
+    def snapshot(self) -> Enricher | GraphManifest:
+        # Taken at the end of every epoch the key was active in; pickled only with recovery on.
+        if self.journal is None:
+            return self.enricher
+        return self.journal.checkpoint(self.enricher)
 
 
 def _stamped(outputs: Iterable[Output], read_ns: int) -> list[Output]:
@@ -336,19 +396,24 @@ def build_flow(
     source: Source | None = None,
     *,
     resumable: bool = False,
+    recovery_dir: Path | None = None,
+    journal_policy: JournalPolicy | None = None,
     scorer: Scorer | None = None,
     workers: int = 1,
 ) -> Dataflow:
     """The dataflow for these settings; `settings.redis.url` must be resolved already.
 
     `source` replaces the one named by `settings.input` (tests use `TestingSource`).
-    `resumable`: the run has Bytewax recovery on; `workers`: workers in the whole run (see
+    `resumable`: the run has Bytewax recovery on; `recovery_dir`: its directory (implies
+    `resumable`), where the graph stage keeps its snapshot files (`journal_policy`: when it
+    rebases, how many snapshots' files it keeps); `workers`: workers in the whole run (see
     `connectors.inputs.make_source`).
     `scorer` replaces the one `[sentiment]` describes (tests watch what it is given).
     """
     if settings.redis.url is None:
         raise ValueError("build_flow needs settings.redis.url (resolve the embedded Redis first)")
     url = settings.redis.url.get_secret_value()
+    resumable = resumable or recovery_dir is not None
     flow = Dataflow(FLOW_ID)
     if source is None:
         source = make_source(settings.input, settings, url, resumable=resumable, workers=workers)
@@ -369,9 +434,13 @@ def build_flow(
     graph_in = op.flat_map_batch("to_graph", scored, _graph_inputs)
     posts = op.flat_map_batch("to_customers", scored, _post_halves)
     enrich_policy = EnrichPolicy.from_settings(settings)
-    enriched = op.stateful_batch(
-        Step.INFLUENCE, graph_in, lambda resume: InfluenceLogic(enrich_policy, resume)
-    )
+    store = None if recovery_dir is None else GraphStore(Path(recovery_dir) / GRAPH_DIR)
+
+    def influence_logic(resume: Enricher | GraphManifest | None) -> InfluenceLogic:
+        journal = None if store is None else GraphJournal(store, journal_policy)
+        return InfluenceLogic(enrich_policy, resume, journal)
+
+    enriched = op.stateful_batch(Step.INFLUENCE, graph_in, influence_logic)
     stamped = op.flat_map_batch(
         "key_by_customer", enriched, lambda batch: [pair for _, pair in batch]
     )
@@ -447,10 +516,12 @@ def flow_from_env() -> Dataflow:
     """Settings from `SR_` variables (and `SR_CONFIG`); embedded Redis when no URL is set."""
     from config.settings import load_settings
     from connectors.embedded_redis import resolve_redis_url
+    from connectors.graph_store import exit_on_restore_failure
     from connectors.redis_client import redacted_url
     from connectors.redis_errors import exit_on_failure
 
     exit_on_failure()  # Redis gone for good: one line and exit 75/78, not a Rust panic
+    exit_on_restore_failure()  # a missing or damaged graph snapshot file: one line, exit 2
     settings = load_settings()
     configured = settings.redis.url.get_secret_value() if settings.redis.url else None
     url, embedded = resolve_redis_url(configured)
@@ -459,27 +530,50 @@ def flow_from_env() -> Dataflow:
             "no SR_REDIS__URL: started an embedded Redis at %s for this process",
             redacted_url(url),
         )
+    recovery_dir, journal_policy = _bytewax_recovery(sys.argv[1:])
     flow = build_flow(
         settings.with_redis_url(url),
-        resumable=_bytewax_recovery_requested(),
+        resumable=recovery_dir is not None,
+        recovery_dir=recovery_dir,
+        journal_policy=journal_policy,
         workers=bytewax_run_workers(sys.argv[1:]),
     )
     tune_garbage_collector()
     return flow
 
 
-def _bytewax_recovery_requested(argv: list[str] | None = None) -> bool:
-    """Whether `python -m bytewax.run` was asked for recovery (`-r DIR` or its environment).
+def _bytewax_recovery(argv: list[str]) -> tuple[Path | None, JournalPolicy | None]:
+    """The recovery directory `python -m bytewax.run` was given (`-r DIR` or its environment),
+    and the graph journal's policy for its `-s`/`-b` intervals; (None, None) without recovery.
 
     The flow is built before Bytewax's runner applies its arguments, and recovery changes how a
-    Redis stream is read (one resumable reader whose acks follow the snapshots).
+    Redis stream is read (one resumable reader whose acks follow the snapshots) and where the
+    graph stage keeps its snapshot files.
     """
-    args = sys.argv if argv is None else argv
-    if os.environ.get("BYTEWAX_RECOVERY_DIRECTORY"):
-        return True
-    return any(
-        a in ("-r", "--recovery-directory") or a.startswith("--recovery-directory=") for a in args
+    import argparse
+
+    env = os.environ
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-r", "--recovery-directory", default=env.get("BYTEWAX_RECOVERY_DIRECTORY"))
+    parser.add_argument("-s", "--snapshot-interval", default=env.get("BYTEWAX_SNAPSHOT_INTERVAL"))
+    parser.add_argument(
+        "-b", "--backup-interval", default=env.get("BYTEWAX_RECOVERY_BACKUP_INTERVAL")
     )
+    known, _ = parser.parse_known_args(argv)
+    if not known.recovery_directory:
+        return None, None
+    try:
+        snapshot = float(known.snapshot_interval or 0) or 1.0
+        backup = float(known.backup_interval or 0)
+    except ValueError:
+        return Path(known.recovery_directory), None  # Bytewax's own parser reports it
+    return Path(known.recovery_directory), JournalPolicy.for_intervals(snapshot, backup)
+
+
+def _bytewax_recovery_requested(argv: list[str] | None = None) -> bool:
+    """Whether `python -m bytewax.run` was asked for recovery (`-r DIR` or its environment)."""
+    args = sys.argv[1:] if argv is None else argv
+    return _bytewax_recovery(args)[0] is not None
 
 
 def __getattr__(name: str) -> Dataflow:

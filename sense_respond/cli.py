@@ -297,6 +297,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     """
     from bytewax._bytewax import cli_main
 
+    from connectors.graph_store import exit_process_on_restore_failure
     from connectors.inputs import input_name as source_label
     from connectors.inputs import make_source
     from connectors.redis_errors import exit_process_on_failure
@@ -322,12 +323,20 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         workers=workers,
     )
     watch_source(source, source_label(settings.input))
-    flow = build_flow(settings, source, resumable=resumable, workers=workers)
+    flow = build_flow(
+        settings,
+        source,
+        resumable=resumable,
+        recovery_dir=None if options is None else options.db_dir,
+        journal_policy=None if options is None else options.journal_policy(epoch),
+        workers=workers,
+    )
     tune_garbage_collector()
-    # Redis gone for good: one line, no Rust panic. A stream's last entries are acknowledged
-    # only once the whole run has succeeded.
+    # Redis gone for good, or a graph snapshot file missing or damaged: one line, no Rust
+    # panic. A stream's last entries are acknowledged only once the whole run has succeeded.
     with (
         exit_process_on_failure(report=_say_error),
+        exit_process_on_restore_failure(report=_say_error),
         acknowledged_on_success(),
         _operator_endpoint(settings, source, args),
     ):

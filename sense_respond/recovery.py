@@ -31,6 +31,8 @@ from pathlib import Path
 
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
+from connectors.graph_store import GRAPH_DIR, JournalPolicy
+
 PARTITION_GLOB = "part-*.sqlite3"
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,11 @@ class RecoveryOptions:
         """The epoch length of the run: Bytewax snapshots once per epoch."""
         seconds = self.snapshot_interval_seconds
         return timedelta(seconds=default_seconds if seconds is None else seconds)
+
+    def journal_policy(self, epoch: timedelta) -> JournalPolicy:
+        """How the graph stage keeps its snapshot files (`connectors.graph_store`): the files
+        of enough snapshots for a resume, and for copies within the backup interval."""
+        return JournalPolicy.for_intervals(epoch.total_seconds(), self.backup_interval_seconds)
 
     def config(self) -> RecoveryConfig:
         """The Bytewax `RecoveryConfig` for this directory."""
@@ -158,21 +165,29 @@ def ensure_private(db_dir: Path) -> None:
                 f"recovery directory {db_dir}: its parent {parent} is writable by everyone"
                 " without the sticky bit, so anyone could swap the directory"
             )
-    for entry in resolved.iterdir():
-        est = entry.lstat()
-        if stat.S_ISLNK(est.st_mode):
-            raise UnsafeRecoveryDir(f"recovery directory {db_dir} holds a symlink: {entry.name}")
-        if est.st_uid != uid or est.st_mode & _OTHERS_WRITE:
-            raise UnsafeRecoveryDir(
-                f"recovery file {entry} is writable by, or belongs to, another user"
-                f" (uid {est.st_uid}, mode {stat.S_IMODE(est.st_mode):o}); refusing to load it"
-            )
+    graph = resolved / GRAPH_DIR  # the graph stage's snapshot files: pickles too
+    folders = [resolved, graph] if graph.is_dir() and not graph.is_symlink() else [resolved]
+    for folder in folders:
+        for entry in folder.iterdir():
+            est = entry.lstat()
+            if stat.S_ISLNK(est.st_mode):
+                raise UnsafeRecoveryDir(
+                    f"recovery directory {db_dir} holds a symlink: {entry.relative_to(resolved)}"
+                )
+            if est.st_uid != uid or est.st_mode & _OTHERS_WRITE:
+                raise UnsafeRecoveryDir(
+                    f"recovery file {entry} is writable by, or belongs to, another user"
+                    f" (uid {est.st_uid}, mode {stat.S_IMODE(est.st_mode):o}); refusing to load it"
+                )
     if stat.S_IMODE(st.st_mode) & 0o077:
         log.warning("recovery directory %s was readable by other users: now 0700", db_dir)
         resolved.chmod(0o700)
-    for entry in resolved.iterdir():
-        if entry.is_file() and stat.S_IMODE(entry.lstat().st_mode) & 0o077:
-            entry.chmod(0o600)
+    for folder in folders:
+        for entry in folder.iterdir():
+            if entry.is_dir() and stat.S_IMODE(entry.lstat().st_mode) & 0o077:
+                entry.chmod(0o700)
+            elif entry.is_file() and stat.S_IMODE(entry.lstat().st_mode) & 0o077:
+                entry.chmod(0o600)
 
 
 def inspect(db_dir: Path) -> RecoveryState:
