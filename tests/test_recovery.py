@@ -280,6 +280,30 @@ def test_an_aborted_flow_resumes_the_graph_from_its_files(
     assert sorted(ids) == sorted(expected)  # every alert of the clean run, none twice
 
 
+def test_a_resume_without_its_graph_files_fails_with_one_line(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    sc = generate(seed=5, background=400)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(sc.jsonl_bytes())
+    config = tmp_path / "sense-respond.toml"
+    config.write_text(sc.config_toml())
+    db_dir = tmp_path / "recovery"
+    cmd = run_command((feed, config), redis_url, redis_prefix, "--recovery-dir", str(db_dir))
+    run_to_end(cmd)
+    graph_files = sorted((db_dir / GRAPH_DIR).iterdir())
+    assert graph_files
+    for path in graph_files:
+        path.unlink()
+    done = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT, env=clean_env(), check=False)
+    err = done.stderr.decode()
+    assert done.returncode == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("sense-respond: error: recovery file ")
+    assert "is missing" in last and str(db_dir / GRAPH_DIR) in last
+    assert "panicked" not in err and "Traceback" not in err
+
+
 def graph_snapshots(db_dir: Path) -> list[tuple[int, GraphManifest]]:
     """The graph stage's snapshots Bytewax holds: (pickled bytes, manifest)."""
     out = []
