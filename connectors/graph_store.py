@@ -21,16 +21,19 @@ Files (in `{recovery_dir}/graph/`, 0700 / 0600, like the partitions):
   the base is rewritten once per that much journal (amortised: every event is written about
   1 + 1 / `rebase_fraction` times).
 
-Garbage collection keeps every file the last `keep_manifests` manifests name. Why that is safe:
-Bytewax 0.21 resumes from the newest snapshot of an epoch before the resume epoch, the oldest
-frontier of the last execution; a source emits epoch E only once the whole dataflow, recovery
-writes included, has finished E - 1 (its progress probe), so when snapshot() runs for epoch E
-the frontier is at E at least and a resume loads the snapshot of E - 1, or of E once E's
-frontier is written: at most one snapshot behind the newest, never older than the one this
-execution resumed from. `--backup-interval S` keeps superseded snapshots S seconds for copies of
-the directory taken meanwhile, so the files they name are kept as long: `for_intervals` keeps
-3 + S / epoch manifests (a snapshot is taken at most once per epoch, so that many cover at
-least S seconds). Nothing is deleted before a run has returned that many manifests itself.
+Garbage collection keeps every file the last `keep_manifests` manifests name (at least 3, the
+one a run resumed from counting as the first). Why that is safe: Bytewax 0.21 resumes from the
+newest snapshot of an epoch before the resume epoch, the oldest frontier of the last execution;
+a source emits epoch E only once the whole dataflow, recovery writes included, has finished
+E - 1 (its progress probe). So when snapshot() runs for epoch E, a resume would load the
+snapshot of E - 1 or older, and once E's frontier is written that of E: at most one snapshot
+behind the newest. A killed run may leave snapshot rows of epochs its frontier never passed
+(one at most, by the same probe); after a resume they stay loadable until the new run has
+taken a snapshot of a later epoch and passed it, which it has when it takes its second
+snapshot, before which nothing is deleted (then leftovers of the killed run go too).
+`--backup-interval S` keeps superseded snapshots S seconds for copies of the directory taken
+meanwhile, so the files they name are kept as long: `for_intervals` keeps 3 + S / epoch
+manifests (a snapshot is taken at most once per epoch, so that many span S seconds at least).
 """
 
 from __future__ import annotations
@@ -201,8 +204,8 @@ class JournalPolicy:
     busy stream would otherwise rewrite its base at every epoch)."""
 
     def __post_init__(self) -> None:
-        if self.keep_manifests < 2:
-            raise ValueError("keep_manifests must be at least 2 (Bytewax may resume one behind)")
+        if self.keep_manifests < 3:
+            raise ValueError("keep_manifests must be at least 3 (see the module docstring)")
 
     @classmethod
     def for_intervals(cls, snapshot_seconds: float, backup_seconds: float) -> JournalPolicy:
@@ -237,7 +240,13 @@ class GraphJournal:
         self.pending: list[Any] = []
         self.manifest = GraphManifest()
         self.stats = JournalStats()
+        self._rebase_now = False
         self._recent: deque[GraphManifest] = deque(maxlen=self.policy.keep_manifests)
+
+    def rebase_at_next_checkpoint(self) -> None:
+        """The stage did not start from a manifest but from a whole state (a snapshot of the
+        older shape): the next checkpoint must write it as a base."""
+        self._rebase_now = True
 
     def record(self, items: list[Any]) -> None:
         """These items were just processed, in this order."""
@@ -246,11 +255,12 @@ class GraphJournal:
     def checkpoint(self, state: object) -> GraphManifest:
         """Make what was recorded durable; the manifest of `state` as it is now."""
         manifest = self.manifest
-        if self.pending:
+        if self.pending or self._rebase_now:
             payload = pickle.dumps(self.pending, protocol=pickle.HIGHEST_PROTOCOL)
             self.pending = []
             journal = manifest.journal_bytes + len(payload)
-            if self._rebase_due(manifest, journal):
+            if self._rebase_now or self._rebase_due(manifest, journal):
+                self._rebase_now = False
                 blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
                 manifest = GraphManifest(
                     self.store.put(_BASE, blob), (), len(blob), 0, manifest.generation + 1

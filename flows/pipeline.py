@@ -253,6 +253,8 @@ class InfluenceLogic(
             self.enricher = self._restored(resume)
         else:
             self.enricher = resume if resume is not None else Enricher()
+            if resume is not None and journal is not None:
+                journal.rebase_at_next_checkpoint()
 
     def _restored(self, manifest: GraphManifest) -> Enricher:
         """The state `manifest` names: its base, and its segments replayed on it."""
@@ -268,7 +270,8 @@ class InfluenceLogic(
         except GraphStoreError as exc:
             restore_failed(exc)
         if base is not None and not isinstance(base, Enricher):
-            restore_failed(GraphStoreError(f"graph base of {manifest} is not a graph state"))
+            path = self.journal.store.path("base", manifest.base or "")
+            restore_failed(GraphStoreError(f"recovery file {path} is not a graph-stage state"))
         self.enricher = base if base is not None else Enricher()
         for values in segments:
             for records in values:

@@ -2,10 +2,11 @@
 
 Bytewax 0.21 keeps recovery state in SQLite "partitions" (`part-N.sqlite3`) in a local
 directory: at the end of every epoch it snapshots each stateful step (the input's byte offsets,
-the influence graph with its de-duplication memory, every customer's window and cooldown) and
-commits the epoch. A run that finds committed state resumes from the last committed epoch: the
-sources rewind to their snapshotted positions and everything after is processed again, so output
-since the last snapshot is replayed (at-least-once). Alerts stay exactly-once in Redis because
+the influence graph as a small manifest of its files in `DIR/graph/` (`connectors.graph_store`),
+every customer's window and cooldown) and commits the epoch. A run that finds committed state
+resumes from the last committed epoch: the sources rewind to their snapshotted positions and
+everything after is processed again, so output since the last snapshot is replayed
+(at-least-once). Alerts stay exactly-once in Redis because
 their ids are deterministic and the alert sink writes each id once (`connectors.redis_sinks`).
 
 This module only prepares the directory (creating the partitions on first use, the same as

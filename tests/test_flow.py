@@ -183,6 +183,28 @@ def test_bytewax_runner_recovery_is_detected(
 
 
 @pytest.mark.parametrize(
+    ("argv", "directory", "keep"),
+    [
+        (["flows.pipeline:flow"], None, None),
+        (["flows.pipeline:flow", "-r", "/tmp/rec", "-s", "2", "-b", "0"], "/tmp/rec", 3),
+        (["-w", "2", "flows.pipeline:flow", "-r", "/tmp/r", "-s", "1", "-b", "10"], "/tmp/r", 13),
+        (["flows.pipeline:flow", "--recovery-directory=/r", "--backup-interval=4"], "/r", 7),
+    ],
+)
+def test_the_graph_stage_learns_the_bytewax_runners_recovery_directory(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], directory: str | None, keep: int | None
+) -> None:
+    from flows.pipeline import _bytewax_recovery
+
+    for name in ("DIRECTORY", "BACKUP_INTERVAL"):
+        monkeypatch.delenv(f"BYTEWAX_RECOVERY_{name}", raising=False)
+    monkeypatch.delenv("BYTEWAX_SNAPSHOT_INTERVAL", raising=False)
+    found, policy = _bytewax_recovery(argv)
+    assert (None if found is None else str(found)) == directory
+    assert (None if policy is None else policy.keep_manifests) == keep
+
+
+@pytest.mark.parametrize(
     ("spec", "name"),
     [
         ("jsonl:/data/feed.jsonl", "jsonl:/data/feed.jsonl"),

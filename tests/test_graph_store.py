@@ -106,6 +106,11 @@ def test_manifest_versions_are_checked() -> None:
         reduced[0](99, *reduced[1][1:])
 
 
+def test_fewer_than_three_kept_snapshots_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        JournalPolicy(keep_manifests=2)
+
+
 @pytest.mark.parametrize(
     ("snapshot", "backup", "keep"), [(2.0, 0.0, 3), (2.0, 10.0, 8), (0.25, 1.0, 7), (30, 1, 4)]
 )
@@ -292,6 +297,19 @@ def test_without_a_journal_the_snapshot_is_the_state(policy: EnrichPolicy) -> No
     logic.on_batch([touches(100)])
     assert logic.snapshot() is logic.enricher
     assert InfluenceLogic(policy, logic.enricher).enricher is logic.enricher
+
+
+def test_a_whole_state_resumed_with_a_journal_is_written_as_a_base(
+    tmp_path: Path, policy: EnrichPolicy
+) -> None:
+    """A snapshot of the older shape (the `Enricher` itself) resumes, and is a base at once."""
+    items = touches(2_000)
+    old = InfluenceLogic(policy, None)
+    old.on_batch(items)
+    resumed = InfluenceLogic(policy, old.enricher, GraphJournal(GraphStore(tmp_path), SMALL))
+    manifest = resumed.snapshot()  # nothing new since the resume: still a base
+    assert isinstance(manifest, GraphManifest) and manifest.base and not manifest.segments
+    assert comparable(restored(tmp_path, manifest, policy).enricher) == comparable(old.enricher)
 
 
 def test_a_manifest_without_its_directory_is_a_clear_error(policy: EnrichPolicy) -> None:
