@@ -10,6 +10,7 @@ Reports, all measured in this one run:
 1. the graph stage alone (`Enricher` fed compact `Touch` records): events/s, rankings, memory per
    live edge, pickled state, and the final ranking against `networkx.pagerank` on the same
    decayed graph (plus its decayed sink node): max difference and Spearman on the top 1,000;
+   then with recovery's journal: a snapshot's cost per epoch and a resume's;
 2. the whole `sense-respond run` on the stream as JSONL, into Redis, against a loop that only
    parses the same lines with orjson: wall time, the ratio loop / pipeline, peak RSS;
 3. the same run with `--recovery-dir` (snapshots every 2 s): the recovery overhead (runs without
@@ -48,6 +49,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from config.settings import Settings  # noqa: E402
+from connectors.graph_store import (  # noqa: E402
+    GraphJournal,
+    GraphManifest,
+    GraphStore,
+    JournalPolicy,
+)
+from flows.pipeline import InfluenceLogic  # noqa: E402
 from operators.enrich import Enricher, EnrichPolicy  # noqa: E402
 from operators.influence import Touch  # noqa: E402
 
@@ -57,6 +65,8 @@ TOP = 1_000
 NO_LISTEN = "--no-listen" in sys.argv
 SINK = "<decayed>"
 KINDS = {"RT": "repost", "RE": "reply", "MT": "post"}
+EPOCH_EVENTS = 20_000
+"""Events per epoch in the journal measurement (a 2 s epoch at 10k events/s)."""
 
 
 def read_activity(path: Path, limit: int | None) -> list[tuple[str, str, int, str]]:
@@ -346,6 +356,42 @@ def graph_alone(rows: list[tuple[str, str, int, str]]) -> list[tuple[str, str]]:
             f" (+ id strings {sum(len(c) + 49 for c in graph._index) / edges:.1f} B)",
         ),
         ("pickled graph-stage state", f"{len(blob) / 1e6:.1f} MB, dump {dump * 1e3:.0f} ms"),
+        *journal_alone(touches, policy),
+    ]
+
+
+def journal_alone(touches: list[Touch], policy: EnrichPolicy) -> list[tuple[str, str]]:
+    """The graph stage with recovery's journal (`connectors.graph_store`, default policy):
+    the cost of a snapshot at the end of each epoch of `EPOCH_EVENTS`, and of a resume from the
+    last one (load the base, replay the journal on it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = GraphStore(Path(tmp))
+        logic = InfluenceLogic(policy, None, GraphJournal(store, JournalPolicy()))
+        costs = []
+        for start in range(0, len(touches), EPOCH_EVENTS):
+            logic.on_batch(touches[start : start + EPOCH_EVENTS])
+            t0 = time.perf_counter()
+            manifest = logic.snapshot()
+            costs.append(time.perf_counter() - t0)
+        assert isinstance(manifest, GraphManifest)
+        t0 = time.perf_counter()
+        resumed = InfluenceLogic(policy, manifest, GraphJournal(store, JournalPolicy()))
+        resume = time.perf_counter() - t0
+        assert resumed.enricher.graph.edge_count == logic.enricher.graph.edge_count
+        stats = logic.journal.stats if logic.journal else None
+        assert stats is not None
+    return [
+        (
+            f"snapshot with the journal ({EPOCH_EVENTS:,} events/epoch)",
+            f"mean {np.mean(costs) * 1e3:.0f} ms, max {max(costs) * 1e3:.0f} ms;"
+            f" {stats.bytes_written / len(costs) / 1e6:.2f} MB written per snapshot"
+            f" ({stats.segments} segments, {stats.bases} bases)",
+        ),
+        (
+            "resume from the last snapshot",
+            f"{resume:.2f} s (base {manifest.base_bytes / 1e6:.1f} MB + journal"
+            f" {manifest.journal_bytes / 1e6:.1f} MB in {len(manifest.segments)} segments)",
+        ),
     ]
 
 
