@@ -369,7 +369,7 @@ def journal_alone(touches: list[Touch], policy: EnrichPolicy) -> list[tuple[str,
         logic = InfluenceLogic(policy, None, GraphJournal(store, JournalPolicy()))
         costs = []
         for start in range(0, len(touches), EPOCH_EVENTS):
-            logic.on_batch(touches[start : start + EPOCH_EVENTS])
+            logic.on_batch([touches[start : start + EPOCH_EVENTS]])
             t0 = time.perf_counter()
             manifest = logic.snapshot()
             costs.append(time.perf_counter() - t0)
