@@ -305,7 +305,7 @@ def test_a_whole_state_resumed_with_a_journal_is_written_as_a_base(
     """A snapshot of the older shape (the `Enricher` itself) resumes, and is a base at once."""
     items = touches(2_000)
     old = InfluenceLogic(policy, None)
-    old.on_batch(items)
+    old.on_batch([items])
     resumed = InfluenceLogic(policy, old.enricher, GraphJournal(GraphStore(tmp_path), SMALL))
     manifest = resumed.snapshot()  # nothing new since the resume: still a base
     assert isinstance(manifest, GraphManifest) and manifest.base and not manifest.segments
