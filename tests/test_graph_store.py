@@ -20,6 +20,8 @@ from connectors.graph_store import (
     GraphStore,
     GraphStoreError,
     JournalPolicy,
+    decode_segment,
+    encode_segment,
 )
 from flows.pipeline import InfluenceLogic
 from operators.enrich import Enricher, EnrichPolicy
@@ -161,6 +163,30 @@ def _account(rng: random.Random, busy: float, accounts: int) -> str:
     """A few busy accounts (a share `busy` of the events) and a long tail, as in a stream."""
     n = int(rng.paretovariate(1.2)) if rng.random() < busy else rng.randrange(accounts)
     return f"twitter:{n}"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [[]],
+        [touches(50)],
+        [touches(30, seed=1), [], touches(20, seed=2)],
+        [[Withdrawal("e1", "twitter:1", datetime(2030, 1, 1, tzinfo=UTC))], touches(5)],
+        [[*touches(3), AccountPurge("twitter:2", datetime(2030, 1, 1, tzinfo=UTC)), *touches(2)]],
+    ],
+)
+def test_a_segment_gives_back_exactly_its_records(values: list[list[Any]]) -> None:
+    decoded = decode_segment(encode_segment(values))
+    assert decoded == values
+    assert [[type(r) for r in b] for b in decoded] == [[type(r) for r in b] for b in values]
+
+
+def test_a_segment_of_another_record_shape_is_refused() -> None:
+    version, fields, blob, others = pickle.loads(encode_segment([touches(3)]))
+    other = pickle.dumps((version, (*fields, "new_field"), blob, others))
+    with pytest.raises(ValueError, match="another version"):
+        decode_segment(other)
 
 
 def comparable(value: Any) -> Any:
