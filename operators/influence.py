@@ -29,9 +29,14 @@ unpassed weight, `networkx.pagerank` gives the same ranking (the sink's mass is 
 changes every value by the same factor; see the tests). Damping `damping`, uniform teleport,
 scipy.sparse power iteration warm-started from the last vector, L1 change below 1e-7.
 
-Edges are stored sorted by (destination, source), so the transition matrix is CSR without a sort
-and an account's in-edges are one contiguous range. New edges go to a small delta (dict) merged
-in at the next ranking.
+Storage (about 70 bytes per live edge on the Higgs stream, ids and indexes included: see
+`memory_bytes` and benchmarks/influence_higgs.py). Accounts are numbered by a compact exact index
+(`operators.node_index`); per-account values are array columns, the sparse ones (follower
+counts, watches) only where present. The edges of the last ranking are CSR by destination
+(per-account offsets, then source, weight, time and hash per edge), so the transition matrix is
+built without a sort and an account's in-edges are one contiguous range, searched by source. New
+edges go to a delta (the same columns, an open-addressing table of slots, and a per-destination
+list) merged in at the next ranking. No per-edge or per-account Python objects.
 
 Amortised ranking. A ranking runs inside `observe`, at a point of the stream decided by the
 stream alone (deterministic on every replay), once the changes since the last one reach a
@@ -59,6 +64,7 @@ kept here, so a resumed graph runs under the current settings.
 from __future__ import annotations
 
 import math
+import sys
 import zlib
 from array import array
 from bisect import bisect_left
@@ -66,18 +72,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from scipy import sparse
 
 if TYPE_CHECKING:
     import networkx as nx
 
 from config.settings import Settings
+from operators.influence_rank import weighted_pagerank
+from operators.node_index import NodeIndex, probe_table, table_size
 from operators.records import Influence
-
-_PAGERANK_TOL = 1e-7
-"""Power iteration stops when the L1 change of the vector (which sums to 1) is below this."""
-
-_PAGERANK_MAX_ITER = 500
 
 _GROWTH_FRACTION = 0.5
 """Re-rank once the changes since the last ranking are this fraction of the graph's size."""
@@ -93,7 +95,18 @@ _SMALL_RANGE = 32
 
 _LOW32 = 0xFFFFFFFF
 
-_STATE_VERSION = 3
+_GOLDEN = 0x9E3779B97F4A7C15
+"""Fibonacci hashing of edge keys: the top bits of key * golden (mod 2^64) pick the slot."""
+
+_M64 = (1 << 64) - 1
+
+_MIN_DELTA_TABLE = 16
+
+_NEG_INF = -math.inf
+
+_crc32 = zlib.crc32
+
+_STATE_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,30 +192,41 @@ class InfluenceGraph:
     """Decaying, brand-filtered interaction graph with exact reach and an amortised ranking."""
 
     def __init__(self) -> None:
-        # Nodes: customer id <-> index, per-index columns. Forgotten accounts hold None.
-        self._index: dict[str, int] = {}
-        self._names: list[str | None] = []
-        self._alive = bytearray()
+        # Nodes: customer id <-> number (compact, exact), then one column entry per number.
+        self._ids = NodeIndex()
+        self._intern = self._ids.intern  # bound once: the hot path's account lookups
+        self._recent = self._ids.recent
+        # Follower counts, and the event time of each (the latest wins). Allocated up to the
+        # highest account that ever had one: feeds without counts pay nothing.
         self._followers = array("q")
-        self._followers_t = array("d")  # event time of the follower count kept (latest wins)
+        self._followers_t = array("d")
         self._authored = array("d")  # last event time the account authored something
-        self._watch = array("d")  # watched for rises while the watermark is before this
+        # Accounts watched for rises (they posted something negative) -> until when (watermark).
+        # Sparse: few accounts posted something negative within the window.
+        self._watch: dict[int, float] = {}
         self._above = bytearray()  # influential by rank (hysteresis state)
         self._gain = array("d")  # PageRank estimated to have arrived since the last ranking
         self._out = array("d")  # out-weight (decayed at the last ranking, plus new weight)
         self._authors = 0  # accounts that ever authored (before the first ranking)
         self._removed = 0  # forgotten accounts not yet compacted away
-        # Edges sorted by key = dst << 32 | src, with weight (at `last`), newest time and hash.
-        self._keys = array("q")
+        # Edges of the last ranking, CSR by destination: node d's in-edges are the slots
+        # in_start[d]:in_start[d + 1], sorted by source; weight (at `last`), newest time, hash.
+        self._n_base = 0
+        self._in_start = array("I", [0])
+        self._src = array("I")
         self._w = array("d")
         self._last = array("d")
         self._h = array("I")
-        # Edges new since the last ranking: dst -> {src: slot} into the delta columns.
-        self._delta: dict[int, dict[int, int]] = {}
+        # Edges new since: key dst << 32 | src, same columns; found through an open-addressing
+        # table of slots, and per destination through a list (head per node, next per edge).
         self._dk = array("q")
         self._dw = array("d")
         self._dl = array("d")
         self._dh = array("I")
+        self._dnext = array("i")
+        self._dhead = array("i")
+        self._dtable = array("i", [-1]) * _MIN_DELTA_TABLE
+        self._dshift = 64 - _MIN_DELTA_TABLE.bit_length() + 1
         # Ranking of the last refresh.
         self._pr = array("d")  # indexed like the nodes at that time
         self._base = 0.0  # PageRank of an account nobody interacts with
@@ -211,6 +235,7 @@ class InfluenceGraph:
         self._changes = 0
         self._due = -1.0  # -1: not ranked yet
         self._time_due = 1.0
+        self._gate = 0.0  # min(_due, _time_due) once ranked: fewer changes never re-rank
         self._next_time = math.inf
         self.refresh_count = 0
         self.last_iterations = 0
@@ -225,91 +250,144 @@ class InfluenceGraph:
         May re-rank (see the module docstring); never reads the wall clock.
         """
         t = touch.ts
-        src = self._node(touch.author)
-        if self._authored[src] < t:
-            if self._authored[src] == -math.inf:
+        recent = self._recent
+        authored = self._authored
+        author = touch.author
+        src = recent(author)
+        if src is None:
+            src = self._intern(author)
+            if src == len(authored):
+                self._add_node()
+        if authored[src] < t:
+            if authored[src] == _NEG_INF:
                 self._authors += 1
-            self._authored[src] = t
+            authored[src] = t
         if touch.followers is not None:
             self._set_followers(src, touch.followers, t)
         compound = touch.compound
         if compound is not None and compound <= policy.watch_compound:
             until = t + policy.watch_seconds
-            if until > self._watch[src]:
+            if until > self._watch.get(src, _NEG_INF):
                 self._watch[src] = until
         risen: list[tuple[str, Influence]] = []
         target = touch.target
         dst = -1
         if target is not None:
-            dst = self._node(target)
+            dst = recent(target)
+            if dst is None:
+                dst = self._intern(target)
+                if dst == len(authored):
+                    self._add_node()
             if touch.target_followers is not None:
                 self._set_followers(dst, touch.target_followers, t)
         if not author_is_brand and not touch.edit:
-            # An edit re-scores its post; its interactions were counted already.
-            h = event_hash(touch.key)
-            if dst >= 0 and dst != src:
+            # An edit re-scores its post: its interactions were counted already. An interaction
+            # outside the reach horizon does not count: it would be dropped at the next ranking.
+            # Rises are checked for watched accounts (before the watermark moves, for all).
+            counts = t >= watermark - policy.horizon
+            h = -1
+            if counts and dst >= 0 and dst != src:
                 weight = policy.kind_weights.get(touch.kind, 0.0)
-                if weight > 0.0 and self._interact(src, dst, weight, t, h, watermark, policy):
-                    self._check_rise(target, dst, watermark, policy, risen)  # type: ignore[arg-type]
-            if touch.mentions and policy.mention_weight > 0.0:
-                done = {dst, src}
-                for mention in touch.mentions:
-                    m = self._node(mention)
+                if weight > 0.0:
+                    h = _crc32(touch.key.encode())  # event_hash(touch.key), inlined
+                    if self._interact(src, dst, weight, t, h, watermark, policy) and (
+                        self._watch or watermark == _NEG_INF
+                    ):
+                        self._check_rise(target, dst, watermark, policy, risen)  # type: ignore[arg-type]
+            mentions = touch.mentions
+            if mentions and policy.mention_weight > 0.0:
+                if counts and h < 0:
+                    h = _crc32(touch.key.encode())
+                done = (src, dst)
+                for mention in mentions:
+                    m = recent(mention)  # known even when the interaction does not count
+                    if m is None:
+                        m = self._intern(mention)
+                        if m == len(authored):
+                            self._add_node()
                     if m in done:
                         continue
-                    done.add(m)
-                    if self._interact(src, m, policy.mention_weight, t, h, watermark, policy):
+                    done = (*done, m)
+                    if (
+                        counts
+                        and self._interact(src, m, policy.mention_weight, t, h, watermark, policy)
+                        and (self._watch or watermark == _NEG_INF)
+                    ):
                         self._check_rise(mention, m, watermark, policy, risen)
-        if self._due < 0:
-            if self._authors >= policy.min_accounts:
+        # Every trigger needs at least `_gate` changes: one comparison on most events.
+        if self._changes >= self._gate:
+            if self._due < 0:
+                if self._authors >= policy.min_accounts:
+                    self.refresh(watermark, policy)
+            elif self._changes >= self._due or (
+                watermark >= self._next_time and self._changes >= self._time_due
+            ):
                 self.refresh(watermark, policy)
-        elif self._changes >= self._due or (
-            watermark >= self._next_time and self._changes >= self._time_due
-        ):
-            self.refresh(watermark, policy)
         return risen
 
-    def _node(self, customer_id: str) -> int:
-        i = self._index.get(customer_id)
-        if i is not None:
-            return i
-        i = len(self._names)
-        self._index[customer_id] = i
-        self._names.append(customer_id)
-        self._alive.append(1)
-        self._followers.append(0)
-        self._followers_t.append(-math.inf)
+    def _add_node(self) -> None:
+        """The columns of the account the index just numbered (interned, not here yet)."""
         self._authored.append(-math.inf)
-        self._watch.append(-math.inf)
         self._above.append(0)
         self._gain.append(0.0)
         self._out.append(0.0)
+        self._dhead.append(-1)
         self._changes += 1
-        return i
 
     def _set_followers(self, i: int, followers: int, t: float) -> None:
         # The latest count by event time wins, so a late event cannot roll a count back.
-        if t >= self._followers_t[i]:
-            self._followers_t[i] = t
+        times = self._followers_t
+        if i >= len(times):
+            missing = i + 1 - len(times)
+            times.extend(array("d", [-math.inf]) * missing)
+            self._followers.extend(array("q", bytes(8 * missing)))
+        if t >= times[i]:
+            times[i] = t
             self._followers[i] = min(followers, 2**62)
+
+    def _followers_of(self, i: int) -> int:
+        return self._followers[i] if i < len(self._followers) else 0
 
     def _interact(
         self, src: int, dst: int, weight: float, t: float, h: int, wm: float, policy: GraphPolicy
     ) -> bool:
         """Add one interaction to edge src -> dst; False when it does not count (see above)."""
-        if t < wm - policy.horizon:
-            return False  # outside the reach horizon: it would be dropped at the next ranking
-        slots = self._delta.get(dst)
-        j = -1 if slots is None else slots.get(src, -1)
+        j = -1
+        n_base = self._n_base
+        if dst < n_base and src < n_base:  # maybe an edge of the last ranking: search dst's
+            start = self._in_start
+            lo = start[dst]
+            hi = start[dst + 1]
+            if lo < hi:
+                sources = self._src
+                j = bisect_left(sources, src, lo, hi)
+                if j == hi or sources[j] != src:
+                    j = -1
         if j >= 0:
-            ws, ls, hs = self._dw, self._dl, self._dh
-        else:
+            ws, ls, hs = self._w, self._last, self._h
+        else:  # an edge new since: probe the delta's table
             key = (dst << 32) | src
-            keys = self._keys
-            j = bisect_left(keys, key)
-            if j < len(keys) and keys[j] == key:
-                ws, ls, hs = self._w, self._last, self._h
+            keys, table = self._dk, self._dtable
+            mask = len(table) - 1
+            slot = ((key * _GOLDEN) & _M64) >> self._dshift
+            j = table[slot]
+            while j >= 0 and keys[j] != key:
+                slot = (slot + 1) & mask
+                j = table[slot]
+            if j >= 0:
+                ws, ls, hs = self._dw, self._dl, self._dh
             else:
+                j = len(keys)
+                table[slot] = j
+                keys.append(key)
+                self._dw.append(weight)
+                self._dl.append(t)
+                self._dh.append(h)
+                head = self._dhead
+                self._dnext.append(head[dst])
+                head[dst] = j
+                if 3 * (j + 1) > 2 * (mask + 1):
+                    self._index_delta_table()
                 j = -1
         if j >= 0:
             last, last_h = ls[j], hs[j]
@@ -323,17 +401,10 @@ class InfluenceGraph:
                 ws[j] += weight * math.exp(-policy.lam * (last - t))  # late, but surely new
             else:
                 return False  # older than the edge's newest and than the memory of ids
-        else:
-            if slots is None:
-                slots = self._delta[dst] = {}
-            slots[src] = len(self._dk)
-            self._dk.append((dst << 32) | src)
-            self._dw.append(weight)
-            self._dl.append(t)
-            self._dh.append(h)
         out = self._out[src] + weight
         self._out[src] = out
-        pr = self._pr[src] if src < len(self._pr) else self._base
+        ranks = self._pr
+        pr = ranks[src] if src < len(ranks) else self._base
         self._gain[dst] += policy.damping * pr * weight / (out if out > 1.0 else 1.0)
         self._changes += 1
         return True
@@ -346,7 +417,7 @@ class InfluenceGraph:
         policy: GraphPolicy,
         risen: list[tuple[str, Influence]],
     ) -> None:
-        if self._above[i] or self._watch[i] < wm or self._due < 0:
+        if self._above[i] or self._watch.get(i, -math.inf) < wm or self._due < 0:
             return
         influence = self._assess(i, wm, policy)
         if influence.by_rank:
@@ -356,33 +427,34 @@ class InfluenceGraph:
 
     def inbound_accounts(self, customer_id: str, watermark: float, policy: GraphPolicy) -> int:
         """Distinct non-brand accounts that interacted with the account within the horizon."""
-        i = self._index.get(customer_id)
-        return 0 if i is None else self._inbound(i, watermark - policy.horizon)
+        i = self._ids.find(customer_id)
+        return 0 if i < 0 else self._inbound(i, watermark - policy.horizon)
 
     def _inbound(self, i: int, cutoff: float) -> int:
-        keys = self._keys
-        lo = bisect_left(keys, i << 32)
-        hi = bisect_left(keys, (i + 1) << 32, lo)
-        last = self._last
-        if hi - lo < _SMALL_RANGE:
-            n = 0
-            for j in range(lo, hi):
-                if last[j] >= cutoff:
-                    n += 1
-        else:
-            n = int(np.count_nonzero(np.frombuffer(last, dtype=np.float64)[lo:hi] >= cutoff))
-        slots = self._delta.get(i)
-        if slots:
-            dl = self._dl
-            for j in slots.values():
+        n = 0
+        if i < self._n_base:
+            lo = self._in_start[i]
+            hi = self._in_start[i + 1]
+            last = self._last
+            if hi - lo < _SMALL_RANGE:
+                for j in range(lo, hi):
+                    if last[j] >= cutoff:
+                        n += 1
+            else:
+                n = int(np.count_nonzero(np.frombuffer(last, dtype=np.float64)[lo:hi] >= cutoff))
+        j = self._dhead[i]
+        if j >= 0:
+            dl, dnext = self._dl, self._dnext
+            while j >= 0:
                 if dl[j] >= cutoff:
                     n += 1
+                j = dnext[j]
         return n
 
     def influence_of(self, customer_id: str, watermark: float, policy: GraphPolicy) -> Influence:
         """The account's influence now (and its hysteresis state updated)."""
-        i = self._index.get(customer_id)
-        if i is None:
+        i = self._ids.find(customer_id)
+        if i < 0:
             return Influence(0.0, self._percentile_or_none(0.0, policy), 0, 0.0, 0, self._n_ranked)
         return self._assess(i, watermark, policy)
 
@@ -391,8 +463,8 @@ class InfluenceGraph:
 
     def pagerank_estimate(self, customer_id: str) -> float:
         """PageRank at the last ranking plus what arrived since (0 for an unknown account)."""
-        i = self._index.get(customer_id)
-        return 0.0 if i is None else self._estimate(i)
+        i = self._ids.find(customer_id)
+        return 0.0 if i < 0 else self._estimate(i)
 
     def _estimate(self, i: int) -> float:
         pr = self._pr[i] if i < len(self._pr) else self._base
@@ -403,9 +475,10 @@ class InfluenceGraph:
         pagerank = self._estimate(i)
         n = self._n_ranked
         ranked = n if self._due >= 0 else 0
+        followers = self._followers_of(i)
         if ranked == 0 or n < policy.min_accounts:
             self._above[i] = 0
-            return Influence(0.0, None, self._followers[i], pagerank, inbound, ranked, False)
+            return Influence(0.0, None, followers, pagerank, inbound, ranked, False)
         pct = 0.0
         if inbound >= policy.min_inbound:
             q = round(pagerank * len(self._pr), 9)
@@ -413,20 +486,20 @@ class InfluenceGraph:
         held = self._above[i] and pct >= policy.threshold - policy.hysteresis
         by_rank = inbound >= policy.min_inbound and (pct >= policy.threshold or bool(held))
         self._above[i] = 1 if by_rank else 0
-        return Influence(pct, pct, self._followers[i], pagerank, inbound, n, by_rank)
+        return Influence(pct, pct, followers, pagerank, inbound, n, by_rank)
 
     def __contains__(self, customer_id: object) -> bool:
-        return customer_id in self._index
+        return isinstance(customer_id, str) and self._ids.find(customer_id) >= 0
 
     @property
     def known_accounts(self) -> int:
         """How many accounts the graph knows (authors, targets, mentions; not forgotten)."""
-        return len(self._index)
+        return len(self._ids) - self._removed
 
     @property
     def edge_count(self) -> int:
         """Stored (src, dst) edges, including the delta and expired ones not yet dropped."""
-        return len(self._keys) + len(self._dk)
+        return len(self._src) + len(self._dk)
 
     @property
     def ranked_accounts(self) -> int:
@@ -434,28 +507,30 @@ class InfluenceGraph:
         return self._n_ranked
 
     def memory_bytes(self) -> dict[str, int]:
-        """Bytes held, by part (columns and indexes; the id strings themselves not included)."""
-        edge_columns = sum(a.itemsize * a.buffer_info()[1] for a in (self._keys, self._w))
-        edge_columns += sum(a.itemsize * a.buffer_info()[1] for a in (self._last, self._h))
-        delta = sum(a.itemsize * a.buffer_info()[1] for a in (self._dk, self._dw, self._dl))
-        delta += self._dh.itemsize * len(self._dh)
-        delta += sum(100 * len(v) + 200 for v in self._delta.values())  # dict estimate
-        node_columns = sum(
-            a.itemsize * len(a)
-            for a in (
-                self._followers,
-                self._followers_t,
-                self._authored,
-                self._watch,
-                self._gain,
-                self._out,
-                self._pr,
-            )
-        ) + 2 * len(self._alive)
-        index = (
-            self._index.__sizeof__() + self._names.__sizeof__() + 28 * len(self._index)
-        )  # dict + list + index ints
-        return {"edges": edge_columns, "delta": delta, "nodes": node_columns, "index": index}
+        """Bytes held, by part: every container's own size (`sys.getsizeof`, allocation
+        included), the id strings (the index's blob) included; nothing estimated."""
+        edges = _sizes(self._in_start, self._src, self._w, self._last, self._h)
+        delta = _sizes(self._dk, self._dw, self._dl, self._dh, self._dnext, self._dtable)
+        nodes = _sizes(
+            self._followers,
+            self._followers_t,
+            self._authored,
+            self._above,
+            self._gain,
+            self._out,
+            self._dhead,
+        )
+        ranking = _sizes(self._pr, self._sorted_authors)
+        watch = sys.getsizeof(self._watch) + sum(
+            sys.getsizeof(i) + sys.getsizeof(until) for i, until in self._watch.items()
+        )
+        return {
+            "edges": edges,
+            "delta": delta,
+            "nodes": nodes + watch,
+            "ranking": ranking,
+            "index": self._ids.memory_bytes(),
+        }
 
     # ------------------------------------------------------------------ purge
 
@@ -465,38 +540,34 @@ class InfluenceGraph:
         No compaction: in-edges are one range (cleared), out-edges one vectorised scan; the
         space is reclaimed when enough has been forgotten.
         """
-        i = self._index.pop(customer_id, None)
-        if i is None:
+        i = self._ids.forget(customer_id)
+        if i < 0:
             return
-        self._names[i] = None
-        self._alive[i] = 0
-        self._followers[i] = 0
+        if i < len(self._followers):
+            self._followers[i] = 0
         self._authored[i] = -math.inf
-        self._watch[i] = -math.inf
+        self._watch.pop(i, None)
         self._above[i] = 0
         self._gain[i] = 0.0
         self._removed += 1
-        keys = self._keys
-        lo = bisect_left(keys, i << 32)
-        hi = bisect_left(keys, (i + 1) << 32, lo)
         last = np.frombuffer(self._last, dtype=np.float64)
         weights = np.frombuffer(self._w, dtype=np.float64)
-        last[lo:hi] = -math.inf
-        weights[lo:hi] = 0.0
-        out_edges = np.flatnonzero((np.frombuffer(keys, dtype=np.int64) & _LOW32) == i)
+        if i < self._n_base:
+            lo, hi = self._in_start[i], self._in_start[i + 1]
+            last[lo:hi] = -math.inf
+            weights[lo:hi] = 0.0
+        out_edges = np.flatnonzero(np.frombuffer(self._src, dtype=np.uint32) == i)
         last[out_edges] = -math.inf
         weights[out_edges] = 0.0
         del last, weights
-        self._delta.pop(i, None)
-        for slots in self._delta.values():
-            j = slots.pop(i, None)
-            if j is not None:
-                self._dl[j] = -math.inf
-                self._dw[j] = 0.0
-        for j, k in enumerate(self._dk):
-            if k >> 32 == i:
-                self._dl[j] = -math.inf
-                self._dw[j] = 0.0
+        if len(self._dk):
+            keys = np.frombuffer(self._dk, dtype=np.int64)
+            touching = np.flatnonzero(((keys >> 32) == i) | ((keys & _LOW32) == i))
+            last = np.frombuffer(self._dl, dtype=np.float64)
+            weights = np.frombuffer(self._dw, dtype=np.float64)
+            last[touching] = -math.inf
+            weights[touching] = 0.0
+            del last, weights
 
     # ------------------------------------------------------------------ refresh
 
@@ -507,22 +578,13 @@ class InfluenceGraph:
         """
         clock = self._clock(watermark)
         cutoff = clock - policy.horizon
-        keys, w, last, h = self._merged_edges()
-        alive = np.frombuffer(self._alive, dtype=np.uint8).astype(bool)
-        src = keys & _LOW32
-        dst = keys >> 32
+        src, dst, w, last, h = self._merged_edges()
+        alive = np.frombuffer(self._ids.alive, dtype=np.uint8).astype(bool)
         live = (last >= cutoff) & alive[src] & alive[dst]
         if not live.all():
-            keys, w, last, h, src, dst = (
-                keys[live],
-                w[live],
-                last[live],
-                h[live],
-                src[live],
-                dst[live],
-            )
+            src, dst, w, last, h = src[live], dst[live], w[live], last[live], h[live]
         authored = np.frombuffer(self._authored, dtype=np.float64)
-        n = len(self._names)
+        n = len(self._ids)
         idle = n - int(
             np.count_nonzero(
                 alive
@@ -533,22 +595,32 @@ class InfluenceGraph:
                 )
             )
         )
-        remap = None
         if idle >= _COMPACT_FRACTION * n and idle > 0:
             remap = self._compact_nodes(src, dst, cutoff)
-            src, dst = remap[src], remap[dst]
-            keys = (dst << 32) | src  # the remap is monotone: still sorted
-            n = len(self._names)
-        self._keys = _to_array("q", keys)
+            src, dst = remap[src], remap[dst]  # the remap is monotone: still sorted
+            n = len(self._ids)
+        if watermark > -math.inf:  # a watch that ended cannot start again (see _check_rise)
+            self._watch = {i: until for i, until in self._watch.items() if until >= watermark}
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
+        self._n_base = n
+        self._in_start = _to_array("I", indptr)
+        self._src = _to_array("I", src)
         self._w = _to_array("d", w)
         self._last = _to_array("d", last)
         self._h = _to_array("I", h)
-        self._delta = {}
-        self._dk, self._dw, self._dl, self._dh = array("q"), array("d"), array("d"), array("I")
+        self._dk, self._dw, self._dl = array("q"), array("d"), array("d")
+        self._dh, self._dnext = array("I"), array("i")
+        self._dhead = array("i", [-1]) * n
+        self._index_delta_table()
 
         self.refresh_count += 1
         decayed = w * np.exp(-policy.lam * np.maximum(clock - last, 0.0))
-        ranks, out = self._pagerank(n, src, dst, decayed, policy.damping, warm_start)
+        start = np.frombuffer(self._pr, dtype=np.float64) if warm_start else np.zeros(0)
+        ranks, out, self.last_iterations = weighted_pagerank(
+            n, src, indptr, decayed, policy.damping, start
+        )
+        del start
         self._pr = _to_array("d", ranks)
         self._out = _to_array("d", out)
         self._gain = array("d", bytes(8 * n))
@@ -557,17 +629,18 @@ class InfluenceGraph:
             (policy.damping * ((1.0 - passed) * ranks).sum() + (1.0 - policy.damping)) / n
         )
         authored = np.frombuffer(self._authored, dtype=np.float64)
-        alive = np.frombuffer(self._alive, dtype=np.uint8).astype(bool)
+        alive = np.frombuffer(self._ids.alive, dtype=np.uint8).astype(bool)
         with_evidence = alive & (authored >= cutoff)
         quantized = np.round(ranks * n, 9)
         sorted_authors = np.sort(quantized[with_evidence])
         self._sorted_authors = _to_array("d", sorted_authors)
         self._n_ranked = len(sorted_authors)
         self._clear_fallen(quantized, dst, last >= cutoff, n, policy)
-        size = n + len(self._keys)
+        size = n + len(self._src)
         self._changes = 0
         self._due = max(float(policy.refresh_floor), _GROWTH_FRACTION * size)
         self._time_due = max(1.0, _TIME_FRACTION * size)
+        self._gate = min(self._due, self._time_due)
         self._next_time = clock + policy.refresh_seconds
 
     def _clock(self, watermark: float) -> float:
@@ -577,91 +650,74 @@ class InfluenceGraph:
         return max(newest) if newest else 0.0
 
     def _merged_edges(self) -> tuple[np.ndarray, ...]:
-        keys = np.frombuffer(self._keys, dtype=np.int64)
+        """(src, dst, weight, last, hash) of every stored edge, sorted by (dst, src): copies."""
+        indptr = np.frombuffer(self._in_start, dtype=np.uint32).astype(np.int64)
+        src = np.frombuffer(self._src, dtype=np.uint32).astype(np.int64)
+        dst = np.repeat(np.arange(self._n_base, dtype=np.int64), np.diff(indptr))
         w = np.frombuffer(self._w, dtype=np.float64)
         last = np.frombuffer(self._last, dtype=np.float64)
         h = np.frombuffer(self._h, dtype=np.uint32)
         if not len(self._dk):
-            return keys.copy(), w.copy(), last.copy(), h.copy()
-        keys = np.concatenate([keys, np.frombuffer(self._dk, dtype=np.int64)])
+            return src, dst, w.copy(), last.copy(), h.copy()
+        keys = np.concatenate([(dst << 32) | src, np.frombuffer(self._dk, dtype=np.int64)])
         w = np.concatenate([w, np.frombuffer(self._dw, dtype=np.float64)])
         last = np.concatenate([last, np.frombuffer(self._dl, dtype=np.float64)])
         h = np.concatenate([h, np.frombuffer(self._dh, dtype=np.uint32)])
         order = np.argsort(keys, kind="stable")  # a sorted run plus the delta: nearly linear
-        return keys[order], w[order], last[order], h[order]
+        keys = keys[order]
+        return keys & _LOW32, keys >> 32, w[order], last[order], h[order]
+
+    def _index_delta_table(self) -> None:
+        """(Re)build the delta's probing table for its keys (load 1/3 to 2/3 as it grows)."""
+        keys = np.frombuffer(self._dk, dtype=np.int64)
+        size = max(_MIN_DELTA_TABLE, table_size(len(keys)))
+        shift = 65 - size.bit_length()  # the top log2(size) bits of the 64-bit product
+        self._dshift = shift
+        homes = (keys.view(np.uint64) * np.uint64(_GOLDEN)) >> np.uint64(shift)
+        self._dtable = probe_table(homes.astype(np.int64), size)
+
+    def _index_delta_lists(self) -> None:
+        """Per destination, its delta edges newest first (head per node, next per edge)."""
+        keys = np.frombuffer(self._dk, dtype=np.int64)
+        dst = keys >> 32
+        head = np.full(len(self._ids), -1, dtype=np.int32)
+        nxt = np.full(len(keys), -1, dtype=np.int32)
+        if len(keys):
+            order = np.argsort(dst, kind="stable")  # by destination, then slot
+            grouped = dst[order]
+            same = grouped[1:] == grouped[:-1]
+            nxt[order[1:][same]] = order[:-1][same]
+            ends = np.append(~same, True)
+            head[grouped[ends]] = order[ends]
+        self._dhead = _to_array("i", head)
+        self._dnext = _to_array("i", nxt)
 
     def _compact_nodes(self, src: np.ndarray, dst: np.ndarray, cutoff: float) -> np.ndarray:
         """Renumber without forgotten accounts and idle ones (no live edge, no recent evidence)."""
-        n = len(self._names)
-        alive = np.frombuffer(self._alive, dtype=np.uint8).astype(bool)
+        n = len(self._ids)
+        alive = np.frombuffer(self._ids.alive, dtype=np.uint8).astype(bool)
         authored = np.frombuffer(self._authored, dtype=np.float64)
         degree = np.bincount(src, minlength=n) + np.bincount(dst, minlength=n)
         keep = alive & ((degree > 0) | (authored >= cutoff))
+        del alive, authored
         remap = np.cumsum(keep) - 1
         kept = np.flatnonzero(keep)
-        names = self._names
-        self._names = [names[i] for i in kept.tolist()]
-        self._index = {cid: i for i, cid in enumerate(self._names)}  # type: ignore[misc]
-        for attr, code in (
-            ("_followers", "q"),
-            ("_followers_t", "d"),
-            ("_authored", "d"),
-            ("_watch", "d"),
-            ("_out", "d"),
-        ):
+        self._ids.compact(keep)
+        for attr, code in (("_authored", "d"), ("_out", "d")):
             column = np.frombuffer(getattr(self, attr), dtype=np.dtype(code))
             setattr(self, attr, _to_array(code, column[kept]))
-        self._alive = bytearray(b"\x01" * len(kept))
+        with_count = kept[kept < len(self._followers)]  # a prefix of the kept ones
+        for attr, code in (("_followers", "q"), ("_followers_t", "d")):
+            column = np.frombuffer(getattr(self, attr), dtype=np.dtype(code))
+            setattr(self, attr, _to_array(code, column[with_count]))
         self._above = bytearray(np.frombuffer(self._above, dtype=np.uint8)[kept].tobytes())
+        self._watch = {int(remap[i]): until for i, until in self._watch.items() if keep[i]}
         old = np.frombuffer(self._pr, dtype=np.float64)
         padded = np.concatenate([old, np.zeros(max(0, n - len(old)))])[:n]
+        del old
         self._pr = _to_array("d", padded[kept])
         self._removed = 0
         return remap.astype(np.int64)
-
-    def _pagerank(
-        self,
-        n: int,
-        src: np.ndarray,
-        dst: np.ndarray,
-        weights: np.ndarray,
-        alpha: float,
-        warm_start: bool,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The PageRank vector (sums to 1) and every node's decayed out-weight."""
-        if n == 0:
-            self.last_iterations = 0
-            return np.zeros(0), np.zeros(0)
-        out = np.bincount(src, weights=weights, minlength=n)
-        denom = np.maximum(out, 1.0)
-        passed = out / denom  # 1 for an active source, less for a silent one, 0 if dangling
-        indptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(dst, minlength=n), out=indptr[1:])
-        matrix = sparse.csr_array((weights / denom[src], src, indptr), shape=(n, n))
-        x = np.full(n, 1.0 / n)
-        old = np.frombuffer(self._pr, dtype=np.float64) if warm_start else np.zeros(0)
-        m = min(len(old), n)
-        if m:
-            x[:m] = np.where(old[:m] > 0.0, old[:m], 1.0 / n)
-        x /= x.sum()
-        leaking = np.flatnonzero(passed < 1.0)  # silent and dangling sources
-        leak = 1.0 - passed[leaking]
-        teleport = (1.0 - alpha) / n
-        diff = np.empty(n)
-        iterations = 0
-        while iterations < _PAGERANK_MAX_ITER:
-            iterations += 1
-            y = matrix @ x
-            y *= alpha
-            # A gather and a multiply, not a BLAS dot: no thread pool spun up per iteration.
-            y += alpha * float((leak * np.take(x, leaking)).sum()) / n + teleport
-            np.subtract(y, x, out=diff)
-            np.abs(diff, out=diff)
-            x = y
-            if diff.sum() < _PAGERANK_TOL:
-                break
-        self.last_iterations = iterations
-        return x, out
 
     def _clear_fallen(
         self, quantized: np.ndarray, dst: np.ndarray, recent: np.ndarray, n: int, p: GraphPolicy
@@ -684,12 +740,14 @@ class InfluenceGraph:
 
     def decayed_edges(self, watermark: float, policy: GraphPolicy) -> list[tuple[str, str, float]]:
         """Every live edge (src, dst, weight decayed to the watermark), for checks."""
-        keys, w, last, _ = self._merged_edges()
+        src, dst, w, last, _ = self._merged_edges()
         clock = self._clock(watermark)
-        names = self._names
+        names = self._ids.customer_ids()
         out = []
-        for k, weight, t in zip(keys.tolist(), w.tolist(), last.tolist(), strict=True):
-            s, d = names[k & _LOW32], names[k >> 32]
+        for u, v, weight, t in zip(
+            src.tolist(), dst.tolist(), w.tolist(), last.tolist(), strict=True
+        ):
+            s, d = names[u], names[v]
             if s is not None and d is not None and t >= clock - policy.horizon:
                 out.append((s, d, weight * math.exp(-policy.lam * max(clock - t, 0.0))))
         return out
@@ -705,7 +763,7 @@ class InfluenceGraph:
         import networkx as nx  # checks and benchmarks only: not loaded by the flow
 
         graph = nx.DiGraph()
-        graph.add_nodes_from(cid for cid in self._names if cid is not None)
+        graph.add_nodes_from(cid for cid in self._ids.customer_ids() if cid is not None)
         out: dict[str, float] = {}
         for s, d, weight in self.decayed_edges(watermark, policy):
             graph.add_edge(s, d, weight=weight)
@@ -720,11 +778,13 @@ class InfluenceGraph:
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
-        # Compact columns only (arrays pickle as raw bytes); indexes are rebuilt on load.
+        # Compact columns only (arrays pickle as raw bytes); tables and lists are rebuilt on load.
+        watch = self._watch
         return {
             "v": _STATE_VERSION,
-            "names": self._names,
+            "ids": self._ids,
             "columns": {name: getattr(self, name) for name in _COLUMNS},
+            "watch": (array("I", watch.keys()), array("d", watch.values())),
             "scalars": tuple(getattr(self, name) for name in _SCALARS),
         }
 
@@ -734,27 +794,28 @@ class InfluenceGraph:
                 "unsupported InfluenceGraph state (a snapshot of an older version): "
                 "resume needs a recovery directory written by this version"
             )
-        self._names = state["names"]
-        self._index = {cid: i for i, cid in enumerate(self._names) if cid is not None}
+        self._ids = state["ids"]
+        self._intern = self._ids.intern
+        self._recent = self._ids.recent
         for name, value in state["columns"].items():
             setattr(self, name, value)
+        nodes, until = state["watch"]
+        self._watch = dict(zip(nodes.tolist(), until.tolist(), strict=True))
         for name, value in zip(_SCALARS, state["scalars"], strict=True):
             setattr(self, name, value)
-        self._delta = {}
-        for j, k in enumerate(self._dk):
-            self._delta.setdefault(k >> 32, {})[k & _LOW32] = j
+        self._index_delta_table()
+        self._index_delta_lists()
 
 
 _COLUMNS = (
-    "_alive",
     "_followers",
     "_followers_t",
     "_authored",
-    "_watch",
     "_above",
     "_gain",
     "_out",
-    "_keys",
+    "_in_start",
+    "_src",
     "_w",
     "_last",
     "_h",
@@ -770,15 +831,21 @@ _COLUMNS = (
 _SCALARS = (
     "_authors",
     "_removed",
+    "_n_base",
     "_base",
     "_n_ranked",
     "_changes",
     "_due",
     "_time_due",
+    "_gate",
     "_next_time",
     "refresh_count",
     "last_iterations",
 )
+
+
+def _sizes(*containers: object) -> int:
+    return sum(sys.getsizeof(c) for c in containers)
 
 
 def _to_array(typecode: str, values: np.ndarray) -> array:
