@@ -494,7 +494,9 @@ def test_edge_storage_is_compact() -> None:
     h.feed(_random_feed(12, 5_000, 30_000, days=1))
     h.refresh()
     parts = h.graph.memory_bytes()
-    assert parts["edges"] / h.graph.edge_count <= 40  # 28 B of columns per edge, plus slack
+    assert parts["edges"] / h.graph.edge_count <= 40  # 24 B per edge + 4 per account, plus slack
+    # Everything (id bytes, indexes, columns, ranking): ~35 B per edge-or-account here.
+    assert sum(parts.values()) <= 48 * (h.graph.edge_count + h.graph.known_accounts)
     blob = pickle.dumps(h.enricher)
     assert len(blob) < 100 * (h.graph.known_accounts + h.graph.edge_count)
 
@@ -527,6 +529,20 @@ def test_forget_without_compaction() -> None:
     assert cid("star") not in h.graph.to_networkx(h.wm, h.policy.graph)
     h.feed([ev("back", "star", at=200)])  # a purged account that comes back starts afresh
     assert h.inf("star").inbound_accounts == 0
+
+
+def test_accounts_whose_ids_collide_keep_their_own_reach() -> None:
+    a, b = "c38873", "c23502600"  # zlib.crc32 of "tw:c38873" and "tw:c23502600" are equal
+    h = Harness(min_inbound_accounts=1)
+    h.feed(background(accounts=50))
+    h.feed(crowd(a, 3, at=100, prefix="x"))
+    h.feed(crowd(b, 5, at=100, prefix="y"))
+    h.feed([ev("ab", a, "reply", target=b, at=110)])
+    assert (h.inf(a).inbound_accounts, h.inf(b).inbound_accounts) == (3, 6)
+    edges = {(u, v) for u, v, _ in h.graph.decayed_edges(h.wm, h.policy.graph)}
+    assert (cid(a), cid(b)) in edges and (cid(b), cid(a)) not in edges
+    h.graph.forget(cid(a))
+    assert cid(a) not in h.graph and h.inf(b).inbound_accounts == 5
 
 
 def test_pickle_round_trip_carries_on_identically() -> None:
