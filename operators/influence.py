@@ -29,14 +29,15 @@ unpassed weight, `networkx.pagerank` gives the same ranking (the sink's mass is 
 changes every value by the same factor; see the tests). Damping `damping`, uniform teleport,
 scipy.sparse power iteration warm-started from the last vector, L1 change below 1e-7.
 
-Storage (about 70 bytes per live edge on the Higgs stream, ids and indexes included: see
-`memory_bytes` and benchmarks/influence_higgs.py). Accounts are numbered by a compact exact index
-(`operators.node_index`); per-account values are array columns, the sparse ones (follower
-counts, watches) only where present. The edges of the last ranking are CSR by destination
-(per-account offsets, then source, weight, time and hash per edge), so the transition matrix is
-built without a sort and an account's in-edges are one contiguous range, searched by source. New
-edges go to a delta (the same columns, an open-addressing table of slots, and a per-destination
-list) merged in at the next ranking. No per-edge or per-account Python objects.
+Storage (~82 bytes per live edge on the Higgs stream by getsizeof, ~91 by tracemalloc, ids and
+indexes included: see `memory_bytes` and benchmarks/influence_higgs.py). Accounts are numbered by
+a compact exact index (`operators.node_index`); per-account values are array columns, the sparse
+ones (follower counts, watches) only where present. The edges of the last ranking are CSR by
+destination (per-account offsets, then source, weight, time and hash per edge), so the transition
+matrix is built without a sort and an account's in-edges are one contiguous range, searched by
+source. New edges go to a delta (the same columns, an open-addressing table of slots, and a
+per-destination list) merged in at the next ranking. No per-edge or per-account Python objects
+(but a bounded cache of recently used ids in front of the index).
 
 Amortised ranking. A ranking runs inside `observe`, at a point of the stream decided by the
 stream alone (deterministic on every replay), once the changes since the last one reach a
