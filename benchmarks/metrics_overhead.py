@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.pipeline import parse_batch  # noqa: E402
-from operators.events import SocialEvent, parse_event  # noqa: E402
-from sense_respond.metrics import count_parsed  # noqa: E402
+from operators.events import DeadLetter, SocialEvent, parse_event  # noqa: E402
+from sense_respond.metrics import count_read  # noqa: E402
 
 DEMO = ROOT / "sense_respond" / "data" / "demo_feed.jsonl"
 BATCH = 500
@@ -58,7 +58,8 @@ def _metrics_only(parsed: list[list[object]]) -> float:
         for item in batch:
             if type(item) is SocialEvent:
                 item.stamp_read(read_ns)
-        count_parsed(batch, "jsonl:bench")
+        dead = [item for item in batch if isinstance(item, DeadLetter)]
+        count_read(len(batch) - len(dead), dead, "jsonl:bench")
     return time.perf_counter() - start
 
 

@@ -536,7 +536,6 @@ def flow_from_env() -> Dataflow:
     recovery_dir, journal_policy = _bytewax_recovery(sys.argv[1:])
     flow = build_flow(
         settings.with_redis_url(url),
-        resumable=recovery_dir is not None,
         recovery_dir=recovery_dir,
         journal_policy=journal_policy,
         workers=bytewax_run_workers(sys.argv[1:]),
@@ -571,12 +570,6 @@ def _bytewax_recovery(argv: list[str]) -> tuple[Path | None, JournalPolicy | Non
     except ValueError:
         return Path(known.recovery_directory), None  # Bytewax's own parser reports it
     return Path(known.recovery_directory), JournalPolicy.for_intervals(snapshot, backup)
-
-
-def _bytewax_recovery_requested(argv: list[str] | None = None) -> bool:
-    """Whether `python -m bytewax.run` was asked for recovery (`-r DIR` or its environment)."""
-    args = sys.argv[1:] if argv is None else argv
-    return _bytewax_recovery(args)[0] is not None
 
 
 def __getattr__(name: str) -> Dataflow:

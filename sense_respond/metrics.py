@@ -120,21 +120,10 @@ def dead_letter_group(reason: str) -> str:
     return "other"
 
 
-def count_parsed(items: Iterable[object], input_label: str) -> None:
-    """Count what the parse step let through: every item read, and the dead letters by group.
-
-    Events are counted as read (valid or not): `events_total - dead_letters_total` is what the
-    flow went on with.
-    """
-    from operators.events import DeadLetter
-
-    items = list(items)
-    dead = [item for item in items if isinstance(item, DeadLetter)]
-    count_read(len(items) - len(dead), dead, input_label)
-
-
 def count_read(valid: int, dead: Iterable[DeadLetter], input_label: str) -> None:
-    """`count_parsed` for a batch already split: `valid` events and these dead letters."""
+    """Count what the parse step read from one batch: `valid` events and these dead letters
+    (by group). Events are counted as read, valid or not: `events_total - dead_letters_total`
+    is what the flow went on with."""
     n = valid
     groups: dict[str, int] = {}
     for item in dead:

@@ -174,12 +174,12 @@ def test_complaint_going_viral_alerts_without_another_post(
 def test_bytewax_runner_recovery_is_detected(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str], expected: bool
 ) -> None:
-    from flows.pipeline import _bytewax_recovery_requested
+    from flows.pipeline import _bytewax_recovery
 
     monkeypatch.delenv("BYTEWAX_RECOVERY_DIRECTORY", raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    assert _bytewax_recovery_requested(argv) is expected
+    assert (_bytewax_recovery(argv)[0] is not None) is expected
 
 
 @pytest.mark.parametrize(

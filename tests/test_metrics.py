@@ -18,7 +18,7 @@ from private_redis import private_redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.redis_retry import Outage
-from operators.events import parse_event
+from operators.events import DeadLetter, parse_event
 from sense_respond import metrics
 from sense_respond.health import HealthServer, Readiness, ReadinessChecker
 
@@ -79,7 +79,8 @@ def test_parse_counts_events_and_dead_letters_by_group() -> None:
     label = f"jsonl:/test/{time.monotonic_ns()}"
     before = _sample("sense_respond_dead_letters_total", reason="not_json")
     items = [parse_event(line, NOW, label) for line in (GOOD, b"{nope", b"[1]")]
-    metrics.count_parsed(items, label)
+    dead = [item for item in items if isinstance(item, DeadLetter)]
+    metrics.count_read(len(items) - len(dead), dead, label)
     assert _sample("sense_respond_events_total", input=label) == 3
     assert _sample("sense_respond_dead_letters_total", reason="not_json") == before + 1
 
