@@ -65,12 +65,21 @@ def _rfc3339_schema(_source: Any, _handler: Any) -> core_schema.CoreSchema:
         [
             core_schema.str_schema(pattern=_RFC3339, strict=True),
             core_schema.datetime_schema(tz_constraint="aware"),
-        ],
-        metadata={"pydantic_js_functions": []},
+        ]
     )
     aware = core_schema.datetime_schema(tz_constraint="aware", strict=True)
     return core_schema.json_or_python_schema(
-        json_schema=text, python_schema=core_schema.union_schema([aware, text])
+        json_schema=_rfc3339_error(text),
+        python_schema=_rfc3339_error(core_schema.union_schema([aware, text])),
+    )
+
+
+def _rfc3339_error(schema: core_schema.CoreSchema) -> core_schema.CoreSchema:
+    # One error, in the contract's words, instead of one per branch quoting the pattern.
+    return core_schema.custom_error_schema(
+        schema,
+        custom_error_type="rfc3339",
+        custom_error_message="must be an RFC 3339 timestamp with an offset",
     )
 
 
