@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from config.settings import Settings
 from flows.pipeline import build_flow
 from operators.events import (
+    EVENT_FIELDS,
     MAX_LINE_BYTES,
     MAX_TEXT_CHARS,
     RAW_EXCERPT_BYTES,
@@ -144,7 +145,7 @@ wrong_for_str = st.one_of(
 wrong_for_object = st.one_of(
     st.integers(), st.booleans(), hostile_text, st.lists(st.integers(), max_size=2)
 )
-KNOWN_FIELDS = frozenset(SocialEvent.model_fields)
+KNOWN_FIELDS = frozenset(EVENT_FIELDS)
 TEXT_KINDS = ("post", "reply", "quote")
 TARGET_KINDS = ("reply", "quote", "repost", "like", "follow")
 EPOCH_MIN = datetime(1, 1, 1, tzinfo=UTC)

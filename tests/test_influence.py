@@ -472,7 +472,7 @@ def test_parallel_interactions_add_up_and_count_one_account() -> None:
 def test_edits_do_not_count_as_new_interactions() -> None:
     h = Harness()
     original = ev("p1", "a", "reply", target="b")
-    edit = original.model_copy(update={"edited_at": T0 + timedelta(minutes=1), "text": "x"})
+    edit = dataclasses.replace(original, edited_at=T0 + timedelta(minutes=1), text="x")
     h.feed([original, edit])
     (weight,) = [w for *_, w in h.graph.decayed_edges(h.wm, h.policy.graph)]
     assert weight == pytest.approx(1.0)

@@ -8,6 +8,7 @@ thanks to deterministic alert ids and the sink's `SET NX` marker).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import re
@@ -176,7 +177,7 @@ def test_resume_applies_the_current_brands_and_influence_settings(
     )
     resumed = stages.restored(after)
     # the new brand's interactions no longer count as reach (they still would under the old)
-    replay = busiest.model_copy(update={"id": "after-resume", "target": Account(id="new-one")})
+    replay = dataclasses.replace(busiest, id="after-resume", target=Account(id="new-one"))
     stale = stages.restored(before)
     edges = stale.enricher.graph.edge_count
     stale.feed([(replay, None)])

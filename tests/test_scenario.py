@@ -8,6 +8,7 @@ elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import statistics
 from collections import defaultdict
@@ -439,7 +440,7 @@ def test_counting_duplicates_twice_would_cause_false_alerts(
     copies = []
     for e in raw:
         seen[e.id] += 1
-        copies.append(e.model_copy(update={"id": f"{e.id}#{seen[e.id]}"}))
+        copies.append(dataclasses.replace(e, id=f"{e.id}#{seen[e.id]}"))
     compounds2 = {c.id: compounds[c.id.split("#")[0]] for c in copies if c.text is not None}
     rows = windows(copies, compounds2)
     for cid in of_category(scen, sc.CAT_BAD_THEN_GOOD) + of_category(scen, sc.CAT_FAR_APART):
