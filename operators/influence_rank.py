@@ -1,7 +1,7 @@
 """The ranking half of the influence graph: weighted PageRank with decay that reaches influence.
 
 Pure numpy/scipy over the graph's CSR (in-edges grouped by destination); see
-`operators.influence` for what the ranking means.
+`operators.influence_refresh` for what the ranking means.
 """
 
 from __future__ import annotations
