@@ -39,7 +39,8 @@ from config.feeds import JetstreamSettings
 from config.settings import Settings, load_settings
 from connectors.feed_runtime import FeedSource
 from connectors.inputs import make_source
-from connectors.jetstream import JetstreamSource, map_frame
+from connectors.jetstream import JetstreamSource
+from connectors.jetstream_frames import map_frame
 from connectors.mastodon import html_to_text
 from connectors.redis_client import customer_key, dlq_key
 from flows.pipeline import build_flow

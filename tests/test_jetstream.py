@@ -20,20 +20,16 @@ from feed_servers import FAST_FEED, JetstreamServer, ProfilesServer, drain, wait
 
 from config.feeds import JetstreamSettings
 from connectors.feed_runtime import FeedPartition, backoff_delay, redact_url
-from connectors.jetstream import (
-    JetstreamReader,
-    JetstreamSource,
-    Profile,
-    ProfileCache,
-    TokenBucket,
+from connectors.jetstream import JetstreamReader, JetstreamSource, subscribe_url
+from connectors.jetstream_frames import (
     facet_mentions,
     finalize,
     map_frame,
     parse_at_uri,
     record_time,
-    subscribe_url,
     time_us_to_datetime,
 )
+from connectors.jetstream_profiles import Profile, ProfileCache, TokenBucket
 from operators.events import DeadLetter, SocialEvent
 from operators.records import AccountPurge, Withdrawal
 
