@@ -12,7 +12,9 @@ Reports, all measured in this one run:
    decayed graph (plus its decayed sink node): max difference and Spearman on the top 1,000;
    then with recovery's journal: a snapshot's cost per epoch and a resume's;
 2. the whole `sense-respond run` on the stream as JSONL, into Redis, against a loop that only
-   parses the same lines with orjson: wall time, the ratio loop / pipeline, peak RSS;
+   parses the same lines with orjson: wall time, the ratio loop / pipeline, peak RSS; and the
+   CPU time of the flow's stages run in this process on the same lines (`stage_split`), each
+   against the 0.1 target's budget;
 3. the same run with `--recovery-dir` (snapshots every 2 s): the recovery overhead (runs without
    and with recovery alternate, `--repeat` pairs; the ratio of the best of each), and what
    recovery writes: the graph stage's files (journal segments and bases, watched while the run
@@ -67,6 +69,8 @@ TOP = 1_000
 NO_LISTEN = "--no-listen" in sys.argv
 SINK = "<decayed>"
 KINDS = {"RT": "repost", "RE": "reply", "MT": "post"}
+BRANDS = ["AcmeAir"]
+"""The brand the runs listen for: nothing in the Higgs chatter is about it."""
 EPOCH_EVENTS = 20_000
 """Events per epoch in the journal measurement (a 2 s epoch at 10k events/s)."""
 
@@ -144,6 +148,46 @@ def validation_loop(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def stage_split(path: Path, brands: list[str]) -> dict[str, float]:
+    """CPU seconds (`time.process_time`) of the flow's stages, run in this process on the
+    lines in the flow's 500-line batches, without Bytewax: the parse step (`parse_batch`), the
+    scoring step (`score_batch`: listening, compact records; no post here is about the brand,
+    so nothing reaches VADER) and the graph stage (`InfluenceLogic.on_batch`). What the whole
+    run takes beyond their sum is start-up, Bytewax's steps, the customer stage and Redis."""
+    from flows.pipeline import (
+        GRAPH_KEY,
+        listening,
+        parse_batch,
+        score_batch,
+        tune_garbage_collector,
+    )
+
+    settings = Settings(brand_accounts=brands)
+    listener, scorer = listening(settings)
+    logic = InfluenceLogic(EnrichPolicy.from_settings(settings), None)
+    with path.open("rb") as lines:
+        raw = lines.read().splitlines()
+    thresholds = gc.get_threshold()
+    tune_garbage_collector()  # as the flow does: the collector's cost is part of each stage
+    spent = dict.fromkeys(("parse", "score", "graph"), 0.0)
+    clock = time.process_time
+    for start in range(0, len(raw), 500):
+        t0 = clock()
+        parsed = parse_batch(raw[start : start + 500])
+        t1 = clock()
+        scored = score_batch([e for b in parsed for e in b.valid], listener, scorer)
+        t2 = clock()
+        logic.on_batch([value for key, value in scored if key == GRAPH_KEY])
+        t3 = clock()
+        spent["parse"] += t1 - t0
+        spent["score"] += t2 - t1
+        spent["graph"] += t3 - t2
+    del raw, logic
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    return spent
+
+
 def run_pipeline(
     path: Path, url: str, extra: list[str], watch: Path | None = None
 ) -> tuple[float, float, str]:
@@ -155,7 +199,7 @@ def run_pipeline(
     config = path.with_suffix(".toml")
     # A deployment listens for its brand: the Higgs chatter is not about it, so it feeds the
     # graph but is not scored (--no-listen: every post scored, as without listening rules).
-    brands = [] if NO_LISTEN else ["AcmeAir"]
+    brands = [] if NO_LISTEN else BRANDS
     config.write_bytes(b"brand_accounts = " + orjson.dumps(brands) + b"\n")
     cmd = [sys.executable, "-m", "sense_respond", "run", "--config", str(config)]
     cmd += ["--input", f"jsonl:{path}", "--redis-url", url, "--prefix", prefix, *extra]
@@ -471,6 +515,7 @@ def main() -> int:
             ),
             ("sense-respond run", f"{seconds:.1f} s, {lines / seconds:,.0f} events/s"),
             ("time ratio loop / pipeline", f"{loop / seconds:.3f}  (target >= 0.1)"),
+            *stage_rows(stage_split(path, [] if NO_LISTEN else BRANDS), lines, loop, seconds),
             ("peak RSS", f"{rss:.0f} MB  (target <= 600)"),
             ("run summary", summary.removeprefix("summary: ")),
         ]
@@ -531,6 +576,27 @@ def main() -> int:
             ]
     print_table(table)
     return 0
+
+
+def stage_rows(
+    spent: dict[str, float], lines: int, loop: float, seconds: float
+) -> list[tuple[str, str]]:
+    """The stage split as rows: CPU per event, and each stage's share of the 0.1 target's
+    budget (ten times the orjson loop for the whole run)."""
+    budget = 10 * loop
+    rows = [
+        (
+            f"  stage: {name}",
+            f"{cpu:.2f} s CPU, {cpu / lines * 1e6:.1f} us/event, {cpu / budget:.0%} of the"
+            " 0.1 target's whole budget",
+        )
+        for name, cpu in spent.items()
+    ]
+    rest = seconds - sum(spent.values())
+    rows.append(
+        ("  rest of the run", f"{rest:.2f} s (start-up, Bytewax steps, customer stage, Redis)")
+    )
+    return rows
 
 
 def print_table(table: list[tuple[str, str]]) -> None:
