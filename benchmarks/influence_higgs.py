@@ -60,8 +60,9 @@ from connectors.graph_store import (  # noqa: E402
     JournalPolicy,
 )
 from flows.pipeline import InfluenceLogic  # noqa: E402
-from operators.enrich import Enricher, EnrichPolicy  # noqa: E402
+from operators.enrich import Enricher, EnrichPolicy, GraphBatch  # noqa: E402
 from operators.influence import Touch  # noqa: E402
+from operators.watermark import ONE_WORKER  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ACTIVITY = DATA / "higgs_twitter" / "higgs-activity_time.txt.gz"
@@ -428,7 +429,7 @@ def journal_alone(touches: list[Touch], policy: EnrichPolicy) -> list[tuple[str,
         logic = InfluenceLogic(policy, None, GraphJournal(store, JournalPolicy()))
         costs = []
         for start in range(0, len(touches), EPOCH_EVENTS):
-            logic.on_batch([touches[start : start + EPOCH_EVENTS]])
+            logic.on_batch([GraphBatch(ONE_WORKER, touches[start : start + EPOCH_EVENTS])])
             t0 = time.perf_counter()
             manifest = logic.snapshot()
             costs.append(time.perf_counter() - t0)

@@ -70,20 +70,24 @@ class GraphStoreError(ValueError):
     """A recovery file of the graph stage is missing, damaged or from another version."""
 
 
-_SEGMENT_FORMAT = 1
+_SEGMENT_FORMAT = 2
+"""2: each value is (worker, records), the worker's tag kept (its lane of the watermark)."""
 
 
-def encode_segment(values: list[list[Any]]) -> bytes:
-    """One epoch's values (each the list of records of one upstream batch) as a segment.
+def encode_segment(values: list[tuple[Any, list[Any]]]) -> bytes:
+    """One epoch's values (each the upstream worker's tag and the list of records of one
+    upstream batch) as a segment.
 
     `Touch` records, nearly all of them, go as plain tuples through `marshal` (a third of what
     pickling the named tuples costs: this runs at every snapshot, for every event of the
     epoch); the rest (withdrawals, purges) are pickled with their places. The field names are
     kept, so a segment of a different `Touch` shape is refused rather than misread.
     """
+    workers: list[Any] = []
     rows: list[list[tuple | None]] = []
     others: list[tuple[int, int, Any]] = []
-    for b, records in enumerate(values):
+    for b, (worker, records) in enumerate(values):
+        workers.append(worker)
         batch: list[tuple | None] = []
         for i, record in enumerate(records):
             if type(record) is Touch:
@@ -93,25 +97,27 @@ def encode_segment(values: list[list[Any]]) -> bytes:
                 batch.append(None)
         rows.append(batch)
     return pickle.dumps(
-        (_SEGMENT_FORMAT, Touch._fields, marshal.dumps(rows), others),
+        (_SEGMENT_FORMAT, Touch._fields, workers, marshal.dumps(rows), others),
         protocol=pickle.HIGHEST_PROTOCOL,
     )
 
 
-def decode_segment(payload: bytes) -> list[list[Any]]:
+def decode_segment(payload: bytes) -> list[tuple[Any, list[Any]]]:
     """The values `encode_segment` was given, records rebuilt."""
-    version, fields, blob, others = pickle.loads(payload)
+    loaded = pickle.loads(payload)
+    version, fields = loaded[0], loaded[1]
     if version != _SEGMENT_FORMAT or tuple(fields) != Touch._fields:
         raise ValueError(
             f"a journal segment of another version (format {version!r}, records {fields!r})"
         )
+    _, _, workers, blob, others = loaded
     make = Touch._make
-    values = [
+    batches = [
         [None if row is None else make(row) for row in batch] for batch in marshal.loads(blob)
     ]
     for b, i, record in others:
-        values[b][i] = record
-    return values
+        batches[b][i] = record
+    return list(zip(workers, batches, strict=True))
 
 
 def _digest(payload: bytes) -> str:

@@ -21,7 +21,9 @@ import gc
 import logging
 import math
 import os
+import socket
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -53,6 +55,7 @@ from operators.enrich import (
     ControlRecord,
     Enricher,
     EnrichPolicy,
+    GraphBatch,
     Stamped,
     touch_of,
 )
@@ -192,8 +195,26 @@ def score_batch(items: list[Valid], listener: Listener, scorer: Scorer) -> list[
         if index in withdrawn:
             graph.append(withdrawn[index])
     if graph:
-        out.append((GRAPH_KEY, graph))
+        out.append((GRAPH_KEY, GraphBatch(worker_tag(), graph)))
     return out
+
+
+_this_worker = threading.local()
+
+
+def worker_tag() -> str:
+    """This worker's name in the graph stage's watermark: host, process and thread (Bytewax
+    workers are threads of a process, a cluster's processes may be on several hosts).
+
+    It only has to tell apart the workers running at the same time: it travels in the values
+    the graph stage records, so a replay of its journal gives each list the lane it had. A
+    resumed run has new names; the lanes of the run before are dropped once idle."""
+    try:
+        return _this_worker.tag
+    except AttributeError:
+        tag = f"{socket.gethostname()}/{os.getpid()}/{threading.get_native_id()}"
+        _this_worker.tag = tag
+        return tag
 
 
 def split_event(
@@ -226,12 +247,11 @@ def split_event(
     return [(customer_id, post), (GRAPH_KEY, touch)]
 
 
-class InfluenceLogic(
-    StatefulBatchLogic[list[Touch | ControlRecord], tuple[str, Stamped], Enricher | GraphManifest]
-):
+class InfluenceLogic(StatefulBatchLogic[GraphBatch, tuple[str, Stamped], Enricher | GraphManifest]):
     """Bytewax shell around `Enricher` (one key: the whole interaction graph).
 
-    Each value is the list of graph records of one upstream batch (`score_batch`).
+    Each value is the list of graph records of one upstream batch, tagged with the worker that
+    produced it (`score_batch`).
 
     With a `journal` (recovery on, its directory known) the snapshot is a small manifest of
     recovery files (`connectors.graph_store`): every value given to the stage is recorded, and
@@ -274,25 +294,16 @@ class InfluenceLogic(
             restore_failed(GraphStoreError(f"recovery file {path} is not a graph-stage state"))
         self.enricher = base if base is not None else Enricher()
         for values in segments:
-            for records in values:
-                self._apply(records, None)  # emitted before that snapshot already
+            for batch in values:
+                self._apply(batch, None)  # emitted before that snapshot already
         return self.enricher
 
-    def _apply(
-        self, records: list[Touch | ControlRecord], out: list[tuple[str, Stamped]] | None
-    ) -> None:
+    def _apply(self, batch: GraphBatch, out: list[tuple[str, Stamped]] | None) -> None:
         """One value (the graph records of one upstream batch) through the stage, its outputs
         into `out` (None: dropped). A resume replays the journal through this too."""
-        process = self.enricher.process
-        policy = self.policy
-        for item in records:
-            found = process(item, policy)
-            if found and out is not None:
-                out.extend(found)
+        self.enricher.process_batch(batch, self.policy, out)
 
-    def on_batch(
-        self, values: list[list[Touch | ControlRecord]]
-    ) -> tuple[Iterable[tuple[str, Stamped]], bool]:
+    def on_batch(self, values: list[GraphBatch]) -> tuple[Iterable[tuple[str, Stamped]], bool]:
         apply = self._apply
         out: list[tuple[str, Stamped]] = []
         for records in values:  # one list per upstream batch, in stream order

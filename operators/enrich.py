@@ -7,12 +7,16 @@ the author's influence at that event's place in the stream. Pairing the two is d
 
 Every record this stage emits is stamped with the event-time watermark of its moment
 (`Stamped`): customer expiry, cooldowns, lateness and quiet resolution downstream run on it.
+The records come in lists, each tagged with the upstream worker that produced it
+(`GraphBatch`): the watermark keeps one lane per worker (see `operators.watermark`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from config.settings import Settings
 from operators.brands import BrandAccounts
@@ -28,11 +32,20 @@ from operators.records import (
     from_micros,
     to_micros,
 )
-from operators.watermark import Watermark
+from operators.watermark import ONE_WORKER, Lane, Watermark
 
 ControlRecord = Withdrawal | AccountPurge
 
-_STATE_VERSION = 4
+_STATE_VERSION = 5
+
+
+class GraphBatch(NamedTuple):
+    """The graph records of one upstream batch, in stream order, and who produced them."""
+
+    worker: Hashable
+    """The upstream worker (a stable tag of its thread): the lists of one worker arrive in
+    that worker's order, and each worker has its own lane of the watermark."""
+    records: list[Touch | ControlRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,17 +156,35 @@ class Enricher:
             )
         _, self.watermark, self.seen, self.learned, self.graph, self.duplicates = state
 
+    def process_batch(
+        self, batch: GraphBatch, policy: EnrichPolicy, out: list[tuple[str, Stamped]] | None
+    ) -> None:
+        """One upstream list in; its outputs appended to `out` (None: dropped)."""
+        worker, records = batch
+        lane = self.watermark.lane(worker)  # once per list: the hot path is per record
+        one = self._process
+        for item in records:
+            found = one(item, policy, lane)
+            if found and out is not None:
+                out.extend(found)
+
     def process(
-        self, item: Touch | ControlRecord, policy: EnrichPolicy
+        self, item: Touch | ControlRecord, policy: EnrichPolicy, worker: Hashable = ONE_WORKER
     ) -> list[tuple[str, Stamped]]:
-        """One record in; out go (customer id, (watermark, record)) for the customer stage."""
+        """One record of `worker` in; out go (customer id, (watermark, record)) for the
+        customer stage."""
+        return self._process(item, policy, self.watermark.lane(worker))
+
+    def _process(
+        self, item: Touch | ControlRecord, policy: EnrichPolicy, lane: Lane
+    ) -> list[tuple[str, Stamped]]:
         if not isinstance(item, Touch):
             wm = self.watermark.value
             if isinstance(item, AccountPurge):
                 self.graph.forget(item.customer_id)
                 self.learned.pop(item.customer_id, None)
             return [(item.customer_id, (wm, item))]
-        wm = self.watermark.observe(item.ts, policy.max_lag)
+        wm = self.watermark.observe(item.ts, policy.max_lag, lane)
         if not self.seen.first_time(item.key, item.ts, wm, policy.graph.dedupe_seconds):
             self.duplicates += 1
             if not item.post:
@@ -205,6 +236,7 @@ __all__ = [
     "ControlRecord",
     "EnrichPolicy",
     "Enricher",
+    "GraphBatch",
     "GraphRecord",
     "PostInfluence",
     "Stamped",

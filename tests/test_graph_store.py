@@ -24,7 +24,7 @@ from connectors.graph_store import (
     encode_segment,
 )
 from flows.pipeline import InfluenceLogic
-from operators.enrich import Enricher, EnrichPolicy
+from operators.enrich import Enricher, EnrichPolicy, GraphBatch
 from operators.influence import Touch
 from operators.records import AccountPurge, Withdrawal
 
@@ -165,28 +165,45 @@ def _account(rng: random.Random, busy: float, accounts: int) -> str:
     return f"twitter:{n}"
 
 
+WHEN = datetime(2030, 1, 1, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     "values",
     [
         [],
-        [[]],
-        [touches(50)],
-        [touches(30, seed=1), [], touches(20, seed=2)],
-        [[Withdrawal("e1", "twitter:1", datetime(2030, 1, 1, tzinfo=UTC))], touches(5)],
-        [[*touches(3), AccountPurge("twitter:2", datetime(2030, 1, 1, tzinfo=UTC)), *touches(2)]],
+        [GraphBatch("w0", [])],
+        [GraphBatch("w0", touches(50))],
+        [GraphBatch("w0", touches(30, seed=1)), GraphBatch("w1", []), GraphBatch("w0", touches(2))],
+        [GraphBatch("h/1/2", [Withdrawal("e1", "twitter:1", WHEN)]), GraphBatch(7, touches(5))],
+        [GraphBatch("w1", [*touches(3), AccountPurge("twitter:2", WHEN), *touches(2)])],
     ],
 )
-def test_a_segment_gives_back_exactly_its_records(values: list[list[Any]]) -> None:
+def test_a_segment_gives_back_exactly_its_records_and_workers(values: list[GraphBatch]) -> None:
     decoded = decode_segment(encode_segment(values))
     assert decoded == values
-    assert [[type(r) for r in b] for b in decoded] == [[type(r) for r in b] for b in values]
+    assert [w for w, _ in decoded] == [w for w, _ in values]
+    assert [[type(r) for r in b] for _, b in decoded] == [[type(r) for r in b] for _, b in values]
 
 
 def test_a_segment_of_another_record_shape_is_refused() -> None:
-    version, fields, blob, others = pickle.loads(encode_segment([touches(3)]))
-    other = pickle.dumps((version, (*fields, "new_field"), blob, others))
+    version, fields, workers, blob, others = pickle.loads(encode_segment([("w", touches(3))]))
+    other = pickle.dumps((version, (*fields, "new_field"), workers, blob, others))
     with pytest.raises(ValueError, match="another version"):
         decode_segment(other)
+
+
+def test_a_segment_of_the_format_before_workers_is_refused() -> None:
+    """Format 1 had no worker tags: its lists cannot be given their watermark lanes."""
+    _, fields, _, blob, others = pickle.loads(encode_segment([("w", touches(3))]))
+    with pytest.raises(ValueError, match=r"another version \(format 1"):
+        decode_segment(pickle.dumps((1, fields, blob, others)))
+
+
+def batch(items: list[Any], start: int, size: int) -> GraphBatch:
+    """`size` items from `start`, from one of two upstream workers in turns (their watermark
+    lanes must be restored too)."""
+    return GraphBatch(f"worker-{start // size % 2}", items[start : start + size])
 
 
 def comparable(value: Any) -> Any:
@@ -221,7 +238,7 @@ def run_stage(
     logic = InfluenceLogic(policy, None, GraphJournal(GraphStore(directory), journal))
     snapshots = []
     for start in range(0, len(items), 100):
-        logic.on_batch([items[start : start + 100]])
+        logic.on_batch([batch(items, start, 100)])
         if (start + 100) % per_epoch == 0 or start + 100 >= len(items):
             manifest = logic.snapshot()
             assert isinstance(manifest, GraphManifest)
@@ -244,7 +261,7 @@ def test_restore_equals_the_live_state_at_every_snapshot(
     logic = InfluenceLogic(policy, None, GraphJournal(GraphStore(tmp_path), SMALL))
     kinds = set()
     for start in range(0, len(items), 100):
-        logic.on_batch([items[start : start + 100]])
+        logic.on_batch([batch(items, start, 100)])
         if (start + 100) % 600 == 0:
             manifest = logic.snapshot()
             assert isinstance(manifest, GraphManifest)
@@ -265,7 +282,10 @@ def test_a_restored_stage_carries_on_exactly_like_the_live_one(
     assert manifest.base is not None and manifest.segments  # a base and a journal on it
     resumed = restored(tmp_path, manifest, policy)
     rest = items[cut:]
-    assert resumed.on_batch([rest])[0] == live.on_batch([rest])[0]  # same records, same numbers
+    assert (
+        resumed.on_batch([GraphBatch("worker-0", rest)])[0]
+        == live.on_batch([GraphBatch("worker-0", rest)])[0]
+    )  # same records, same numbers
     assert comparable(resumed.enricher) == comparable(live.enricher)
 
 
@@ -278,7 +298,7 @@ def test_collection_keeps_what_the_last_manifests_name(
     manifests: list[GraphManifest] = []
     (tmp_path / ".tmp-seg-0-1").write_bytes(b"left by a kill -9")
     for start in range(0, len(items), 200):
-        logic.on_batch([items[start : start + 200]])
+        logic.on_batch([batch(items, start, 200)])
         manifests.append(logic.snapshot())  # type: ignore[arg-type]
         needed: set[str] = set()
         for m in manifests[-SMALL.keep_manifests :]:
@@ -305,7 +325,7 @@ def test_the_snapshot_stays_small_while_the_graph_grows(
     written: list[int] = []
     for start in range(0, len(items), 1_000):
         before = logic.journal.stats.bytes_written  # type: ignore[union-attr]
-        logic.on_batch([items[start : start + 1_000]])
+        logic.on_batch([batch(items, start, 1_000)])
         pickled.append(len(pickle.dumps(logic.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)))
         written.append(logic.journal.stats.bytes_written - before)  # type: ignore[union-attr]
     whole = len(pickle.dumps(logic.enricher, protocol=pickle.HIGHEST_PROTOCOL))
@@ -320,7 +340,7 @@ def test_the_snapshot_stays_small_while_the_graph_grows(
 
 def test_without_a_journal_the_snapshot_is_the_state(policy: EnrichPolicy) -> None:
     logic = InfluenceLogic(policy, None)
-    logic.on_batch([touches(100)])
+    logic.on_batch([GraphBatch("w", touches(100))])
     assert logic.snapshot() is logic.enricher
     assert InfluenceLogic(policy, logic.enricher).enricher is logic.enricher
 
@@ -331,7 +351,7 @@ def test_a_whole_state_resumed_with_a_journal_is_written_as_a_base(
     """A snapshot of the older shape (the `Enricher` itself) resumes, and is a base at once."""
     items = touches(2_000)
     old = InfluenceLogic(policy, None)
-    old.on_batch([items])
+    old.on_batch([GraphBatch("w", items)])
     resumed = InfluenceLogic(policy, old.enricher, GraphJournal(GraphStore(tmp_path), SMALL))
     manifest = resumed.snapshot()  # nothing new since the resume: still a base
     assert isinstance(manifest, GraphManifest) and manifest.base and not manifest.segments

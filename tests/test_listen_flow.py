@@ -17,7 +17,7 @@ from redis_helpers import stream_alerts
 from test_flow import T0, ev
 
 from config.settings import Settings
-from flows.pipeline import GRAPH_KEY, build_flow, score_batch
+from flows.pipeline import GRAPH_KEY, build_flow, score_batch, worker_tag
 from operators.brands import BrandAccounts
 from operators.events import parse_event
 from operators.listen import Listener
@@ -211,8 +211,8 @@ def test_an_edit_that_drops_the_brand_withdraws_the_post() -> None:
     # as one list in stream order
     assert len(out) == 2
     assert isinstance(out[0][1], ScoredPost) and out[0][1].matched == ("@acmeair",)
-    key, graph = out[1]
-    assert key == GRAPH_KEY and len(graph) == 3
+    key, (worker, graph) = out[1]
+    assert key == GRAPH_KEY and len(graph) == 3 and worker == worker_tag()
     assert graph[0].post is True
     assert graph[1].post is False  # the edit still feeds the graph
     assert isinstance(graph[2], Withdrawal) and graph[2].event_id == "p"
