@@ -348,10 +348,8 @@ def graph_alone(rows: list[tuple[str, str, int, str]]) -> list[tuple[str, str]]:
                 mentions=(dst,) if mention else (),
             )
         )
-    process = enricher.process
     start = time.perf_counter()
-    for touch in touches:
-        process(touch, policy)
+    enricher.process_batch(GraphBatch(ONE_WORKER, touches), policy, None)
     seconds = time.perf_counter() - start
     graph = enricher.graph
     wm = enricher.watermark.value

@@ -34,6 +34,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config.listen import load_lexicon
 from config.settings import Settings
@@ -199,22 +200,38 @@ def score_batch(items: list[Valid], listener: Listener, scorer: Scorer) -> list[
     return out
 
 
-_this_worker = threading.local()
+_worker_of_thread: dict[int, int | str] = {}
+"""Worker tags by native thread id. Not a `threading.local`: Bytewax's worker threads are
+Rust threads whose Python thread state (and with it a thread-local) is new at every entry."""
 
 
-def worker_tag() -> str:
-    """This worker's name in the graph stage's watermark: host, process and thread (Bytewax
-    workers are threads of a process, a cluster's processes may be on several hosts).
+def worker_tag() -> int | str:
+    """The name of this thread's worker in the graph stage's watermark (its lane).
 
-    It only has to tell apart the workers running at the same time: it travels in the values
-    the graph stage records, so a replay of its journal gives each list the lane it had. A
-    resumed run has new names; the lanes of the run before are dropped once idle."""
-    try:
-        return _this_worker.tag
-    except AttributeError:
-        tag = f"{socket.gethostname()}/{os.getpid()}/{threading.get_native_id()}"
-        _this_worker.tag = tag
-        return tag
+    Its Bytewax worker index, noted when the worker built its sinks (`WorkerNaming`), which
+    Bytewax does with the dataflow, before anything flows: stable across a resume with the same
+    workers, so a resumed worker carries on in its lane. Elsewhere (a caller outside a flow)
+    host, process and thread. The tag travels in the values the graph stage records, so a
+    replay of its journal gives each list the lane it had."""
+    thread = threading.get_native_id()
+    tag = _worker_of_thread.get(thread)
+    if tag is None:
+        tag = _worker_of_thread[thread] = f"{socket.gethostname()}/{os.getpid()}/{thread}"
+    return tag
+
+
+class WorkerNaming(DynamicSink[Any]):
+    """`sink`, noting the index of the worker that builds it for `worker_tag` (Bytewax builds a
+    dynamic sink in each worker's thread)."""
+
+    def __init__(self, sink: DynamicSink[Any]) -> None:
+        self.sink = sink
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[Any]:
+        _worker_of_thread[threading.get_native_id()] = worker_index
+        return self.sink.build(step_id, worker_index, worker_count)
 
 
 def split_event(
@@ -473,7 +490,7 @@ def build_flow(
     deliveries = op.flat_map_batch("drop_key", outputs, lambda batch: [v for _, v in batch])
     alert_sink = AlertSink(url, settings.redis)
     CONNECTORS.watch_sink(Step.DELIVER, lambda: alert_sink.stats)
-    op.output(Step.DELIVER, deliveries, alert_sink)
+    op.output(Step.DELIVER, deliveries, WorkerNaming(alert_sink))
     return flow
 
 

@@ -21,14 +21,18 @@ their high quantiles (during the first `WARMUP` events, only that bound moves it
 A worker that is idle or finished must not hold the watermark back for ever: a lane that
 contributed none of the last `IDLE_RECORDS` events (counted over all lanes, checked every
 `STEP`) is dropped; if its worker sends again it starts a new lane. This is decided by the
-records alone (no clock), so a replay of the same records decides the same way.
+records alone (no clock), so a replay of the same records decides the same way. The caller
+names the workers (the flow: Bytewax worker indexes, so a resume with the same workers carries
+on in the same lanes, and the lanes of workers gone are dropped by this rule).
 
 The real bounds, then:
 
 * partitions of one worker that drift apart by more than `max_lag` of event time (one file
-  read far ahead of another) make the slower one's posts late;
+  read far ahead of another) make the slower one's posts late, and a worker whose clock runs
+  more than `max_lag` ahead drags the watermark through the bound;
 * a worker that sends nothing while the others send `IDLE_RECORDS` events (a stall, or a burst
-  of the others that long) is dropped, and what it sends next may be late;
+  of the others that long) is dropped, and what it sends next may be late; until then, a
+  finished worker holds the watermark where its last events were;
 * a worker whose first records come after `WARMUP` events of the others may find the
   watermark already past them: nothing says a worker exists before it sends.
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 import redis
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
-from bytewax.testing import TestingSource, run_main
+from bytewax.testing import TestingSource, cluster_main, run_main
 from redis_helpers import stream_alerts
 from stages import Stages
 
@@ -109,6 +109,44 @@ def test_a_replay_at_two_speeds_gives_identical_alert_ids(
     slow_ids = [a["id"] for a in stream_alerts(redis_client, slow)]
     assert fast_ids
     assert sorted(slow_ids) == sorted(fast_ids)  # delivery order across customers may differ
+
+
+class _Halves(DynamicSource[bytes]):
+    """Each of two workers reads every other batch of the lines."""
+
+    def __init__(self, lines: list[bytes], batch: int) -> None:
+        self.lines, self.batch = lines, batch
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Trickle:
+        mine = [
+            line
+            for start in range(worker_index * self.batch, len(self.lines), 2 * self.batch)
+            for line in self.lines[start : start + self.batch]
+        ]
+        return _Trickle(mine, self.batch, 0.0)
+
+
+def test_each_graph_list_is_tagged_with_its_worker_index(
+    scenario: tuple[list[bytes], list[str]],
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The graph stage's watermark lane of a list is the Bytewax index of the worker that sent
+    it: stable across a resume with the same workers."""
+    lines, brands = scenario
+    workers: list[Any] = []
+    apply = pipeline.InfluenceLogic._apply
+
+    def watched(logic: pipeline.InfluenceLogic, batch: Any, out: Any) -> None:
+        workers.append(batch.worker)
+        apply(logic, batch, out)
+
+    monkeypatch.setattr(pipeline.InfluenceLogic, "_apply", watched)
+    flow = build_flow(settings_for(redis_url, redis_prefix, brands), _Halves(lines, 100))
+    cluster_main(flow, [], 0, worker_count_per_proc=2)
+    assert sorted(set(workers)) == [0, 1]
+    assert len(workers) >= len(lines) // 100
 
 
 # ----------------------------------------------------------------------------- partitions
