@@ -272,7 +272,7 @@ def test_two_processes_alert_the_same_customers_as_one(
     """At the default batch (500 lines) and epoch (2 s). Processes read at their own pace and
     Bytewax orders work by epoch, so each process's epoch reaches the graph stage as one burst;
     the watermark is the lowest of one per upstream worker, so the process that is behind is
-    not made late by the one ahead (with a single watermark, 1 run in 5 missed customers)."""
+    not made late by the one ahead (with a single watermark 5 runs of 24 missed customers)."""
     lines, brands = cluster_scenario
     split_into(lines, tmp_path / "parts", 2, by_author=True)
     one_file = tmp_path / "one.jsonl"
