@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis_helpers import confirm_subscribed
+from redis_helpers import confirm_subscribed, delete_prefix
 
 from config.settings import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
@@ -39,18 +39,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     """A unique "test:<uuid>:" prefix; every key under it is deleted after the test."""
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        doomed: list[bytes] = []
-        for name in client.scan_iter(match=f"{prefix}*", count=1000):
-            doomed.append(name)
-            if len(doomed) >= 500:
-                client.unlink(*doomed)
-                doomed.clear()
-        if doomed:
-            client.unlink(*doomed)
-    finally:
-        client.close()
+    delete_prefix(redis_url, prefix)
 
 
 @pytest.fixture
@@ -83,15 +72,27 @@ def outage_feed(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def long_outage(
+def background_outages(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[], Any]]:
-    """The 60 s Redis outage of `tests/test_redis_outages.py`, started with the session when its
-    test is selected: the run is paused for most of its minute, so its wait overlaps the other
-    tests instead of adding a minute to the suite; its test waits for the outcome."""
-    from outage_harness import LONG_OUTAGE, long_outage_in_background
+) -> Iterator[dict[float, Callable[[], Any]]]:
+    """The 8 s and 60 s Redis outages of `tests/test_redis_outages.py`, each started with the
+    session when its test is selected: a run is paused for most of its outage, so the waits
+    overlap the other tests instead of adding to the suite; the tests wait for the outcomes
+    (`outage_harness.Outage`), by outage length."""
+    from outage_harness import BACKGROUND_OUTAGES, BackgroundOutage
 
-    if not any(item.name == LONG_OUTAGE for item in request.session.items):
-        yield lambda: pytest.skip("not selected")
-        return
-    yield from long_outage_in_background(request.getfixturevalue("outage_feed"), tmp_path_factory)
+    selected = {item.name for item in request.session.items}
+    started = {
+        seconds: BackgroundOutage(request.getfixturevalue("outage_feed"), tmp_path_factory, seconds)
+        for name, seconds in BACKGROUND_OUTAGES.items()
+        if name in selected
+    }
+    outcomes: dict[float, Callable[[], Any]] = {
+        seconds: lambda: pytest.skip("not selected") for seconds in BACKGROUND_OUTAGES.values()
+    }
+    outcomes.update({seconds: outage.outcome for seconds, outage in started.items()})
+    try:
+        yield outcomes
+    finally:
+        for outage in started.values():
+            outage.close()

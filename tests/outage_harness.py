@@ -1,6 +1,7 @@
 """The Redis-outage scenario of `tests/test_redis_outages.py`, shared with `conftest.py`, which
-starts the 60 s outage in the background at the start of the session (it is paused, not busy,
-for most of its minute), so that its wait overlaps the whole suite instead of one module."""
+starts the 8 s and the 60 s outage in the background at the start of the session (each is
+paused, not busy, for most of its time), so that their waits overlap the whole suite instead of
+adding to one module."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis
-from private_redis import Channel, PrivateRedis, Run, private_redis
+from private_redis import THREAD_PREFIX, Channel, PrivateRedis, Run, private_redis
 
 COPIES = 1
 """Scenario copies in the feed: ~7.5k events (2 MB), 8 alerts, seconds of run after the first."""
@@ -126,35 +127,41 @@ class Outage:
         assert any(line.startswith("summary: ") for line in run.lines)
 
 
-LONG_OUTAGE = "test_a_60_s_outage_in_the_background_is_survived_too"
-"""The test that checks the background outage (in `tests/test_redis_outages.py`)."""
+BACKGROUND_OUTAGES = {
+    "test_an_8_s_outage_pauses_the_run_which_then_delivers_every_alert_once": 8.0,
+    "test_a_60_s_outage_in_the_background_is_survived_too": 60.0,
+}
+"""The tests (in `tests/test_redis_outages.py`) that check an outage run in the background, and
+its length in seconds: both are paused, not busy, for most of their time."""
 
 
-def long_outage_in_background(
-    feed: Feed, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[], Outage]]:
-    """Start the 60 s outage in a thread; yields the call that waits for its outcome."""
-    server = private_redis(tmp_path_factory.mktemp("long-outage"))
-    outage = Outage(feed, server, 60)
-    result: dict[str, Outage | BaseException] = {}
+class BackgroundOutage:
+    """An `Outage` run in a thread of its own, started at once; `outcome()` waits for it."""
 
-    def scenario() -> None:
-        try:
-            result["done"] = outage()
-        except BaseException as exc:  # reported by the test
-            result["done"] = exc
+    def __init__(self, feed: Feed, tmp_path_factory: pytest.TempPathFactory, seconds: float):
+        self.server = private_redis(tmp_path_factory.mktemp(f"outage-{seconds:g}s"))
+        outage = Outage(feed, self.server, seconds)
+        self.result: dict[str, Outage | BaseException] = {}
 
-    thread = threading.Thread(target=scenario, daemon=True)
-    thread.start()
+        def scenario() -> None:
+            try:
+                self.result["done"] = outage()
+            except BaseException as exc:  # reported by the test
+                self.result["done"] = exc
 
-    def outcome() -> Outage:
-        thread.join(TIMEOUT)
-        done = result.get("done")
+        self.thread = threading.Thread(
+            target=scenario, name=f"{THREAD_PREFIX}outage-{seconds:g}s", daemon=True
+        )
+        self.thread.start()
+
+    def outcome(self) -> Outage:
+        self.thread.join(TIMEOUT)
+        done = self.result.get("done")
         if isinstance(done, BaseException):
             raise done
-        assert isinstance(done, Outage), "the 60 s outage did not finish"
+        assert isinstance(done, Outage), "the outage did not finish"
         return done
 
-    yield outcome
-    thread.join(TIMEOUT)
-    server.stop()
+    def close(self) -> None:
+        self.thread.join(TIMEOUT)
+        self.server.stop()

@@ -51,3 +51,19 @@ def drain_channel(pubsub: redis.client.PubSub, client: redis.Redis, channel: str
 def stream_alerts(client: redis.Redis, prefix: str) -> list[dict[str, Any]]:
     """The events in the alerts stream `{prefix}alerts`, oldest first, as JSON."""
     return [orjson.loads(f[b"alert"]) for _, f in client.xrange(alerts_key(prefix))]
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under `prefix` (in batches: a test may leave many)."""
+    client = redis.Redis.from_url(url)
+    try:
+        doomed: list[bytes] = []
+        for name in client.scan_iter(match=f"{prefix}*", count=1000):
+            doomed.append(name)
+            if len(doomed) >= 500:
+                client.unlink(*doomed)
+                doomed.clear()
+        if doomed:
+            client.unlink(*doomed)
+    finally:
+        client.close()

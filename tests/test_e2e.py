@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from redis_helpers import stream_alerts
+from redis_helpers import delete_prefix, stream_alerts
 
 from sense_respond.scenario import generate
 
@@ -65,14 +67,25 @@ def run_scenario(feed: Path, config: Path, url: str, prefix: str) -> None:
     assert b"summary" in done.stderr
 
 
+@pytest.fixture(scope="module")
+def replayed(scenario: tuple[Path, Path, dict[str, Any]], redis_url: str) -> Iterator[str]:
+    """The prefix of one replay of the scenario (deleted after the module): the tests below
+    only read it, so one replay serves the checks of its alerts and the comparison with a
+    second replay."""
+    feed, config, _ = scenario
+    prefix = f"test:e2e-replay:{uuid.uuid4().hex}:"
+    try:
+        run_scenario(feed, config, redis_url, prefix)
+        yield prefix
+    finally:
+        delete_prefix(redis_url, prefix)
+
+
 def test_planted_customers_alerted_exactly_by_their_third_negative_post(
-    scenario: tuple[Path, Path, dict[str, Any]],
-    redis_url: str,
-    redis_prefix: str,
-    redis_client: Any,
+    scenario: tuple[Path, Path, dict[str, Any]], replayed: str, redis_client: Any
 ) -> None:
-    feed, config, truth = scenario
-    run_scenario(feed, config, redis_url, redis_prefix)
+    _, _, truth = scenario
+    redis_prefix = replayed
     alerts = stream_alerts(redis_client, redis_prefix)
     alerted = {a["subject"] for a in alerts}
     expected = set(truth["expected_alerts"])
@@ -114,15 +127,15 @@ def test_planted_customers_alerted_exactly_by_their_third_negative_post(
 
 def test_replaying_the_same_file_gives_identical_alert_ids(
     scenario: tuple[Path, Path, dict[str, Any]],
+    replayed: str,
     redis_url: str,
     redis_prefix: str,
     redis_client: Any,
 ) -> None:
     feed, config, _ = scenario
-    run_scenario(feed, config, redis_url, redis_prefix + "a:")
-    run_scenario(feed, config, redis_url, redis_prefix + "b:")
-    first = [a["id"] for a in stream_alerts(redis_client, redis_prefix + "a:")]
-    second = [a["id"] for a in stream_alerts(redis_client, redis_prefix + "b:")]
+    run_scenario(feed, config, redis_url, redis_prefix)  # a second replay, its own process
+    first = [a["id"] for a in stream_alerts(redis_client, replayed)]
+    second = [a["id"] for a in stream_alerts(redis_client, redis_prefix)]
     assert first and sorted(first) == sorted(second)
 
 

@@ -21,6 +21,8 @@ import pytest
 import redis
 from bytewax.dataflow import Dataflow
 from bytewax.testing import run_main
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config.settings import RedisSettings, Settings
 from connectors.files import JsonlSource
@@ -651,7 +653,9 @@ def test_redis_gone_past_the_outage_budget_stops_the_run(
 ) -> None:
     part = build(url=f"redis://127.0.0.1:{private_redis}/0", outage_budget_seconds=0.5)
     assert part.next_batch() == []
-    redis.Redis(port=private_redis).shutdown(nosave=True)
+    # No retries: the reply to SHUTDOWN is the connection closing, which a client with the
+    # default retries would answer with seconds of reconnect attempts to a stopped server.
+    redis.Redis(port=private_redis, retry=Retry(NoBackoff(), 0)).shutdown(nosave=True)
     deadline = time.monotonic() + 30
     with pytest.raises(OutageBudgetExceeded, match="outage_budget_seconds"):
         while time.monotonic() < deadline:
