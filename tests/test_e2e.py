@@ -200,7 +200,8 @@ def test_redis_stream_input_end_to_end(
     assert pushed.returncode == 0, pushed.stderr.decode()
     lines = sum(1 for line in feed.read_bytes().splitlines() if line.strip())
     assert redis_client.xlen(stream) == lines
-    env_idle = {"SR_REDIS__INPUT_IDLE_EXIT_SECONDS": "1.5"}
+    # The stream is complete before the run starts: idle only once it is read to the end.
+    env_idle = {"SR_REDIS__INPUT_IDLE_EXIT_SECONDS": "0.5"}
     done = subprocess.run(
         [sys.executable, "-m", "sense_respond", "run", "--config", str(config), "--input",
          f"redis:{stream}", "--redis-url", redis_url, "--prefix", redis_prefix],

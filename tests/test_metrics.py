@@ -222,7 +222,7 @@ class RunningFlow:
             found = re.search(r"metrics: (http://[\d.]+:\d+)/metrics", self.stderr)
             if found:
                 return found.group(1)
-            time.sleep(0.1)
+            time.sleep(0.02)
         self.kill()
         raise AssertionError("no metrics endpoint announced: " + self.stderr)
 
@@ -261,7 +261,9 @@ def flow(redis_url: str, redis_prefix: str, tmp_path: Path) -> Iterator[RunningF
     running.kill()
 
 
-def _wait(check, timeout: float = 60.0, every: float = 0.25):
+def _wait(check, timeout: float = 60.0, every: float = 0.1):
+    """`check()` once it is truthy (or its last value at the deadline); polled often, as a
+    condition usually holds well before the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
