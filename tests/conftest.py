@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -74,25 +74,19 @@ def outage_feed(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="session", autouse=True)
 def background_outages(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[float, Callable[[], Any]]]:
-    """The 8 s and 60 s Redis outages of `tests/test_redis_outages.py`, each started with the
-    session when its test is selected: a run is paused for most of its outage, so the waits
-    overlap the other tests instead of adding to the suite; the tests wait for the outcomes
-    (`outage_harness.Outage`), by outage length."""
-    from outage_harness import BACKGROUND_OUTAGES, BackgroundOutage
+) -> Iterator[Any]:
+    """The Redis-outage scenarios of `tests/test_redis_outages.py` (`OUTAGE_LANES`: the 60 s
+    outage, and the 8 s outage, the hung server and the run past its budget one after another),
+    started with the session when their tests are selected: they are paused or waiting for most
+    of their time, so that time overlaps the other tests instead of adding to the suite; each
+    test waits for its scenario's outcome (`outcome(test name)`) and checks it."""
+    from outage_harness import OUTAGE_LANES, BackgroundScenarios
 
-    selected = {item.name for item in request.session.items}
-    started = {
-        seconds: BackgroundOutage(request.getfixturevalue("outage_feed"), tmp_path_factory, seconds)
-        for name, seconds in BACKGROUND_OUTAGES.items()
-        if name in selected
-    }
-    outcomes: dict[float, Callable[[], Any]] = {
-        seconds: lambda: pytest.skip("not selected") for seconds in BACKGROUND_OUTAGES.values()
-    }
-    outcomes.update({seconds: outage.outcome for seconds, outage in started.items()})
+    names = {name for lane in OUTAGE_LANES for name, _ in lane}
+    selected = {item.name for item in request.session.items} & names
+    feed = request.getfixturevalue("outage_feed") if selected else None
+    scenarios = BackgroundScenarios(feed, tmp_path_factory, selected)
     try:
-        yield outcomes
+        yield scenarios
     finally:
-        for outage in started.values():
-            outage.close()
+        scenarios.close()

@@ -1,7 +1,8 @@
-"""The Redis-outage scenario of `tests/test_redis_outages.py`, shared with `conftest.py`, which
-starts the 8 s and the 60 s outage in the background at the start of the session (each is
-paused, not busy, for most of its time), so that their waits overlap the whole suite instead of
-adding to one module."""
+"""The Redis-outage scenarios of `tests/test_redis_outages.py`, shared with `conftest.py`, which
+starts them in the background at the start of the session (`OUTAGE_LANES`): the 8 s and 60 s
+outages, the hung server and the run past its outage budget are paused or waiting, not busy, for
+most of their time, so their waits overlap the whole suite instead of adding to one module; the
+tests check the outcomes."""
 
 from __future__ import annotations
 
@@ -127,41 +128,143 @@ class Outage:
         assert any(line.startswith("summary: ") for line in run.lines)
 
 
-BACKGROUND_OUTAGES = {
-    "test_an_8_s_outage_pauses_the_run_which_then_delivers_every_alert_once": 8.0,
-    "test_a_60_s_outage_in_the_background_is_survived_too": 60.0,
-}
-"""The tests (in `tests/test_redis_outages.py`) that check an outage run in the background, and
-its length in seconds: both are paused, not busy, for most of their time."""
+@dataclass
+class HungServer:
+    """A run whose server hangs (SIGSTOP) after the first alert until its outage was logged and
+    2 s more (socket timeout 1.5 s: more timeouts in the same outage), then wakes (SIGCONT)."""
+
+    feed: Feed
+    server: PrivateRedis
+    code: int | None = None
+    channel: Channel | None = None
+    run: Run | None = None
+
+    def __call__(self) -> HungServer:
+        client = self.server.client()
+        channel = self.channel = Channel(self.server, "sr:alerts")
+        channel.subscribe()  # the subscriber's connection survives the pause
+        env = environment(redis__socket_timeout_seconds="1.5")
+        run = self.run = Run(command(self.feed, self.server.url, "sr:"), env)
+        run.wait_for(alerts_appear(client, "sr:"), "the first alert")
+        self.server.pause()
+        try:
+            run.wait_for_line(OUTAGE_START, timeout=30)
+            time.sleep(2)
+        finally:
+            self.server.resume()
+        self.code, _ = run.finish()
+        return self
 
 
-class BackgroundOutage:
-    """An `Outage` run in a thread of its own, started at once; `outcome()` waits for it."""
+@dataclass
+class PastTheBudget:
+    """A run with --recovery-dir whose server stops after the first alert and a snapshot, for
+    good (outage budget 3 s); then the server is back and the same command resumes."""
 
-    def __init__(self, feed: Feed, tmp_path_factory: pytest.TempPathFactory, seconds: float):
-        self.server = private_redis(tmp_path_factory.mktemp(f"outage-{seconds:g}s"))
-        outage = Outage(feed, self.server, seconds)
-        self.result: dict[str, Outage | BaseException] = {}
+    feed: Feed
+    server: PrivateRedis
+    recovery_dir: Path
+    code: int | None = None
+    resumed_code: int | None = None
+    channel: Channel | None = None
+    run: Run | None = None
+    resumed: Run | None = None
 
-        def scenario() -> None:
+    def __call__(self) -> PastTheBudget:
+        from sense_respond import recovery
+
+        client = self.server.client()
+        channel = self.channel = Channel(self.server, "sr:alerts")
+        channel.subscribe()
+        cmd = command(
+            self.feed, self.server.url, "sr:",
+            "--recovery-dir", str(self.recovery_dir), "--snapshot-interval", "0.2",
+        )  # fmt: skip
+        run = self.run = Run(cmd, environment(redis__outage_budget_seconds="3"))
+        run.wait_for(alerts_appear(client, "sr:"), "the first alert")
+        run.wait_for(lambda: not recovery.inspect(self.recovery_dir).fresh, "a snapshot")
+        self.server.stop()
+        self.code, _ = run.finish()
+        self.server.start(before_tcp=channel.subscribe)
+        resumed = self.resumed = Run(cmd, environment())
+        self.resumed_code, _ = resumed.finish()
+        return self
+
+
+OUTAGE_LANES: list[list[tuple[str, float | str]]] = [
+    [("test_a_60_s_outage_in_the_background_is_survived_too", 60.0)],
+    [
+        ("test_an_8_s_outage_pauses_the_run_which_then_delivers_every_alert_once", 8.0),
+        ("test_a_hung_server_is_a_timeout_and_the_run_carries_on_when_it_wakes", "hung"),
+        ("test_past_the_budget_the_run_exits_and_a_recovery_restart_loses_nothing", "budget"),
+    ],
+]
+"""The scenarios of `tests/test_redis_outages.py` run in the background, by test name: each lane
+is a thread running its scenarios one after another (the 60 s outage alone: the others are over
+long before it). All wait far more than they compute, so they overlap the rest of the suite."""
+
+
+def scenario(
+    kind: float | str, feed: Feed, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[PrivateRedis, Callable[[], object]]:
+    """The scenario `kind` of `OUTAGE_LANES` on a private server of its own."""
+    directory = tmp_path_factory.mktemp(f"background-{kind}")
+    server = private_redis(directory)
+    if kind == "hung":
+        return server, HungServer(feed, server)
+    if kind == "budget":
+        return server, PastTheBudget(feed, server, directory / "recovery")
+    assert isinstance(kind, float)
+    return server, Outage(feed, server, kind)
+
+
+class BackgroundScenarios:
+    """The selected scenarios of `OUTAGE_LANES`, started at once; `outcome(name)` waits for the
+    one of a test and returns it (or raises what it raised)."""
+
+    def __init__(
+        self, feed: Feed | None, tmp_path_factory: pytest.TempPathFactory, selected: set[str]
+    ) -> None:
+        self.servers: list[PrivateRedis] = []
+        self.results: dict[str, object] = {}
+        self.done: dict[str, threading.Event] = {}
+        lanes = [[(n, kind) for n, kind in lane if n in selected] for lane in OUTAGE_LANES]
+        self.threads = []
+        for k, lane in enumerate(lane for lane in lanes if lane):
+            for name, _ in lane:
+                self.done[name] = threading.Event()
+            runs = []
+            assert feed is not None, "a selected scenario needs the outage feed"
+            for name, kind in lane:
+                server, run = scenario(kind, feed, tmp_path_factory)
+                self.servers.append(server)
+                runs.append((name, run))
+            thread = threading.Thread(
+                target=self._lane, args=(runs,), name=f"{THREAD_PREFIX}lane-{k}", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def _lane(self, runs: list[tuple[str, Callable[[], object]]]) -> None:
+        for name, run in runs:
             try:
-                self.result["done"] = outage()
+                self.results[name] = run()
             except BaseException as exc:  # reported by the test
-                self.result["done"] = exc
+                self.results[name] = exc
+            finally:
+                self.done[name].set()
 
-        self.thread = threading.Thread(
-            target=scenario, name=f"{THREAD_PREFIX}outage-{seconds:g}s", daemon=True
-        )
-        self.thread.start()
-
-    def outcome(self) -> Outage:
-        self.thread.join(TIMEOUT)
-        done = self.result.get("done")
-        if isinstance(done, BaseException):
-            raise done
-        assert isinstance(done, Outage), "the outage did not finish"
-        return done
+    def outcome(self, name: str) -> object:
+        if name not in self.done:
+            pytest.skip("not started: the test was not selected at the start of the session")
+        assert self.done[name].wait(3 * TIMEOUT), f"{name}: the scenario did not finish"
+        result = self.results[name]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def close(self) -> None:
-        self.thread.join(TIMEOUT)
-        self.server.stop()
+        for thread in self.threads:
+            thread.join(3 * TIMEOUT)
+        for server in self.servers:
+            server.stop()

@@ -6,14 +6,16 @@ memory), log the outage without a traceback, and when Redis is back deliver ever
 once: in the stream and on the channel, whose subscriber is back before the run can publish.
 Past the outage budget the run exits 75 with one clear line, and a restart with `--recovery-dir`
 delivers the rest, each alert once.
+
+The outage, hung-server and budget scenarios run in the background from the start of the
+session (`outage_harness.OUTAGE_LANES`, started by conftest); their tests check the outcomes.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,9 +25,11 @@ from outage_harness import (
     OUTAGE_END,
     OUTAGE_START,
     TIMEOUT,
+    BackgroundScenarios,
     Feed,
+    HungServer,
     Outage,
-    alerts_appear,
+    PastTheBudget,
     assert_exactly_once,
     assert_no_traceback,
     command,
@@ -34,7 +38,6 @@ from outage_harness import (
 )
 from private_redis import Channel, PrivateRedis, Run, private_redis
 
-from sense_respond import recovery
 from sense_respond.scenario import DEFAULT_START
 
 pytestmark = pytest.mark.slow
@@ -73,52 +76,39 @@ def server(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 def test_an_8_s_outage_pauses_the_run_which_then_delivers_every_alert_once(
-    background_outages: dict[float, Callable[[], Outage]], truth: set[str]
+    request: pytest.FixtureRequest, background_outages: BackgroundScenarios, truth: set[str]
 ) -> None:
     """Run in the background from the start of the session (conftest), like the 60 s one."""
-    background_outages[8.0]().check(truth)
+    outage = background_outages.outcome(request.node.name)
+    assert isinstance(outage, Outage)
+    outage.check(truth)
 
 
 def test_a_hung_server_is_a_timeout_and_the_run_carries_on_when_it_wakes(
-    feed: Feed, truth: set[str], server: PrivateRedis
+    request: pytest.FixtureRequest, background_outages: BackgroundScenarios, truth: set[str]
 ) -> None:
-    client = server.client()
-    channel = Channel(server, "sr:alerts")
-    channel.subscribe()  # the subscriber's connection survives the pause
-    env = environment(redis__socket_timeout_seconds="1.5")
-    run = Run(command(feed, server.url, "sr:"), env)
-    run.wait_for(alerts_appear(client, "sr:"), "the first alert")
-    server.pause()
-    try:
-        run.wait_for_line(OUTAGE_START, timeout=30)
-        time.sleep(2)
-    finally:
-        server.resume()
-    code, _ = run.finish()
-    assert code == 0, run.stderr()
+    """The scenario (`HungServer`) ran in the background from the start of the session."""
+    hung = background_outages.outcome(request.node.name)
+    assert isinstance(hung, HungServer)
+    run, channel = hung.run, hung.channel
+    assert run is not None and channel is not None
+    assert hung.code == 0, run.stderr()
     began = next(line for line in run.lines if OUTAGE_START in line)
     assert "TimeoutError" in began, began
-    assert_exactly_once(server.client(), channel, truth)
+    assert_exactly_once(hung.server.client(), channel, truth)
     assert run.count(OUTAGE_START) == 1 and run.count(OUTAGE_END) == 1, run.stderr()
     assert_no_traceback(run)
 
 
 def test_past_the_budget_the_run_exits_and_a_recovery_restart_loses_nothing(
-    feed: Feed, truth: set[str], server: PrivateRedis, tmp_path: Path
+    request: pytest.FixtureRequest, background_outages: BackgroundScenarios, truth: set[str]
 ) -> None:
-    client = server.client()
-    channel = Channel(server, "sr:alerts")
-    channel.subscribe()
-    recovery_dir = tmp_path / "recovery"
-    cmd = command(
-        feed, server.url, "sr:", "--recovery-dir", str(recovery_dir), "--snapshot-interval", "0.2"
-    )
-    run = Run(cmd, environment(redis__outage_budget_seconds="3"))
-    run.wait_for(alerts_appear(client, "sr:"), "the first alert")
-    run.wait_for(lambda: not recovery.inspect(recovery_dir).fresh, "a snapshot")
-    server.stop()
-    code, _ = run.finish()
-    assert code == 75, run.stderr()
+    """The scenario (`PastTheBudget`) ran in the background from the start of the session."""
+    past = background_outages.outcome(request.node.name)
+    assert isinstance(past, PastTheBudget)
+    run, resumed, channel = past.run, past.resumed, past.channel
+    assert run is not None and resumed is not None and channel is not None
+    assert past.code == 75, run.stderr()
     errors = [line for line in run.lines if line.startswith("sense-respond: error: ")]
     assert len(errors) == 1, run.stderr()
     assert errors[0].startswith(
@@ -128,12 +118,9 @@ def test_past_the_budget_the_run_exits_and_a_recovery_restart_loses_nothing(
     assert errors[0] == run.lines[-1]
     assert_no_traceback(run)
 
-    server.start(before_tcp=channel.subscribe)
-    resumed = Run(cmd, environment())
-    code, _ = resumed.finish()
-    assert code == 0, resumed.stderr()
+    assert past.resumed_code == 0, resumed.stderr()
     assert any("resuming from epoch" in line for line in resumed.lines), resumed.stderr()
-    assert_exactly_once(server.client(), channel, truth)
+    assert_exactly_once(past.server.client(), channel, truth)
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +187,8 @@ def test_the_bytewax_way_of_running_fails_with_the_same_one_line(
 
 
 def test_a_60_s_outage_in_the_background_is_survived_too(
-    background_outages: dict[float, Callable[[], Outage]], truth: set[str]
+    request: pytest.FixtureRequest, background_outages: BackgroundScenarios, truth: set[str]
 ) -> None:
-    background_outages[60.0]().check(truth)
+    outage = background_outages.outcome(request.node.name)
+    assert isinstance(outage, Outage)
+    outage.check(truth)
