@@ -191,6 +191,27 @@ class PastTheBudget:
         return self
 
 
+@dataclass
+class Truth:
+    """One uninterrupted run of the feed: the alert ids each scenario must deliver, once."""
+
+    feed: Feed
+    server: PrivateRedis
+    ids: list[str] = field(default_factory=list)
+
+    def __call__(self) -> Truth:
+        run = Run(command(self.feed, self.server.url, "sr:"), environment())
+        code, _ = run.finish()
+        assert code == 0, run.stderr()
+        self.ids = stream_ids(self.server.client(), "sr:")
+        self.server.stop()
+        return self
+
+
+TRUTH = "truth"
+"""The name of the `Truth` run: it follows the last scenario of the second lane, and runs
+whenever any scenario does (their tests compare with it)."""
+
 OUTAGE_LANES: list[list[tuple[str, float | str]]] = [
     [("test_a_60_s_outage_in_the_background_is_survived_too", 60.0)],
     [
@@ -214,6 +235,8 @@ def scenario(
         return server, HungServer(feed, server)
     if kind == "budget":
         return server, PastTheBudget(feed, server, directory / "recovery")
+    if kind == TRUTH:
+        return server, Truth(feed, server)
     assert isinstance(kind, float)
     return server, Outage(feed, server, kind)
 
@@ -229,6 +252,8 @@ class BackgroundScenarios:
         self.results: dict[str, object] = {}
         self.done: dict[str, threading.Event] = {}
         lanes = [[(n, kind) for n, kind in lane if n in selected] for lane in OUTAGE_LANES]
+        if selected:
+            lanes[-1].append((TRUTH, TRUTH))
         self.threads = []
         for k, lane in enumerate(lane for lane in lanes if lane):
             for name, _ in lane:

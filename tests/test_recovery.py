@@ -400,13 +400,47 @@ class CleanRun:
     views: dict[str, dict[bytes, bytes]]
 
 
-@pytest.fixture(scope="module")
-def clean_run(feed: tuple[Path, Path], redis_url: str) -> Iterator[CleanRun]:
-    """One uninterrupted run of the feed, without recovery, into its own prefix."""
+@pytest.fixture(scope="module", autouse=True)
+def clean_run_started(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path] | None]:
+    """The clean run's process, started with the module's first test when a selected test
+    needs it: it runs (on the other core) while the in-process tests above the kill tests do,
+    instead of before the first kill test."""
+    module = request.node
+    if not any(
+        item.module is module.obj and "clean_run" in item.fixturenames  # type: ignore[attr-defined]
+        for item in request.session.items
+    ):
+        yield None
+        return
+    feed_files = request.getfixturevalue("feed")
     prefix = f"test:recovery-clean:{os.getpid()}:{time.time_ns()}:"
+    log = tmp_path_factory.mktemp("clean-run") / "stderr.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            run_command(feed_files, redis_url, prefix),
+            stdout=subprocess.DEVNULL, stderr=err, env=clean_env(),
+        )  # fmt: skip
+    try:
+        yield proc, prefix, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def clean_run(
+    clean_run_started: tuple[subprocess.Popen[bytes], str, Path] | None, redis_url: str
+) -> Iterator[CleanRun]:
+    """One uninterrupted run of the feed, without recovery, into its own prefix."""
+    assert clean_run_started is not None
+    proc, prefix, log = clean_run_started
     client = redis.Redis.from_url(redis_url)
     try:
-        run_to_end(run_command(feed, redis_url, prefix))
+        code = proc.wait(TIMEOUT)
+        assert code == 0, log.read_text(errors="replace")[-3000:]
         yield CleanRun(stream_ids(client, prefix), customer_views(client, prefix))
     finally:
         doomed = list(client.scan_iter(match=f"{prefix}*", count=1000))

@@ -13,7 +13,6 @@ session (`outage_harness.OUTAGE_LANES`, started by conftest); their tests check 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
@@ -24,12 +23,13 @@ import pytest
 from outage_harness import (
     OUTAGE_END,
     OUTAGE_START,
-    TIMEOUT,
+    TRUTH,
     BackgroundScenarios,
     Feed,
     HungServer,
     Outage,
     PastTheBudget,
+    Truth,
     assert_exactly_once,
     assert_no_traceback,
     command,
@@ -49,21 +49,11 @@ def feed(outage_feed: Feed) -> Feed:
 
 
 @pytest.fixture(scope="module")
-def truth(feed: Feed, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    """The alert ids of one uninterrupted run."""
-    server = private_redis(tmp_path_factory.mktemp("truth"))
-    try:
-        done = subprocess.run(
-            command(feed, server.url, "sr:"),
-            capture_output=True,
-            timeout=TIMEOUT,
-            env=environment(),
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr.decode()[-3000:]
-        ids = stream_ids(server.client(), "sr:")
-    finally:
-        server.stop()
+def truth(background_outages: BackgroundScenarios) -> set[str]:
+    """The alert ids of one uninterrupted run (`Truth`, run in the background)."""
+    run = background_outages.outcome(TRUTH)
+    assert isinstance(run, Truth)
+    ids = run.ids
     assert len(ids) == len(set(ids)) >= 5
     return set(ids)
 
