@@ -20,7 +20,10 @@ their high quantiles (during the first `WARMUP` events, only that bound moves it
 
 A worker that is idle or finished must not hold the watermark back for ever: a lane that
 contributed none of the last `IDLE_RECORDS` events (counted over all lanes, checked every
-`STEP`) is dropped; if its worker sends again it starts a new lane. This is decided by the
+`STEP`), or none of the last `IDLE_BURSTS` times the longest recent burst of one lane if that
+is longer, is dropped; if its worker sends again it starts a new lane. (A cluster's epochs
+arrive as bursts, longer with longer epochs: a worker waiting its turn behind them is not
+idle.) This is decided by the
 records alone (no clock), so a replay of the same records decides the same way. The caller
 names the workers (the flow: Bytewax worker indexes, so a resume with the same workers carries
 on in the same lanes, and the lanes of workers gone are dropped by this rule).
@@ -30,9 +33,9 @@ The real bounds, then:
 * partitions of one worker that drift apart by more than `max_lag` of event time (one file
   read far ahead of another) make the slower one's posts late, and a worker whose clock runs
   more than `max_lag` ahead drags the watermark through the bound;
-* a worker that sends nothing while the others send `IDLE_RECORDS` events (a stall, or a burst
-  of the others that long) is dropped, and what it sends next may be late; until then, a
-  finished worker holds the watermark where its last events were;
+* a worker that sends nothing while the others send that many events (a stall, or a first
+  burst of the others that long, before any burst was seen) is dropped, and what it sends next
+  may be late; until then, a finished worker holds the watermark where its last events were;
 * a worker whose first records come after `WARMUP` events of the others may find the
   watermark already past them: nothing says a worker exists before it sends.
 
@@ -67,7 +70,18 @@ late by the low quantile of the first one."""
 
 IDLE_RECORDS = 8 * SAMPLES
 """A lane that contributed none of the last this many events (all lanes counted) is dropped:
-an idle or finished worker stops holding the watermark back."""
+an idle or finished worker stops holding the watermark back. At least: see `IDLE_BURSTS`."""
+
+IDLE_BURSTS = 4
+"""... or none of the last this many times the longest recent burst (a run of events of one
+lane), if that is more. A cluster's epochs reach the graph stage as bursts whose length grows
+with the epoch and the processes' speed (measured: 13,000 events at most on two processes at
+the default 2 s epochs on the Higgs stream): a worker waiting behind the others' bursts is not
+idle."""
+
+BURST_MEMORY = 16
+"""The longest recent burst forgets 1/this of itself at each change of lane (a catch-up burst
+after a resume does not hold finished workers for good)."""
 
 ONE_WORKER = ""
 """The lane of callers that do not tell workers apart."""
@@ -114,16 +128,24 @@ class Lane:
 class Watermark:
     """The lowest lane's low quantile of its recent event times, monotone, bounded lag."""
 
-    __slots__ = ("_lanes", "_next", "_seen", "value")
+    __slots__ = ("_burst", "_burst_start", "_burst_worker", "_lanes", "_next", "_seen", "value")
 
     def __init__(self) -> None:
         self._lanes: dict[Hashable, Lane] = {}
         self._seen = 0
         self._next = MIN_SAMPLES
         self.value = float("-inf")
+        self._burst_worker: Hashable = None  # whose run of events is going on
+        self._burst_start = 0  # the event count when it began
+        self._burst = 0  # the longest recent run that ended (fading: `BURST_MEMORY`)
 
     def lane(self, worker: Hashable) -> Lane:
         """The lane of `worker` (one lookup per list of records, not per record)."""
+        if worker != self._burst_worker:
+            ended = self._seen - self._burst_start
+            self._burst = max(ended, self._burst - self._burst // BURST_MEMORY)
+            self._burst_worker = worker
+            self._burst_start = self._seen
         lane = self._lanes.get(worker)
         if lane is None:
             lane = self._lanes[worker] = Lane()
@@ -157,11 +179,14 @@ class Watermark:
         lowest = float("inf")
         highest = float("-inf")
         idle = []
+        # Only ended runs count: a worker that finished while another was sending stays idle
+        # however long that one goes on.
+        patience = max(IDLE_RECORDS, IDLE_BURSTS * self._burst)
         for worker, lane in self._lanes.items():
             if lane.seen != lane.seen_at_recompute:
                 lane._recompute()
                 lane.sent_at = seen
-            elif seen - lane.sent_at >= IDLE_RECORDS:  # never the lane of this event
+            elif seen - lane.sent_at >= patience:  # never the lane of this event
                 idle.append(worker)
                 continue
             if not lane.seen:  # only control records so far: no event time to hold
@@ -178,7 +203,8 @@ class Watermark:
 
     def __getstate__(self) -> tuple:
         lanes = {worker: lane._state() for worker, lane in self._lanes.items()}
-        return (_STATE_VERSION, lanes, self._seen, self._next, self.value)
+        bursts = (self._burst_worker, self._burst_start, self._burst)
+        return (_STATE_VERSION, lanes, self._seen, self._next, self.value, bursts)
 
     def __setstate__(self, state: tuple) -> None:
         version = state[0] if isinstance(state, tuple) and state else None
@@ -188,5 +214,6 @@ class Watermark:
                 " snapshot of an older version): resume needs a recovery directory written by"
                 " this version"
             )
-        _, lanes, self._seen, self._next, self.value = state
+        _, lanes, self._seen, self._next, self.value, bursts = state
+        self._burst_worker, self._burst_start, self._burst = bursts
         self._lanes = {worker: Lane._of(lane) for worker, lane in lanes.items()}

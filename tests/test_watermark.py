@@ -9,6 +9,7 @@ from array import array
 import pytest
 
 from config.settings import Settings
+from operators import watermark
 from operators.enrich import Enricher, EnrichPolicy, GraphBatch, PostInfluence
 from operators.influence import Touch
 from operators.watermark import IDLE_RECORDS, SAMPLES, STEP, Watermark
@@ -178,6 +179,30 @@ def test_an_idle_or_finished_worker_stops_holding_it_after_idle_records() -> Non
     again = run_lanes(events, wm=wm)
     assert sorted(wm.workers) == ["a", "b"]
     assert before <= min(again) and max(again) <= before + 10.0
+
+
+@pytest.mark.parametrize(
+    ("case", "idle_bursts", "late"),
+    [
+        ("patience grows with the bursts seen", watermark.IDLE_BURSTS, False),
+        ("a fixed IDLE_RECORDS", 0, True),
+    ],
+)
+def test_bursts_longer_than_idle_records_do_not_drop_the_worker_waiting_its_turn(
+    case: str, idle_bursts: int, late: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Epochs of 20,000 events of each worker, then of 50,000 (longer epochs, or faster
+    processes): longer than `IDLE_RECORDS`, yet the worker waiting behind one is not idle."""
+    monkeypatch.setattr(watermark, "IDLE_BURSTS", idle_bursts)
+    assert IDLE_RECORDS < 50_000
+    times = {"a": [float(i) for i in range(170_000)], "b": [i + 0.5 for i in range(170_000)]}
+    warm = in_bursts({w: t[:20_500] for w, t in times.items()}, 500, 20_000)
+    rest = in_bursts({w: t[20_500:] for w, t in times.items()}, 0, 50_000)
+    events = warm + rest
+    wm = Watermark()
+    marks = run_lanes(events, wm=wm)
+    assert (worst_lateness(events, marks) > LATENESS) is late, case
+    assert marks[-1] >= 170_000 - 2 * 50_000  # and it does follow the stream
 
 
 @pytest.mark.parametrize(
