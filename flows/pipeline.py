@@ -323,8 +323,8 @@ class InfluenceLogic(StatefulBatchLogic[GraphBatch, tuple[str, Stamped], Enriche
     def on_batch(self, values: list[GraphBatch]) -> tuple[Iterable[tuple[str, Stamped]], bool]:
         apply = self._apply
         out: list[tuple[str, Stamped]] = []
-        for records in values:  # one list per upstream batch, in stream order
-            apply(records, out)
+        for batch in values:  # one list per upstream batch, in stream order
+            apply(batch, out)
         if self.journal is not None:
             self.journal.record(values)  # exactly what went through `_apply`, in order
         return out, False

@@ -218,9 +218,7 @@ _validate_event = SocialEvent.__pydantic_validator__.validate_python
 
 _EVENT_ADAPTER: TypeAdapter[SocialEvent] = TypeAdapter(SocialEvent)
 
-EVENT_FIELDS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(SocialEvent) if f.name != "read_ns"
-)
+EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SocialEvent) if f.init)
 """The input fields of SocialEvent v1, in declaration order."""
 _CREATED_AT = EVENT_FIELDS.index("created_at")
 _EDITED_AT = EVENT_FIELDS.index("edited_at")
