@@ -28,6 +28,7 @@ from sense_respond.scenario import DEFAULT_START, generate
 
 TIMEOUT = 90.0
 SNAPSHOT_INTERVAL = "0.2"
+CLUSTER_SNAPSHOT_INTERVAL = "0.05"
 
 
 def wipe(client: redis.Redis, prefix: str) -> None:
@@ -184,13 +185,19 @@ def free_ports(n: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def partitioned_feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two JSONL files (one scenario each, distinct seeds and days) and their config."""
+    """Two JSONL files (one scenario each, distinct seeds and days) and their config.
+
+    Long enough (6,000 background events each) that, with `CLUSTER_SNAPSHOT_INTERVAL`, the
+    alerts are spread over many epochs even on a fast machine: with 1,500 each, a run on a
+    quiet machine processed all of it within one 0.2 s epoch, so every alert was out before
+    the second epoch committed and the kill came too late (measured: all 14 alerts within
+    0.2 s; with 6,000 and 0.05 s epochs, over ~0.8 s and ~15 epochs)."""
     tmp = tmp_path_factory.mktemp("cluster")
     feed_dir = tmp / "feed"
     feed_dir.mkdir()
     brands: set[str] = set()
     for k in range(2):
-        sc = generate(seed=300 + k, background=1500, start=DEFAULT_START + timedelta(days=3 * k))
+        sc = generate(seed=300 + k, background=6000, start=DEFAULT_START + timedelta(days=3 * k))
         brands.update(sc.brand_accounts)
         (feed_dir / f"part-{k}.jsonl").write_bytes(sc.jsonl_bytes())
     config = tmp / "cluster.toml"
@@ -235,7 +242,7 @@ def test_kill_9_a_two_process_cluster_and_resume_delivers_every_alert_once(
 
     db_dir = tmp_path / "recovery"
     recovery.prepare(db_dir, 2)  # a cluster's partitions are created once, before it starts
-    extra = ("--recovery-dir", str(db_dir), "--snapshot-interval", SNAPSHOT_INTERVAL)
+    extra = ("--recovery-dir", str(db_dir), "--snapshot-interval", CLUSTER_SNAPSHOT_INTERVAL)
     alerts = f"{redis_prefix}alerts"
     procs = [
         subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cluster_env)
