@@ -14,7 +14,8 @@ Reports, all measured in this one run:
 2. the whole `sense-respond run` on the stream as JSONL, into Redis, against a loop that only
    parses the same lines with orjson: wall time, the ratio loop / pipeline, peak RSS; and the
    CPU time of the flow's stages run in this process on the same lines (`stage_split`), each
-   against the 0.1 target's budget;
+   against the 0.1 target's budget; then the same stream through a cluster of `--processes`
+   (default 2) over input split by author: wall time against one process;
 3. the same run with `--recovery-dir` (snapshots every 2 s): the recovery overhead (runs without
    and with recovery alternate, `--repeat` pairs; the ratio of the best of each), and what
    recovery writes: the graph stage's files (journal segments and bases, watched while the run
@@ -23,7 +24,7 @@ Reports, all measured in this one run:
    time: 3M accounts, 5.6M events) through `sense-respond run`: time and peak RSS.
 
     .venv/bin/python benchmarks/influence_higgs.py [--limit N] [--scale 10] [--skip-graph]
-        [--repeat 2] [--graph-only]
+        [--repeat 2] [--graph-only] [--processes 2]
 """
 
 from __future__ import annotations
@@ -484,6 +485,9 @@ def main() -> int:
     )
     parser.add_argument("--graph-only", action="store_true", help="only the graph stage alone")
     parser.add_argument("--no-listen", action="store_true", help="score every post")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="also time a cluster of N processes (0: skip)"
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     args = parser.parse_args()
     if not args.data.is_file():
@@ -518,6 +522,8 @@ def main() -> int:
             ("peak RSS", f"{rss:.0f} MB  (target <= 600)"),
             ("run summary", summary.removeprefix("summary: ")),
         ]
+        if args.processes > 1:
+            table += cluster_rows(path, url, args.processes, loop, seconds)
         plain = [seconds]
         recovered: list[float] = []
         for k in range(args.repeat):
@@ -575,6 +581,31 @@ def main() -> int:
             ]
     print_table(table)
     return 0
+
+
+def cluster_rows(
+    path: Path, url: str, processes: int, loop: float, one_process: float
+) -> list[tuple[str, str]]:
+    """The same stream through a cluster of `processes` (`-i/-a`), the input split by author as
+    a deployment would partition it: parsing and listening spread over the processes, the
+    graph stage stays one worker's (the graph is global)."""
+    from throughput import cluster
+
+    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    parts = Path(tempfile.mkdtemp(dir=path.parent))
+    try:
+        lines = path.read_bytes().splitlines()
+        seconds = cluster(lines, parts, url, [] if NO_LISTEN else BRANDS, processes, prefix)
+    finally:
+        shutil.rmtree(parts)
+        _cleanup(url, prefix)
+    return [
+        (
+            f"cluster of {processes} processes",
+            f"{seconds:.1f} s incl. start-up, {len(lines) / seconds:,.0f} events/s:"
+            f" {one_process / seconds:.2f}x one process, time ratio {loop / seconds:.3f}",
+        )
+    ]
 
 
 def stage_rows(

@@ -98,8 +98,16 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def cluster(lines: list[bytes], tmp: Path, url: str, brands: list[str], processes: int) -> float:
-    """`sense-respond run` as a cluster of processes over input partitioned by author."""
+def cluster(
+    lines: list[bytes],
+    tmp: Path,
+    url: str,
+    brands: list[str],
+    processes: int,
+    prefix: str | None = None,
+) -> float:
+    """`sense-respond run` as a cluster of processes over input partitioned by author: seconds,
+    start-up included. Its keys are under `prefix` (default: a new one, left in Redis)."""
     parts = tmp / "parts"
     parts.mkdir()
     files = [(parts / f"part{i}.jsonl").open("wb") for i in range(processes)]
@@ -111,7 +119,7 @@ def cluster(lines: list[bytes], tmp: Path, url: str, brands: list[str], processe
     config = tmp / "bench.toml"
     config.write_bytes(b"brand_accounts = " + orjson.dumps(brands) + b"\n")
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    prefix = prefix or f"bench:{uuid.uuid4().hex[:8]}:"
     cmd = [sys.executable, "-m", "sense_respond", "run", "--config", str(config), "--input",
            f"jsonl:{parts}", "--redis-url", url, "--prefix", prefix, "-a", addresses]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
