@@ -125,7 +125,9 @@ def cluster(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
     start = time.perf_counter()
     procs = [
-        subprocess.Popen([*cmd, "-i", str(i)], env=env, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [*cmd, "-i", str(i)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         for i in range(processes)
     ]
     codes = [p.wait() for p in procs]

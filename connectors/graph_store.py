@@ -49,6 +49,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -70,34 +71,43 @@ class GraphStoreError(ValueError):
     """A recovery file of the graph stage is missing, damaged or from another version."""
 
 
-_SEGMENT_FORMAT = 2
-"""2: each value is (worker, records), the worker's tag kept (its lane of the watermark)."""
+_SEGMENT_FORMAT = 3
+"""2: each value is (worker, records), the worker's tag kept (its lane of the watermark).
+3: the same, each list's `Touch` records as columns of at most `_COLUMN_ROWS` rows."""
+
+_COLUMN_ROWS = 512
+"""Records per block of columns. A flow's lists hold one input batch's records (500 by
+default); a longer list is cut into blocks, since `zip` over thousands of records at once
+walks them all once per field and is slower than one tuple per record (measured on Higgs:
+0.85 µs a record in blocks of 512, 1.3 µs as one tuple each, 3.2 µs as one block of 20,000)."""
 
 
 def encode_segment(values: list[tuple[Any, list[Any]]]) -> bytes:
     """One epoch's values (each the upstream worker's tag and the list of records of one
     upstream batch) as a segment.
 
-    `Touch` records, nearly all of them, go as plain tuples through `marshal` (a third of what
-    pickling the named tuples costs: this runs at every snapshot, for every event of the
-    epoch); the rest (withdrawals, purges) are pickled with their places. The field names are
-    kept, so a segment of a different `Touch` shape is refused rather than misread.
+    `Touch` records, nearly all of them, go through `marshal` as blocks of columns of plain
+    values: one `zip` per block instead of one tuple per record, and no pickling of named
+    tuples (this runs at every snapshot, for every event of the epoch). The rest
+    (withdrawals, purges) are pickled with their places. The field names are kept, so a
+    segment of a different `Touch` shape is refused rather than misread.
     """
     workers: list[Any] = []
-    rows: list[list[tuple | None]] = []
+    lists: list[list[list[tuple]]] = []
     others: list[tuple[int, int, Any]] = []
+    rows = _COLUMN_ROWS
     for b, (worker, records) in enumerate(values):
         workers.append(worker)
-        batch: list[tuple | None] = []
-        for i, record in enumerate(records):
-            if type(record) is Touch:
-                batch.append(tuple(record))
-            else:
-                others.append((b, i, record))
-                batch.append(None)
-        rows.append(batch)
+        touches = [r for r in records if type(r) is Touch]
+        if len(touches) < len(records):
+            others.extend((b, i, r) for i, r in enumerate(records) if type(r) is not Touch)
+        if len(touches) <= rows:  # a flow's list: one block, no copy
+            lists.append([list(zip(*touches, strict=True))] if touches else [])
+        else:
+            blocks = range(0, len(touches), rows)
+            lists.append([list(zip(*touches[i : i + rows], strict=True)) for i in blocks])
     return pickle.dumps(
-        (_SEGMENT_FORMAT, Touch._fields, workers, marshal.dumps(rows), others),
+        (_SEGMENT_FORMAT, Touch._fields, workers, marshal.dumps(lists), others),
         protocol=pickle.HIGHEST_PROTOCOL,
     )
 
@@ -112,11 +122,12 @@ def decode_segment(payload: bytes) -> list[tuple[Any, list[Any]]]:
         )
     _, _, workers, blob, others = loaded
     make = Touch._make
-    batches = [
-        [None if row is None else make(row) for row in batch] for batch in marshal.loads(blob)
+    batches: list[list[Any]] = [
+        list(chain.from_iterable(map(make, zip(*columns, strict=True)) for columns in blocks))
+        for blocks in marshal.loads(blob)
     ]
-    for b, i, record in others:
-        batches[b][i] = record
+    for b, i, record in others:  # in order of place: each goes where it was
+        batches[b].insert(i, record)
     return list(zip(workers, batches, strict=True))
 
 

@@ -3,6 +3,7 @@ bases, garbage collection, and a restore that equals the live state at every sna
 
 from __future__ import annotations
 
+import marshal
 import pickle
 import random
 from array import array
@@ -174,6 +175,7 @@ WHEN = datetime(2030, 1, 1, tzinfo=UTC)
         [],
         [GraphBatch("w0", [])],
         [GraphBatch("w0", touches(50))],
+        [GraphBatch("w0", touches(1100, seed=2))],  # three blocks of columns
         [GraphBatch("w0", touches(30, seed=1)), GraphBatch("w1", []), GraphBatch("w0", touches(2))],
         [GraphBatch("h/1/2", [Withdrawal("e1", "twitter:1", WHEN)]), GraphBatch(7, touches(5))],
         [GraphBatch("w1", [*touches(3), AccountPurge("twitter:2", WHEN), *touches(2)])],
@@ -191,6 +193,14 @@ def test_a_segment_of_another_record_shape_is_refused() -> None:
     other = pickle.dumps((version, (*fields, "new_field"), workers, blob, others))
     with pytest.raises(ValueError, match="another version"):
         decode_segment(other)
+
+
+def test_a_segment_of_the_row_format_is_refused() -> None:
+    """Format 2 kept one tuple per record: its blob is not columns."""
+    _, fields, workers, _, others = pickle.loads(encode_segment([("w", touches(3))]))
+    rows = marshal.dumps([[tuple(t) for t in touches(3)]])
+    with pytest.raises(ValueError, match=r"another version \(format 2"):
+        decode_segment(pickle.dumps((2, fields, workers, rows, others)))
 
 
 def test_a_segment_of_the_format_before_workers_is_refused() -> None:
