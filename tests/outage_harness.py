@@ -19,8 +19,10 @@ import pytest
 import redis
 from private_redis import THREAD_PREFIX, Channel, PrivateRedis, Run, private_redis
 
-COPIES = 1
-"""Scenario copies in the feed: ~7.5k events (2 MB), 8 alerts, seconds of run after the first."""
+COPIES = 3
+"""Scenario copies in the feed: ~22k events (6 MB), 24 alerts. Enough that the run is still
+reading when a scenario acts after its first alert (or snapshot) on a fast machine: with one
+copy, a quiet 2-core machine had read the whole feed, and delivered all its alerts, by then."""
 TIMEOUT = 180.0
 OUTAGE_START = "Redis unavailable ("
 OUTAGE_STILL = "Redis still unavailable after"
@@ -89,8 +91,9 @@ class Outage:
         cmd = command(self.feed, self.server.url, "sr:", "--print-alerts")
         run = self.run = Run(cmd, environment())
         run.wait_for(alerts_appear(client, "sr:"), "the first alert")
-        stopped = time.monotonic()
-        self.server.stop()
+        with run.frozen():
+            stopped = time.monotonic()
+            self.server.stop()
         run.wait_for_line(OUTAGE_START)
         rss_kb, position = run.rss_kb(), run.position(self.feed.path)
         time.sleep(max(0.0, self.seconds - (time.monotonic() - stopped)))
@@ -146,7 +149,8 @@ class HungServer:
         env = environment(redis__socket_timeout_seconds="1.5")
         run = self.run = Run(command(self.feed, self.server.url, "sr:"), env)
         run.wait_for(alerts_appear(client, "sr:"), "the first alert")
-        self.server.pause()
+        with run.frozen():
+            self.server.pause()
         try:
             run.wait_for_line(OUTAGE_START, timeout=30)
             time.sleep(2)
@@ -178,12 +182,13 @@ class PastTheBudget:
         channel.subscribe()
         cmd = command(
             self.feed, self.server.url, "sr:",
-            "--recovery-dir", str(self.recovery_dir), "--snapshot-interval", "0.2",
+            "--recovery-dir", str(self.recovery_dir), "--snapshot-interval", "0.05",
         )  # fmt: skip
         run = self.run = Run(cmd, environment(redis__outage_budget_seconds="3"))
         run.wait_for(alerts_appear(client, "sr:"), "the first alert")
         run.wait_for(lambda: not recovery.inspect(self.recovery_dir).fresh, "a snapshot")
-        self.server.stop()
+        with run.frozen():
+            self.server.stop()
         self.code, _ = run.finish()
         self.server.start(before_tcp=channel.subscribe)
         resumed = self.resumed = Run(cmd, environment())

@@ -21,7 +21,8 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,6 +249,17 @@ class Run:
             assert self.running, f"the run ended before {what}:\n" + self.stderr()
             assert time.monotonic() < deadline, f"no {what} within {timeout} s:\n" + self.stderr()
             time.sleep(0.01)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The run stopped (SIGSTOP) while the block runs, then continued: what the block does
+        to its server happens at the moment the caller saw, not some batches later (a fast
+        machine reads the whole feed in a fraction of a second)."""
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
 
     def wait_for_line(self, text: str, timeout: float = 60) -> None:
         self.wait_for(lambda: any(text in line for line in self.lines), repr(text), timeout)
