@@ -21,7 +21,8 @@ Reports, all measured in this one run:
    recovery writes: the graph stage's files (journal segments and bases, watched while the run
    goes) and the snapshot Bytewax pickles for it per epoch (a manifest, read from its tables);
 4. with `--scale 10`: a synthetic 10x stream (10 disjoint copies of the accounts, interleaved in
-   time: 3M accounts, 5.6M events) through `sense-respond run`: time and peak RSS.
+   time: 3M accounts, 5.6M events) through `sense-respond run`: time and peak RSS; and the
+   graph stage's CPU per event alone on it, against the 1x stream.
 
     .venv/bin/python benchmarks/influence_higgs.py [--limit N] [--scale 10] [--skip-graph]
         [--repeat 2] [--graph-only] [--processes 2]
@@ -327,28 +328,58 @@ def _cleanup(url: str, prefix: str) -> None:
     client.close()
 
 
+def touches_of(rows: list[tuple[str, str, int, str]], scale: int = 1) -> list[Touch]:
+    """The rows as the graph stage's records (copy k of the accounts for a scale, as in
+    `jsonl_line`; copies side by side in time)."""
+    touches = []
+    for n, (a, b, ts, code) in enumerate(rows):
+        mention = code == "MT"
+        for k in range(scale):
+            tag = f"x{k}" if k else ""
+            src, dst = f"twitter:{a}{tag}", f"twitter:{b}{tag}"
+            touches.append(
+                Touch(
+                    key=f"twitter:{n}{tag}",
+                    event_id=f"{n}{tag}",
+                    ts=float(ts),
+                    kind=KINDS[code],
+                    author=src,
+                    handle=None,
+                    followers=None,
+                    target=None if mention else dst,
+                    mentions=(dst,) if mention else (),
+                )
+            )
+    return touches
+
+
+def graph_cpu_per_event(rows: list[tuple[str, str, int, str]], scale: int) -> float:
+    """CPU µs an event of the graph stage alone on the stream at `scale`, in the flow's
+    500-record lists and with its garbage-collector settings."""
+    from flows.pipeline import tune_garbage_collector
+
+    policy = EnrichPolicy.from_settings(Settings())
+    touches = touches_of(rows, scale)
+    thresholds = gc.get_threshold()
+    tune_garbage_collector()
+    enricher = Enricher()
+    start = time.process_time()
+    for i in range(0, len(touches), 500):
+        enricher.process_batch(GraphBatch(ONE_WORKER, touches[i : i + 500]), policy, None)
+    cpu = time.process_time() - start
+    count = len(touches)
+    del touches, enricher
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    return cpu / count * 1e6
+
+
 def graph_alone(rows: list[tuple[str, str, int, str]]) -> list[tuple[str, str]]:
     """The graph stage alone, and its ranking against networkx."""
     settings = Settings()
     policy = EnrichPolicy.from_settings(settings)
     enricher = Enricher()
-    touches = []
-    for n, (a, b, ts, code) in enumerate(rows):
-        src, dst = f"twitter:{a}", f"twitter:{b}"
-        mention = code == "MT"
-        touches.append(
-            Touch(
-                key=f"twitter:{n}",
-                event_id=str(n),
-                ts=float(ts),
-                kind=KINDS[code],
-                author=src,
-                handle=None,
-                followers=None,
-                target=None if mention else dst,
-                mentions=(dst,) if mention else (),
-            )
-        )
+    touches = touches_of(rows)
     start = time.perf_counter()
     enricher.process_batch(GraphBatch(ONE_WORKER, touches), policy, None)
     seconds = time.perf_counter() - start
@@ -579,6 +610,13 @@ def main() -> int:
                 (f"{args.scale}x peak RSS", f"{rss_big:.0f} MB  (target <= 3000)"),
                 (f"{args.scale}x summary", summary_big.removeprefix("summary: ")),
             ]
+            one, many = graph_cpu_per_event(rows, 1), graph_cpu_per_event(rows, args.scale)
+            table.append(
+                (
+                    f"graph stage alone, 1x / {args.scale}x",
+                    f"{one:.2f} / {many:.2f} us CPU an event ({many / one - 1:+.1%})",
+                )
+            )
     print_table(table)
     return 0
 
