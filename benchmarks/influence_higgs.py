@@ -44,6 +44,8 @@ import threading
 import time
 import tracemalloc
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import networkx as nx
@@ -151,43 +153,49 @@ def validation_loop(path: Path) -> float:
     return time.perf_counter() - start
 
 
+@contextmanager
+def flow_gc() -> Iterator[None]:
+    """The flow's garbage-collector settings (`tune_garbage_collector`) inside the block, this
+    process's own after it: the collector's cost is part of what a stage costs in the flow."""
+    from flows.pipeline import tune_garbage_collector
+
+    thresholds = gc.get_threshold()
+    tune_garbage_collector()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
 def stage_split(path: Path, brands: list[str]) -> dict[str, float]:
     """CPU seconds (`time.process_time`) of the flow's stages, run in this process on the
     lines in the flow's 500-line batches, without Bytewax: the parse step (`parse_batch`), the
     scoring step (`score_batch`: listening, compact records; no post here is about the brand,
     so nothing reaches VADER) and the graph stage (`InfluenceLogic.on_batch`). What the whole
     run takes beyond their sum is start-up, Bytewax's steps, the customer stage and Redis."""
-    from flows.pipeline import (
-        GRAPH_KEY,
-        listening,
-        parse_batch,
-        score_batch,
-        tune_garbage_collector,
-    )
+    from flows.pipeline import GRAPH_KEY, listening, parse_batch, score_batch
 
     settings = Settings(brand_accounts=brands)
     listener, scorer = listening(settings)
     logic = InfluenceLogic(EnrichPolicy.from_settings(settings), None)
     with path.open("rb") as lines:
         raw = lines.read().splitlines()
-    thresholds = gc.get_threshold()
-    tune_garbage_collector()  # as the flow does: the collector's cost is part of each stage
     spent = dict.fromkeys(("parse", "score", "graph"), 0.0)
     clock = time.process_time
-    for start in range(0, len(raw), 500):
-        t0 = clock()
-        parsed = parse_batch(raw[start : start + 500])
-        t1 = clock()
-        scored = score_batch([e for b in parsed for e in b.valid], listener, scorer)
-        t2 = clock()
-        logic.on_batch([value for key, value in scored if key == GRAPH_KEY])
-        t3 = clock()
-        spent["parse"] += t1 - t0
-        spent["score"] += t2 - t1
-        spent["graph"] += t3 - t2
-    del raw, logic
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
+    with flow_gc():
+        for start in range(0, len(raw), 500):
+            t0 = clock()
+            parsed = parse_batch(raw[start : start + 500])
+            t1 = clock()
+            scored = score_batch([e for b in parsed for e in b.valid], listener, scorer)
+            t2 = clock()
+            logic.on_batch([value for key, value in scored if key == GRAPH_KEY])
+            t3 = clock()
+            spent["parse"] += t1 - t0
+            spent["score"] += t2 - t1
+            spent["graph"] += t3 - t2
+        del raw, logic
     return spent
 
 
@@ -356,21 +364,16 @@ def touches_of(rows: list[tuple[str, str, int, str]], scale: int = 1) -> list[To
 def graph_cpu_per_event(rows: list[tuple[str, str, int, str]], scale: int) -> float:
     """CPU µs an event of the graph stage alone on the stream at `scale`, in the flow's
     500-record lists and with its garbage-collector settings."""
-    from flows.pipeline import tune_garbage_collector
-
     policy = EnrichPolicy.from_settings(Settings())
     touches = touches_of(rows, scale)
-    thresholds = gc.get_threshold()
-    tune_garbage_collector()
-    enricher = Enricher()
-    start = time.process_time()
-    for i in range(0, len(touches), 500):
-        enricher.process_batch(GraphBatch(ONE_WORKER, touches[i : i + 500]), policy, None)
-    cpu = time.process_time() - start
     count = len(touches)
-    del touches, enricher
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
+    with flow_gc():
+        enricher = Enricher()
+        start = time.process_time()
+        for i in range(0, count, 500):
+            enricher.process_batch(GraphBatch(ONE_WORKER, touches[i : i + 500]), policy, None)
+        cpu = time.process_time() - start
+        del touches, enricher
     return cpu / count * 1e6
 
 

@@ -101,11 +101,8 @@ def encode_segment(values: list[tuple[Any, list[Any]]]) -> bytes:
         touches = [r for r in records if type(r) is Touch]
         if len(touches) < len(records):
             others.extend((b, i, r) for i, r in enumerate(records) if type(r) is not Touch)
-        if len(touches) <= rows:  # a flow's list: one block, no copy
-            lists.append([list(zip(*touches, strict=True))] if touches else [])
-        else:
-            blocks = range(0, len(touches), rows)
-            lists.append([list(zip(*touches[i : i + rows], strict=True)) for i in blocks])
+        blocks = range(0, len(touches), rows)
+        lists.append([list(zip(*touches[i : i + rows], strict=True)) for i in blocks])
     return pickle.dumps(
         (_SEGMENT_FORMAT, Touch._fields, workers, marshal.dumps(lists), others),
         protocol=pickle.HIGHEST_PROTOCOL,
