@@ -48,7 +48,8 @@ from connectors.feed_runtime import (
     redact_url,
 )
 from connectors.jetstream_frames import JetstreamFrame, finalize, map_frame
-from connectors.jetstream_profiles import Profile, ProfileCache, TokenBucket, parse_profiles
+from connectors.jetstream_profiles import Profile, ProfileCache, parse_profiles
+from connectors.rate_limit import TokenBucket
 from operators.events import RAW_EXCERPT_BYTES
 
 log = logging.getLogger(__name__)
@@ -109,9 +110,9 @@ class JetstreamReader(FeedReader[int]):
         self._newest_read = resume_cursor
         self._profiles = ProfileCache(settings.profiles_cache_size)
         self._bucket = TokenBucket(
-            settings.profiles_requests_per_second,
-            max(1.0, settings.profiles_requests_per_second),
-            time.monotonic(),
+            rate=settings.profiles_requests_per_second,
+            burst=max(1.0, settings.profiles_requests_per_second),
+            now=time.monotonic(),
         )
         self._lookup_kinds = frozenset(settings.profiles_kinds)
         self._held: deque[_Held] = deque()

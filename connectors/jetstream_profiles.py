@@ -63,25 +63,6 @@ class ProfileCache:
             self._data.popitem(last=False)
 
 
-class TokenBucket:
-    """A token bucket: `rate` tokens per second, at most `capacity` saved up."""
-
-    def __init__(self, rate: float, capacity: float, now: float) -> None:
-        self._rate = rate
-        self._capacity = capacity
-        self._tokens = capacity
-        self._at = now
-
-    def take(self, now: float) -> bool:
-        """Take one token if there is one."""
-        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return True
-        return False
-
-
 def parse_profiles(body: bytes) -> dict[str, Profile]:
     """The `profiles` of an `app.bsky.actor.getProfiles` response, by DID."""
     data = orjson.loads(body)

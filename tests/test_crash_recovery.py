@@ -20,6 +20,7 @@ import orjson
 import pytest
 import redis
 from feed_servers import JetstreamServer, ProfilesServer
+from redis_helpers import delete_prefix
 from test_feeds_e2e import GRUMPY, VIP, conversation, fan
 from test_recovery import clean_env, published_ids, settled_length, stream_ids
 
@@ -29,12 +30,6 @@ from sense_respond.scenario import DEFAULT_START, generate
 TIMEOUT = 90.0
 SNAPSHOT_INTERVAL = "0.2"
 CLUSTER_SNAPSHOT_INTERVAL = "0.05"
-
-
-def wipe(client: redis.Redis, prefix: str) -> None:
-    doomed = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for i in range(0, len(doomed), 500):
-        client.unlink(*doomed[i : i + 500])
 
 
 def kill_after(
@@ -142,7 +137,7 @@ def test_kill_9_and_resume_from_jetstream_delivers_every_alert_once(
         expected = set(stream_ids(redis_client, clean_prefix))
         expected_alerts = alerted(redis_client, clean_prefix)
         assert len(expected) == COPIES
-        wipe(redis_client, clean_prefix)
+        delete_prefix(redis_url, clean_prefix)
 
         db_dir = tmp_path / "recovery"
         cmd = jetstream_command(
@@ -238,7 +233,7 @@ def test_kill_9_a_two_process_cluster_and_resume_delivers_every_alert_once(
     expected = set(stream_ids(redis_client, clean_prefix))
     expected_alerts = alerted(redis_client, clean_prefix)
     assert len(expected) >= 8
-    wipe(redis_client, clean_prefix)
+    delete_prefix(redis_url, clean_prefix)
 
     db_dir = tmp_path / "recovery"
     recovery.prepare(db_dir, 2)  # a cluster's partitions are created once, before it starts

@@ -18,7 +18,7 @@ import pytest
 import redis
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.testing import TestingSource, cluster_main, run_main
-from redis_helpers import stream_alerts
+from redis_helpers import delete_prefix, stream_alerts
 from stages import Stages
 
 import flows.pipeline as pipeline
@@ -216,10 +216,8 @@ def long_scenario(
         run_main(build_flow(settings_for(redis_url, prefix, brands, input=f"jsonl:{one}")))
         yield lines, brands, alerted_customers(client, prefix)
     finally:
-        doomed = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if doomed:
-            client.unlink(*doomed)
         client.close()
+        delete_prefix(redis_url, prefix)
 
 
 @pytest.mark.parametrize(("parts", "by_author"), [(3, True), (9, False)])

@@ -29,7 +29,8 @@ from connectors.jetstream_frames import (
     record_time,
     time_us_to_datetime,
 )
-from connectors.jetstream_profiles import Profile, ProfileCache, TokenBucket
+from connectors.jetstream_profiles import Profile, ProfileCache
+from connectors.rate_limit import TokenBucket
 from operators.events import DeadLetter, SocialEvent
 from operators.records import AccountPurge, Withdrawal
 
@@ -295,7 +296,7 @@ def test_profile_cache_ttl_and_lru() -> None:
 
 
 def test_token_bucket() -> None:
-    bucket = TokenBucket(rate=2.0, capacity=2.0, now=0.0)
+    bucket = TokenBucket(rate=2.0, burst=2.0, now=0.0)
     assert [bucket.take(0.0) for _ in range(3)] == [True, True, False]
     assert bucket.take(0.4) is False and bucket.take(0.5) is True
 

@@ -28,7 +28,7 @@ import orjson
 import pytest
 import redis
 from bytewax.testing import TestingSource, run_main
-from redis_helpers import drain_channel
+from redis_helpers import delete_prefix, drain_channel
 from stages import Stages
 
 from config.settings import Settings
@@ -446,10 +446,8 @@ def clean_run(
         assert code == 0, log.read_text(errors="replace")[-3000:]
         yield CleanRun(stream_ids(client, prefix), customer_views(client, prefix))
     finally:
-        doomed = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        for i in range(0, len(doomed), 500):
-            client.unlink(*doomed[i : i + 500])
         client.close()
+        delete_prefix(redis_url, prefix)
 
 
 @dataclass(frozen=True)

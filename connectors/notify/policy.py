@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+from connectors.rate_limit import TokenBucket as TokenBucket  # re-exported
+
 Verdict = Literal["delivered", "retry", "reject"]
 
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -81,44 +83,3 @@ class RetryPolicy:
         if elapsed + delay > self.max_retry_seconds:
             return None
         return delay
-
-
-class TokenBucket:
-    """At most `rate` requests per second on average, bursts of at most `burst`.
-
-    `reserve(now)` takes a token and returns how long to wait before using it (0: now). The
-    bucket starts full. `pause_until(t)` empties it until `t` (a 429's Retry-After).
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0, now: float = 0.0) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        self.rate = rate
-        self.burst = burst
-        self._tokens = burst
-        self._stamp = now
-
-    def _refill(self, now: float) -> None:
-        if now > self._stamp:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-
-    def wait_time(self, now: float) -> float:
-        """Seconds until a token is available, without taking it."""
-        self._refill(now)
-        if self._tokens >= 1:
-            return max(0.0, self._stamp - now)
-        return max(0.0, self._stamp - now) + (1 - self._tokens) / self.rate
-
-    def reserve(self, now: float) -> float:
-        """Take a token; the seconds to wait before the request it pays for may be sent."""
-        wait = self.wait_time(now)
-        self._refill(now)
-        self._tokens -= 1
-        return wait
-
-    def pause_until(self, until: float) -> None:
-        """No token before `until` (the receiver said so), then one, refilling from there."""
-        if until > self._stamp:
-            self._stamp = until
-            self._tokens = 1.0
