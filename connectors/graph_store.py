@@ -49,11 +49,11 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any, NoReturn
 
 from operators.influence import Touch
+from operators.touch_columns import from_columns, to_columns
 
 GRAPH_DIR = "graph"
 """The folder of a recovery directory holding the graph stage's files."""
@@ -73,13 +73,8 @@ class GraphStoreError(ValueError):
 
 _SEGMENT_FORMAT = 3
 """2: each value is (worker, records), the worker's tag kept (its lane of the watermark).
-3: the same, each list's `Touch` records as columns of at most `_COLUMN_ROWS` rows."""
-
-_COLUMN_ROWS = 512
-"""Records per block of columns. A flow's lists hold one input batch's records (500 by
-default); a longer list is cut into blocks, since `zip` over thousands of records at once
-walks them all once per field and is slower than one tuple per record (measured on Higgs:
-0.85 µs a record in blocks of 512, 1.3 µs as one tuple each, 3.2 µs as one block of 20,000)."""
+3: the same, each list's `Touch` records as columns of at most `COLUMN_ROWS` rows
+(`operators.touch_columns`)."""
 
 
 def encode_segment(values: list[tuple[Any, list[Any]]]) -> bytes:
@@ -95,14 +90,11 @@ def encode_segment(values: list[tuple[Any, list[Any]]]) -> bytes:
     workers: list[Any] = []
     lists: list[list[list[tuple]]] = []
     others: list[tuple[int, int, Any]] = []
-    rows = _COLUMN_ROWS
     for b, (worker, records) in enumerate(values):
         workers.append(worker)
-        touches = [r for r in records if type(r) is Touch]
-        if len(touches) < len(records):
-            others.extend((b, i, r) for i, r in enumerate(records) if type(r) is not Touch)
-        blocks = range(0, len(touches), rows)
-        lists.append([list(zip(*touches[i : i + rows], strict=True)) for i in blocks])
+        blocks, rest = to_columns(records)
+        lists.append(blocks)
+        others.extend((b, i, r) for i, r in rest)
     return pickle.dumps(
         (_SEGMENT_FORMAT, Touch._fields, workers, marshal.dumps(lists), others),
         protocol=pickle.HIGHEST_PROTOCOL,
@@ -118,11 +110,7 @@ def decode_segment(payload: bytes) -> list[tuple[Any, list[Any]]]:
             f"a journal segment of another version (format {version!r}, records {fields!r})"
         )
     _, _, workers, blob, others = loaded
-    make = Touch._make
-    batches: list[list[Any]] = [
-        list(chain.from_iterable(map(make, zip(*columns, strict=True)) for columns in blocks))
-        for blocks in marshal.loads(blob)
-    ]
+    batches = [from_columns(blocks) for blocks in marshal.loads(blob)]
     for b, i, record in others:  # in order of place: each goes where it was
         batches[b].insert(i, record)
     return list(zip(workers, batches, strict=True))

@@ -18,8 +18,6 @@ on the same recovery directory continues from those snapshots (each partition lo
 
 from __future__ import annotations
 
-import argparse
-import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -97,13 +95,6 @@ def make_source(
 def bytewax_run_workers(argv: list[str], env: Mapping[str, str] | None = None) -> int:
     """Workers in the whole run that `python -m bytewax.run ARGS` starts (`-w`, `-a`, or
     their `BYTEWAX_` variables)."""
-    env = os.environ if env is None else env
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument(
-        "-w", "--workers-per-process", type=int,
-        default=int(env.get("BYTEWAX_WORKERS_PER_PROCESS") or 1),
-    )  # fmt: skip
-    parser.add_argument("-a", "--addresses", default=env.get("BYTEWAX_ADDRESSES"))
-    known, _ = parser.parse_known_args(argv)
-    processes = len(known.addresses.split(";")) if known.addresses else 1
-    return max(1, known.workers_per_process) * processes
+    from connectors.placement import ClusterPlace
+
+    return ClusterPlace.from_bytewax_args(argv, env).workers

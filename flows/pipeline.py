@@ -47,7 +47,8 @@ from connectors.graph_store import (
     JournalPolicy,
     restore_failed,
 )
-from connectors.inputs import bytewax_run_workers, input_name, make_source
+from connectors.inputs import input_name, make_source
+from connectors.placement import ClusterPlace, placed
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.brands import BrandAccounts
 from operators.customer import CustomerPolicy, CustomerState, Output
@@ -431,6 +432,7 @@ def build_flow(
     journal_policy: JournalPolicy | None = None,
     scorer: Scorer | None = None,
     workers: int = 1,
+    place: ClusterPlace | None = None,
 ) -> Dataflow:
     """The dataflow for these settings; `settings.redis.url` must be resolved already.
 
@@ -438,7 +440,9 @@ def build_flow(
     `resumable`: the run has Bytewax recovery on; `recovery_dir`: its directory (implies
     `resumable`), where the graph stage keeps its snapshot files (`journal_policy`: when it
     rebases, how many snapshots' files it keeps); `workers`: workers in the whole run (see
-    `connectors.inputs.make_source`).
+    `connectors.inputs.make_source`); `place`: this process's place in a cluster (its `workers`
+    replace `workers`): the process that hosts the graph stage reads no input when another
+    process can (`connectors.placement`).
     `scorer` replaces the one `[sentiment]` describes (tests watch what it is given).
     """
     if settings.redis.url is None:
@@ -446,8 +450,17 @@ def build_flow(
     url = settings.redis.url.get_secret_value()
     resumable = resumable or recovery_dir is not None
     flow = Dataflow(FLOW_ID)
+    if place is not None:
+        workers = place.workers
     if source is None:
         source = make_source(settings.input, settings, url, resumable=resumable, workers=workers)
+    if place is not None:
+        source = placed(source, place, GRAPH_KEY)
+        if not place.reads_input(GRAPH_KEY):
+            log.info(
+                "process %d hosts the graph stage: the other processes read the input",
+                place.process_id,
+            )
     raw = op.input(Step.INGEST, flow, source)
     source_name = input_name(settings.input)
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
@@ -566,7 +579,7 @@ def flow_from_env() -> Dataflow:
         settings.with_redis_url(url),
         recovery_dir=recovery_dir,
         journal_policy=journal_policy,
-        workers=bytewax_run_workers(sys.argv[1:]),
+        place=ClusterPlace.from_bytewax_args(sys.argv[1:]),
     )
     tune_garbage_collector()
     return flow

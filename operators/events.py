@@ -158,18 +158,17 @@ class SocialEvent:
 
     @model_validator(mode="after")
     def _kind_and_utc(self) -> SocialEvent:
-        # One Python call per event for every check pydantic-core cannot make itself.
-        if self.kind in TEXT_KINDS and self.text is None:
-            raise ValueError(f"text is required for kind {self.kind!r}")
-        if self.kind in TARGET_KINDS and self.target is None:
-            raise ValueError(f"target is required for kind {self.kind!r}")
-        for name in ("created_at", "edited_at"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is not UTC:
-                try:
-                    object.__setattr__(self, name, value.astimezone(UTC))
-                except OverflowError:
-                    raise ValueError(f"{name}: out of the representable date range") from None
+        # One Python call per event for every check pydantic-core cannot make itself (on every
+        # line: the common case is two set lookups and one identity test).
+        kind = self.kind
+        if self.text is None and kind in TEXT_KINDS:
+            raise ValueError(f"text is required for kind {kind!r}")
+        if self.target is None and kind in TARGET_KINDS:
+            raise ValueError(f"target is required for kind {kind!r}")
+        if self.created_at.tzinfo is not UTC:
+            object.__setattr__(self, "created_at", _in_utc("created_at", self.created_at))
+        if self.edited_at is not None and self.edited_at.tzinfo is not UTC:
+            object.__setattr__(self, "edited_at", _in_utc("edited_at", self.edited_at))
         return self
 
     @classmethod
@@ -211,6 +210,13 @@ class SocialEvent:
     def account_id(self, account_id: str) -> str:
         """The customer id of another account on this event's platform."""
         return f"{self.platform}:{account_id}"
+
+
+def _in_utc(name: str, value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{name}: out of the representable date range") from None
 
 
 _validate_event = SocialEvent.__pydantic_validator__.validate_python

@@ -300,6 +300,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     from connectors.graph_store import exit_process_on_restore_failure
     from connectors.inputs import input_name as source_label
     from connectors.inputs import make_source
+    from connectors.placement import ClusterPlace
     from connectors.redis_errors import exit_process_on_failure
     from connectors.redis_source import acknowledged_on_success
     from flows.pipeline import build_flow, tune_garbage_collector
@@ -312,7 +313,8 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         epoch = options.epoch_interval(settings.flow.epoch_interval_seconds)
     addresses = getattr(args, "addresses", None)
     workers_per_process = getattr(args, "workers_per_process", 1) or 1
-    workers = workers_per_process * (len(addresses.split(";")) if addresses else 1)
+    place = ClusterPlace.of(getattr(args, "process_id", None), addresses, workers_per_process)
+    workers = place.workers
     assert settings.redis.url is not None
     resumable = options is not None
     source = make_source(
@@ -329,7 +331,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         resumable=resumable,
         recovery_dir=None if options is None else options.db_dir,
         journal_policy=None if options is None else options.journal_policy(epoch),
-        workers=workers,
+        place=place,
     )
     tune_garbage_collector()
     # Redis gone for good, or a graph snapshot file missing or damaged: one line, no Rust

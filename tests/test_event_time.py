@@ -23,7 +23,8 @@ from stages import Stages
 
 import flows.pipeline as pipeline
 from config.settings import Settings
-from flows.pipeline import build_flow
+from connectors.placement import ClusterPlace
+from flows.pipeline import GRAPH_KEY, build_flow
 from operators.events import SocialEvent, parse_event
 from operators.scoring import score_texts
 from sense_respond.scenario import generate
@@ -260,19 +261,23 @@ def cluster_scenario() -> tuple[list[bytes], list[str]]:
 
 
 @pytest.mark.slow
-def test_two_processes_alert_the_same_customers_as_one(
+@pytest.mark.parametrize("processes", [2, 3])
+def test_a_cluster_alerts_the_same_customers_as_one_process(
     cluster_scenario: tuple[list[bytes], list[str]],
     tmp_path: Path,
     redis_url: str,
     redis_prefix: str,
     redis_client: Any,
+    processes: int,
 ) -> None:
-    """At the default batch (500 lines) and epoch (2 s). Processes read at their own pace and
-    Bytewax orders work by epoch, so each process's epoch reaches the graph stage as one burst;
-    the watermark is the lowest of one per upstream worker, so the process that is behind is
-    not made late by the one ahead (with a single watermark 5 runs of 24 missed customers)."""
+    """At the default batch (500 lines) and epoch (2 s). The process that hosts the graph stage
+    reads no input (`connectors.placement`); the others read at their own pace and Bytewax
+    orders work by epoch, so each process's epoch reaches the graph stage as one burst; the
+    watermark is the lowest of one per upstream worker, so the process that is behind is not
+    made late by the one ahead (with a single watermark 5 runs of 24 missed customers). Three
+    processes: two of them read, each in its own lane."""
     lines, brands = cluster_scenario
-    split_into(lines, tmp_path / "parts", 2, by_author=True)
+    split_into(lines, tmp_path / "parts", processes, by_author=True)
     one_file = tmp_path / "one.jsonl"
     one_file.write_bytes(b"\n".join(lines) + b"\n")
     config = tmp_path / "config.toml"
@@ -284,18 +289,23 @@ def test_two_processes_alert_the_same_customers_as_one(
     one = f"{redis_prefix}one:"
     single = [*cli[:-4], "--input", f"jsonl:{one_file}", "--redis-url", redis_url]
     subprocess.run([*single, "--prefix", one], check=True, env=env, cwd=ROOT, timeout=300)
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
     two = f"{redis_prefix}two:"
-    procs = [
-        subprocess.Popen([*cli, "--prefix", two, "-i", str(i), "-a", addresses], env=env, cwd=ROOT)
-        for i in range(2)
-    ]
+    logs = [tmp_path / f"process{i}.log" for i in range(processes)]
+    procs = []
+    for i in range(processes):
+        with logs[i].open("wb") as log:
+            command = [*cli, "--prefix", two, "-i", str(i), "-a", addresses]
+            procs.append(subprocess.Popen(command, env=env, cwd=ROOT, stderr=log))
     try:
-        assert [p.wait(timeout=300) for p in procs] == [0, 0]
+        assert [p.wait(timeout=300) for p in procs] == [0] * processes
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    host = ClusterPlace(0, processes, 1).process_of(GRAPH_KEY)
+    said = [b"hosts the graph stage" in log.read_bytes() for log in logs]
+    assert said == [i == host for i in range(processes)]
     expected = alerted_customers(redis_client, one)
     assert expected
     assert alerted_customers(redis_client, two) == expected
