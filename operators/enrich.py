@@ -33,7 +33,7 @@ from operators.records import (
     to_micros,
 )
 from operators.touch_columns import dumps_records, loads_records
-from operators.watermark import ONE_WORKER, Lane, Watermark
+from operators.watermark import ONE_WORKER, Watermark
 
 ControlRecord = Withdrawal | AccountPurge
 
@@ -172,10 +172,35 @@ class Enricher:
         """One upstream list in; its outputs appended to `out` (None: dropped)."""
         worker, records = batch
         lane = self.watermark.lane(worker)  # once per list: the hot path is per record
-        one = self._process
+        # Bound once per list: this loop runs for every event of the feed.
+        observe_time = self.watermark.observe
+        first_time = self.seen.first_time
+        brand_account = policy.brands.matches
+        learned = self.learned
+        observe = self.graph.observe
+        graph_policy = policy.graph
+        max_lag = policy.max_lag
+        dedupe_seconds = graph_policy.dedupe_seconds
         for item in records:
-            found = one(item, policy, lane)
-            if found and out is not None:
+            if type(item) is not Touch:
+                found = self._control(item)
+            else:
+                wm = observe_time(item.ts, max_lag, lane)
+                if not first_time(item.key, item.ts, wm, dedupe_seconds):
+                    self.duplicates += 1
+                    if not item.post:
+                        continue
+                    gone = PostInfluence(
+                        item.author, item.event_id, _NO_INFLUENCE, False, True, item.read_ns
+                    )
+                    found = [(item.author, (wm, gone))]
+                else:
+                    is_brand = brand_account(item.author, item.handle, learned)
+                    risen = observe(item, wm, is_brand, graph_policy)
+                    if not (item.post or risen):
+                        continue  # the common case: nothing goes downstream
+                    found = self._outputs(item, wm, is_brand, risen, graph_policy)
+            if out is not None:
                 out.extend(found)
 
     def process(
@@ -183,57 +208,39 @@ class Enricher:
     ) -> list[tuple[str, Stamped]]:
         """One record of `worker` in; out go (customer id, (watermark, record)) for the
         customer stage."""
-        return self._process(item, policy, self.watermark.lane(worker))
+        out: list[tuple[str, Stamped]] = []
+        self.process_batch(GraphBatch(worker, [item]), policy, out)
+        return out
 
-    def _process(
-        self, item: Touch | ControlRecord, policy: EnrichPolicy, lane: Lane
+    def _control(self, item: ControlRecord) -> list[tuple[str, Stamped]]:
+        """A withdrawal or a purge: passed on at the current watermark (a purge forgets the
+        account here first)."""
+        if isinstance(item, AccountPurge):
+            self.graph.forget(item.customer_id)
+            self.learned.pop(item.customer_id, None)
+        return [(item.customer_id, (self.watermark.value, item))]
+
+    def _outputs(
+        self,
+        item: Touch,
+        wm: float,
+        is_brand: bool,
+        risen: list[tuple[str, Influence]],
+        policy: GraphPolicy,
     ) -> list[tuple[str, Stamped]]:
-        if not isinstance(item, Touch):
-            wm = self.watermark.value
-            if isinstance(item, AccountPurge):
-                self.graph.forget(item.customer_id)
-                self.learned.pop(item.customer_id, None)
-            return [(item.customer_id, (wm, item))]
-        wm = self.watermark.observe(item.ts, policy.max_lag, lane)
-        if not self.seen.first_time(item.key, item.ts, wm, policy.graph.dedupe_seconds):
-            self.duplicates += 1
-            if not item.post:
-                return []
-            gone = PostInfluence(
-                item.author, item.event_id, _NO_INFLUENCE, False, True, item.read_ns
-            )
-            return [(item.author, (wm, gone))]
-        is_brand = policy.brands.matches(item.author, item.handle, self.learned)
-        graph = self.graph
-        risen = graph.observe(item, wm, is_brand, policy.graph)
+        """What an event sends downstream: its post's influence, and the rises it triggered."""
         out: list[tuple[str, Stamped]] = []
         if item.post:
-            influence = graph.influence_of(item.author, wm, policy.graph)
-            out.append(
-                (
-                    item.author,
-                    (
-                        wm,
-                        PostInfluence(
-                            item.author, item.event_id, influence, is_brand, False, item.read_ns
-                        ),
-                    ),
-                )
+            influence = self.graph.influence_of(item.author, wm, policy)
+            post = PostInfluence(
+                item.author, item.event_id, influence, is_brand, False, item.read_ns
             )
+            out.append((item.author, (wm, post)))
         if risen:
             created: datetime = from_micros(round(item.ts * 1e6))  # type: ignore[assignment]
             for customer_id, influence in risen:
-                out.append(
-                    (
-                        customer_id,
-                        (
-                            wm,
-                            InfluenceRise(
-                                customer_id, influence, item.event_id, created, item.read_ns
-                            ),
-                        ),
-                    )
-                )
+                rise = InfluenceRise(customer_id, influence, item.event_id, created, item.read_ns)
+                out.append((customer_id, (wm, rise)))
         return out
 
 
