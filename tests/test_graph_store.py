@@ -195,6 +195,14 @@ def test_a_segment_of_another_record_shape_is_refused() -> None:
         decode_segment(other)
 
 
+def test_a_segment_of_one_blob_an_epoch_is_refused() -> None:
+    """Format 3 marshalled the epoch's lists as one blob."""
+    _, fields, workers, _, others = pickle.loads(encode_segment([("w", touches(3))]))
+    blob = marshal.dumps([[list(zip(*touches(3), strict=True))]])
+    with pytest.raises(ValueError, match=r"another version \(format 3"):
+        decode_segment(pickle.dumps((3, fields, workers, blob, others)))
+
+
 def test_a_segment_of_the_row_format_is_refused() -> None:
     """Format 2 kept one tuple per record: its blob is not columns."""
     _, fields, workers, _, others = pickle.loads(encode_segment([("w", touches(3))]))
