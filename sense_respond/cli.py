@@ -303,7 +303,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     from connectors.placement import ClusterPlace
     from connectors.redis_errors import exit_process_on_failure
     from connectors.redis_source import acknowledged_on_success
-    from flows.pipeline import build_flow, tune_garbage_collector
+    from flows.pipeline import GRAPH_KEY, build_flow, tune_garbage_collector
     from sense_respond.metrics import watch_source
 
     options = _recovery_options(args)
@@ -340,7 +340,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         exit_process_on_failure(report=_say_error),
         exit_process_on_restore_failure(report=_say_error),
         acknowledged_on_success(),
-        _operator_endpoint(settings, source, args),
+        _operator_endpoint(settings, source, args, reads_input=place.reads_input(GRAPH_KEY)),
     ):
         cli_main(
             flow,
@@ -354,12 +354,18 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
 
 @contextlib.contextmanager
 def _operator_endpoint(
-    settings: Settings, source: object, args: argparse.Namespace | None
+    settings: Settings,
+    source: object,
+    args: argparse.Namespace | None,
+    *,
+    reads_input: bool = True,
 ) -> Iterator[None]:
     """`/metrics`, `/healthz`, `/readyz` on `--metrics-host:--metrics-port` while the flow runs.
 
-    Without `--metrics-port` no port is opened. The server binds before the flow starts, so a
-    port in use fails the run at once (exit 2) instead of after the first batch.
+    `reads_input`: this process reads input (in a cluster, the graph's process does not: its
+    readiness is Redis's alone). Without `--metrics-port` no port is opened. The server binds
+    before the flow starts, so a port in use fails the run at once (exit 2) instead of after
+    the first batch.
     """
     port = getattr(args, "metrics_port", None)
     if port is None:
@@ -372,7 +378,7 @@ def _operator_endpoint(
     client = _probe_client(settings)
     checker = ReadinessChecker(
         lambda: bool(client.ping()),
-        lambda: _source_connected(source),
+        lambda: _source_connected(source, reads_input),
         report_redis=OUTAGE.probed,
     )
     try:
@@ -410,12 +416,13 @@ def _probe_client(settings: Settings) -> Any:
     )
 
 
-def _source_connected(source: object) -> bool:
+def _source_connected(source: object, reads_input: bool = True) -> bool:
     """Whether the input is connected: a live feed's session is open; files always are, and a
-    Redis stream is as connected as Redis itself (which readiness checks on its own)."""
+    Redis stream is as connected as Redis itself (which readiness checks on its own). A process
+    that reads no input (`connectors.placement`) has nothing to connect."""
     from connectors.feed_runtime import FeedSource
 
-    if isinstance(source, FeedSource):
+    if isinstance(source, FeedSource) and reads_input:
         parts = list(source.partitions)
         return bool(parts) and all(p.reader.connected for p in parts)
     return True

@@ -440,3 +440,54 @@ def test_live_feed_counters_and_readiness_follow_the_connection(
             running.kill()
         if server is not None:
             server.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+def test_in_a_cluster_only_the_processes_off_the_graph_read_a_live_feed(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Two processes on one Jetstream feed: the one that hosts the graph stage opens no
+    session and is ready on Redis alone; the other reads every frame."""
+    from feed_servers import JetstreamServer, jetstream_commit
+    from private_redis import free_port
+
+    from connectors.placement import ClusterPlace
+    from flows.pipeline import GRAPH_KEY
+
+    now_us = int(time.time() * 1e6)
+    frames = [
+        jetstream_commit(
+            f"did:plc:author{i:018d}",
+            now_us - (60 - i) * 1_000_000,
+            "app.bsky.feed.post",
+            f"rk{i}",
+            {"text": "thanks for the help", "createdAt": "2026-03-02T10:00:00Z"},
+        )
+        for i in range(5)
+    ]
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
+    host = ClusterPlace(0, 2, 1).process_of(GRAPH_KEY)
+    runs: list[RunningFlow] = []
+    with JetstreamServer(frames) as server:
+        label = f"jetstream:{server.url}"
+        try:
+            for i in range(2):
+                runs.append(
+                    RunningFlow(
+                        redis_url, redis_prefix, tmp_path, "-i", str(i), "-a", addresses,
+                        input_spec=label,
+                    )
+                )  # fmt: skip
+            key = (("input", label),)
+            reader = runs[1 - host]
+            assert _wait(lambda: reader.scrape().get(("sense_respond_feed_frames_total", key)) == 5)
+            for run in runs:
+                assert _wait(
+                    lambda run=run: httpx.get(f"{run.base}/readyz", timeout=5).status_code == 200,
+                    timeout=60,
+                ), run.stderr
+            assert not runs[host].scrape().get(("sense_respond_feed_frames_total", key))
+            assert "hosts the graph stage" in runs[host].stderr
+        finally:
+            for run in runs:
+                run.kill()

@@ -106,3 +106,15 @@ def test_a_dynamic_source_runs_everywhere() -> None:
 
     source = Everywhere()
     assert placed(source, ClusterPlace(graph_process(2, 1), 2, 1), GRAPH_KEY) is source
+
+
+@pytest.mark.parametrize(("reads_input", "ready"), [(True, False), (False, True)])
+def test_the_graphs_process_is_ready_without_a_feed_session(reads_input: bool, ready: bool) -> None:
+    """A live feed's readiness is its sessions' (none built yet: not ready); the process that
+    reads no input has none to wait for, and is ready when Redis is."""
+    from config.feeds import JetstreamSettings
+    from connectors.jetstream import JetstreamSource
+    from sense_respond.cli import _source_connected
+
+    source = JetstreamSource("ws://127.0.0.1:9/subscribe", JetstreamSettings(), batch_size=8)
+    assert _source_connected(source, reads_input) is ready
