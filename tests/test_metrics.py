@@ -390,14 +390,12 @@ def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None
     assert b"Traceback" not in done.stderr
 
 
-@pytest.mark.slow
-def test_live_feed_counters_and_readiness_follow_the_connection(
-    redis_url: str, redis_prefix: str, tmp_path: Path
-) -> None:
-    from feed_servers import JetstreamServer, jetstream_commit
+def thanks_posts(count: int) -> list[bytes]:
+    """Jetstream commits of `count` posts by different authors, the last minute's."""
+    from feed_servers import jetstream_commit
 
     now_us = int(time.time() * 1e6)
-    frames = [
+    return [
         jetstream_commit(
             f"did:plc:author{i:018d}",
             now_us - (60 - i) * 1_000_000,
@@ -405,8 +403,17 @@ def test_live_feed_counters_and_readiness_follow_the_connection(
             f"rk{i}",
             {"text": "thanks for the help", "createdAt": "2026-03-02T10:00:00Z"},
         )
-        for i in range(5)
+        for i in range(count)
     ]
+
+
+@pytest.mark.slow
+def test_live_feed_counters_and_readiness_follow_the_connection(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    from feed_servers import JetstreamServer
+
+    frames = thanks_posts(5)
     server = JetstreamServer(frames).__enter__()
     running = None
     try:
@@ -448,23 +455,13 @@ def test_in_a_cluster_only_the_processes_off_the_graph_read_a_live_feed(
 ) -> None:
     """Two processes on one Jetstream feed: the one that hosts the graph stage opens no
     session and is ready on Redis alone; the other reads every frame."""
-    from feed_servers import JetstreamServer, jetstream_commit
+    from feed_servers import JetstreamServer
     from private_redis import free_port
 
     from connectors.placement import ClusterPlace
     from flows.pipeline import GRAPH_KEY
 
-    now_us = int(time.time() * 1e6)
-    frames = [
-        jetstream_commit(
-            f"did:plc:author{i:018d}",
-            now_us - (60 - i) * 1_000_000,
-            "app.bsky.feed.post",
-            f"rk{i}",
-            {"text": "thanks for the help", "createdAt": "2026-03-02T10:00:00Z"},
-        )
-        for i in range(5)
-    ]
+    frames = thanks_posts(5)
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
     host = ClusterPlace(0, 2, 1).process_of(GRAPH_KEY)
     runs: list[RunningFlow] = []
