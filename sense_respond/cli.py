@@ -687,7 +687,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--print-alerts", action="store_true", help="print alerts as they fire")
     run.add_argument("-w", "--workers-per-process", type=int, default=1)
     run.add_argument("-i", "--process-id", type=int, help="this process's index in a cluster")
-    run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
+    run.add_argument(
+        "-a",
+        "--addresses",
+        help="host:port of every process, ';'-separated (the process that hosts the graph stage"
+        " reads no input; every process must see the same input)",
+    )
     ops = run.add_argument_group("operations", "metrics and health over HTTP")
     ops.add_argument(
         "--metrics-port",
