@@ -158,8 +158,9 @@ class SocialEvent:
 
     @model_validator(mode="after")
     def _kind_and_utc(self) -> SocialEvent:
-        # One Python call per event for every check pydantic-core cannot make itself (on every
-        # line: the common case is two set lookups and one identity test).
+        # One Python call per event for every check pydantic-core cannot make itself. Parsed
+        # times carry pydantic-core's own UTC tzinfo, so `created_at` is converted on every
+        # line (`astimezone` is the cheapest way there: 0.27 µs, `replace` 0.53 µs).
         kind = self.kind
         if self.text is None and kind in TEXT_KINDS:
             raise ValueError(f"text is required for kind {kind!r}")
