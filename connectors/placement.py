@@ -98,20 +98,29 @@ class ClusterPlace:
     def from_bytewax_args(
         cls, argv: list[str], env: Mapping[str, str] | None = None
     ) -> ClusterPlace:
-        """The place `python -m bytewax.run ARGS` gives this process (`-i`, `-a`, `-w`, or
-        their `BYTEWAX_` variables)."""
+        """The place `python -m bytewax.run ARGS` gives this process: `-i`, `-a`, `-w`, their
+        `BYTEWAX_` variables, and as Bytewax's runner does for its Helm chart, the process id
+        from `BYTEWAX_POD_NAME` less `BYTEWAX_STATEFULSET_NAME-` and the addresses from the
+        lines of `BYTEWAX_HOSTFILE_PATH`. (Every process must find its own place: were they all
+        to take themselves for the graph's, none would read.)"""
         env = os.environ if env is None else env
         parser = argparse.ArgumentParser(add_help=False)
         parser.add_argument(
             "-w", "--workers-per-process", type=int,
             default=int(env.get("BYTEWAX_WORKERS_PER_PROCESS") or 1),
         )  # fmt: skip
-        parser.add_argument(
-            "-i", "--process-id", type=int, default=int(env.get("BYTEWAX_PROCESS_ID") or 0)
-        )
+        parser.add_argument("-i", "--process-id", type=int, default=env.get("BYTEWAX_PROCESS_ID"))
         parser.add_argument("-a", "--addresses", default=env.get("BYTEWAX_ADDRESSES"))
         known, _ = parser.parse_known_args(argv)
-        return cls.of(known.process_id, known.addresses, known.workers_per_process)
+        process_id = None if known.process_id is None else int(known.process_id)
+        addresses = known.addresses
+        if process_id is None and "BYTEWAX_POD_NAME" in env and "BYTEWAX_STATEFULSET_NAME" in env:
+            pod, statefulset = env["BYTEWAX_POD_NAME"], env["BYTEWAX_STATEFULSET_NAME"]
+            process_id = int(pod.replace(statefulset + "-", ""))
+        if process_id is not None and addresses is None and "BYTEWAX_HOSTFILE_PATH" in env:
+            with open(env["BYTEWAX_HOSTFILE_PATH"]) as hostfile:
+                addresses = ";".join(line.strip() for line in hostfile if line.strip())
+        return cls.of(process_id, addresses, known.workers_per_process)
 
     @classmethod
     def of(

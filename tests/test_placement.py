@@ -67,6 +67,20 @@ def test_the_place_bytewax_run_gives(
     assert ClusterPlace.from_bytewax_args(argv, env) == place
 
 
+def test_the_place_bytewaxs_helm_chart_gives(tmp_path: Any) -> None:
+    """As Bytewax's runner reads it: the pod's ordinal, the addresses from the host file."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("flow-0.flow:2101\n\nflow-1.flow:2101\nflow-2.flow:2101\n")
+    env = {
+        "BYTEWAX_POD_NAME": "flow-2",
+        "BYTEWAX_STATEFULSET_NAME": "flow",
+        "BYTEWAX_HOSTFILE_PATH": str(hosts),
+    }
+    assert ClusterPlace.from_bytewax_args([], env) == ClusterPlace(2, 3, 1)
+    assert ClusterPlace.from_bytewax_args(["-i", "1"], env) == ClusterPlace(1, 3, 1)
+    assert ClusterPlace.from_bytewax_args(["-a", "h:1;h:2"], env) == ClusterPlace(2, 2, 1)
+
+
 def graph_process(processes: int, per_process: int) -> int:
     return bytewax_worker_of(GRAPH_KEY, processes * per_process) // per_process
 
