@@ -24,6 +24,7 @@ from stages import Stages
 import flows.pipeline as pipeline
 from config.settings import Settings
 from connectors.placement import ClusterPlace
+from connectors.redis_streams import push_jsonl
 from flows.pipeline import GRAPH_KEY, build_flow
 from operators.events import SocialEvent, parse_event
 from operators.scoring import score_texts
@@ -260,6 +261,27 @@ def cluster_scenario() -> tuple[list[bytes], list[str]]:
     return sc.jsonl_bytes().splitlines(), list(sc.brand_accounts)
 
 
+def run_cluster(command: list[str], processes: int, env: dict[str, str], logs: Path) -> None:
+    """`command` as a cluster of `processes` (`-i/-a`), to completion; only the process that
+    hosts the graph stage says so (it reads no input)."""
+    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
+    files = [logs / f"process{i}.log" for i in range(processes)]
+    procs = []
+    for i, file in enumerate(files):
+        with file.open("wb") as log:
+            argv = [*command, "-i", str(i), "-a", addresses]
+            procs.append(subprocess.Popen(argv, env=env, cwd=ROOT, stderr=log))
+    try:
+        assert [p.wait(timeout=300) for p in procs] == [0] * processes
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    host = ClusterPlace(0, processes, 1).process_of(GRAPH_KEY)
+    said = [b"hosts the graph stage" in file.read_bytes() for file in files]
+    assert said == [i == host for i in range(processes)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 3])
 def test_a_cluster_alerts_the_same_customers_as_one_process(
@@ -289,23 +311,40 @@ def test_a_cluster_alerts_the_same_customers_as_one_process(
     one = f"{redis_prefix}one:"
     single = [*cli[:-4], "--input", f"jsonl:{one_file}", "--redis-url", redis_url]
     subprocess.run([*single, "--prefix", one], check=True, env=env, cwd=ROOT, timeout=300)
-    addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
     two = f"{redis_prefix}two:"
-    logs = [tmp_path / f"process{i}.log" for i in range(processes)]
-    procs = []
-    for i in range(processes):
-        with logs[i].open("wb") as log:
-            command = [*cli, "--prefix", two, "-i", str(i), "-a", addresses]
-            procs.append(subprocess.Popen(command, env=env, cwd=ROOT, stderr=log))
-    try:
-        assert [p.wait(timeout=300) for p in procs] == [0] * processes
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    host = ClusterPlace(0, processes, 1).process_of(GRAPH_KEY)
-    said = [b"hosts the graph stage" in log.read_bytes() for log in logs]
-    assert said == [i == host for i in range(processes)]
+    run_cluster([*cli, "--prefix", two], processes, env, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_cluster_reading_one_redis_stream_alerts_the_same_customers_as_one_process(
+    cluster_scenario: tuple[list[bytes], list[str]],
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    redis_client: Any,
+) -> None:
+    """Two processes on one stream: the graph's process reads none of it, so the other runs
+    the stream's two consumers (one partition per worker of the run) in its one worker."""
+    lines, brands = cluster_scenario
+    key = f"{redis_prefix}input"
+    assert push_jsonl(redis_client, key, lines) == len(lines)
+    one_file = tmp_path / "one.jsonl"
+    one_file.write_bytes(b"\n".join(lines) + b"\n")
+    config = tmp_path / "config.toml"
+    config.write_bytes(b"brand_accounts = " + orjson.dumps(brands) + b"\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+    env["SR_REDIS__INPUT_IDLE_EXIT_SECONDS"] = "3"  # a bounded run: ends once the stream is idle
+    cli = [sys.executable, "-m", "sense_respond", "run", "--config", str(config)]
+    cli += ["--redis-url", redis_url]
+    one, two = f"{redis_prefix}one:", f"{redis_prefix}two:"
+    single = [*cli, "--input", f"jsonl:{one_file}", "--prefix", one]
+    subprocess.run(single, check=True, env=env, cwd=ROOT, timeout=300)
+    run_cluster([*cli, "--input", f"redis:{key}", "--prefix", two], 2, env, tmp_path)
+    expected = alerted_customers(redis_client, one)
+    assert expected
+    assert alerted_customers(redis_client, two) == expected
+    (group,) = redis_client.xinfo_groups(key)
+    assert (group["pending"], group["lag"]) == (0, 0)  # every entry read and acknowledged
     expected = alerted_customers(redis_client, one)
     assert expected
     assert alerted_customers(redis_client, two) == expected
