@@ -5,7 +5,7 @@ process share the GIL: whatever else that process does waits for the graph, and 
 for it. Measured on the Higgs stream with two processes of one worker each: the graph's process
 spent 5.9 s of CPU (the graph stage, half of the parsing and scoring, and unpickling the other
 half's records) while the other spent 2.9 s, so the cluster ran only 1.08x faster than one
-process. With the graph's process reading no input, the two spend 4.0-4.4 s each (the graph on
+process. With the graph's process reading no input, they spend 4.2-4.4 s and 4.5-4.7 s (the graph on
 one side, parsing and listening on the other), and the cluster runs 1.25-1.62x faster.
 
 Bytewax routes a stateful step's key to the worker `hash(key) % workers`, where the hash is
