@@ -98,6 +98,18 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+class ClusterRun(float):
+    """Seconds a cluster run took (start-up included), with each process's CPU seconds (user
+    and system, from `wait4`) in process order."""
+
+    cpu: tuple[float, ...]
+
+    def __new__(cls, seconds: float, cpu: tuple[float, ...]) -> ClusterRun:
+        run = super().__new__(cls, seconds)
+        run.cpu = cpu
+        return run
+
+
 def cluster(
     lines: list[bytes],
     tmp: Path,
@@ -105,9 +117,10 @@ def cluster(
     brands: list[str],
     processes: int,
     prefix: str | None = None,
-) -> float:
+) -> ClusterRun:
     """`sense-respond run` as a cluster of processes over input partitioned by author: seconds,
-    start-up included. Its keys are under `prefix` (default: a new one, left in Redis)."""
+    start-up included, and each process's CPU. Its keys are under `prefix` (default: a new one,
+    left in Redis)."""
     parts = tmp / "parts"
     parts.mkdir()
     files = [(parts / f"part{i}.jsonl").open("wb") for i in range(processes)]
@@ -130,11 +143,16 @@ def cluster(
         )
         for i in range(processes)
     ]
-    codes = [p.wait() for p in procs]
+    codes, cpu = [], []
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+        codes.append(p.returncode)
+        cpu.append(usage.ru_utime + usage.ru_stime)
     elapsed = time.perf_counter() - start
     if any(codes):
         raise RuntimeError(f"cluster run failed: exit codes {codes}")
-    return elapsed
+    return ClusterRun(elapsed, tuple(cpu))
 
 
 def main() -> int:

@@ -2,11 +2,10 @@
 
 The graph stage is one key (`GRAPH_KEY`), so one worker does all of it, and workers of one
 process share the GIL: whatever else that process does waits for the graph, and the graph waits
-for it. Measured on the Higgs stream with two processes of one worker each: the graph's process
-spent 5.9 s of CPU (the graph stage, half of the parsing and scoring, and unpickling the other
-half's records) while the other spent 2.9 s, so the cluster ran only 1.08x faster than one
-process. With the graph's process reading no input, they spend 4.2-4.4 s and 4.5-4.7 s (the graph on
-one side, parsing and listening on the other), and the cluster runs 1.25-1.62x faster.
+for it. On the Higgs stream, two processes of one worker each ran only 1.08x faster than one
+process while the graph's process also read half the input. With the graph's process reading
+no input, the two spend 4.7 and 5.0 s of CPU (`make bench-influence`: the graph on one side,
+parsing and listening on the other), and the cluster runs 1.25-1.62x faster.
 
 Bytewax routes a stateful step's key to the worker `hash(key) % workers`, where the hash is
 Rust's `DefaultHasher` (SipHash-1-3 with zero keys) over the key's `Hash`: its UTF-8 bytes and
