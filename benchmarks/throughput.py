@@ -136,6 +136,7 @@ def cluster(
     cmd = [sys.executable, "-m", "sense_respond", "run", "--config", str(config), "--input",
            f"jsonl:{parts}", "--redis-url", url, "--prefix", prefix, "-a", addresses]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+    env["SR_FLOW__SHARED_FILES"] = "true"  # one machine: the graph's process reads no file
     start = time.perf_counter()
     procs = [
         subprocess.Popen(

@@ -235,6 +235,14 @@ class FlowSettings(_Section):
         "repeated later still replaces itself in its window, only a late repeated interaction "
         "counts twice. Memory: ~250 bytes per id, e.g. 75 MB at 1,000 events/s.",
     )
+    shared_files: bool = Field(
+        default=False,
+        description="In a cluster, every process sees the same JSONL files under the same "
+        "names (one machine, or shared storage): the process that hosts the graph stage then "
+        "reads none of them and the others read them all. Off: each process reads the files "
+        "it finds, as hosts with files of their own must. Network inputs (Redis streams, "
+        "Jetstream, Mastodon) are always kept off the graph's process.",
+    )
 
 
 class Settings(BaseSettings):

@@ -12,6 +12,10 @@ Rust's `DefaultHasher` (SipHash-1-3 with zero keys) over the key's `Hash`: its U
 a 0xFF terminator. `bytewax_worker_of` computes the same; `tests/test_placement.py` checks it
 against real multi-worker Bytewax runs, so an upgrade of Bytewax that routes otherwise fails
 there rather than silently putting the input back beside the graph.
+
+Only an input that every process can reach may be kept off: the flow decides which
+(`flows.pipeline.keep_off_graph_process`: network inputs, and JSONL files with
+`flow.shared_files`), since a host's own files listed nowhere else would go unread.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from connectors.graph_store import (
     JournalPolicy,
     restore_failed,
 )
-from connectors.inputs import input_name, make_source
+from connectors.inputs import input_name, make_source, split_spec
 from connectors.placement import ClusterPlace, placed
 from connectors.redis_sinks import AlertSink, DeadLetterSink
 from operators.brands import BrandAccounts
@@ -454,7 +454,7 @@ def build_flow(
         workers = place.workers
     if source is None:
         source = make_source(settings.input, settings, url, resumable=resumable, workers=workers)
-    if place is not None:
+    if place is not None and keep_off_graph_process(settings):
         source = placed(source, place, GRAPH_KEY)
         if not place.reads_input(GRAPH_KEY):
             log.info(
@@ -505,6 +505,14 @@ def build_flow(
     CONNECTORS.watch_sink(Step.DELIVER, lambda: alert_sink.stats)
     op.output(Step.DELIVER, deliveries, WorkerNaming(alert_sink))
     return flow
+
+
+def keep_off_graph_process(settings: Settings) -> bool:
+    """Whether the process that hosts the graph stage may leave the input to the others: always
+    for a network input (every process can reach it), for JSONL files only when every process
+    sees the same ones (`flow.shared_files`): a host's own files would otherwise go unread."""
+    scheme, _ = split_spec(settings.input)
+    return scheme != "jsonl" or settings.flow.shared_files
 
 
 def _count_posts(texts: int, relevant: int, scored: int) -> None:

@@ -303,7 +303,12 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     from connectors.placement import ClusterPlace
     from connectors.redis_errors import exit_process_on_failure
     from connectors.redis_source import acknowledged_on_success
-    from flows.pipeline import GRAPH_KEY, build_flow, tune_garbage_collector
+    from flows.pipeline import (
+        GRAPH_KEY,
+        build_flow,
+        keep_off_graph_process,
+        tune_garbage_collector,
+    )
     from sense_respond.metrics import watch_source
 
     options = _recovery_options(args)
@@ -333,6 +338,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         journal_policy=None if options is None else options.journal_policy(epoch),
         place=place,
     )
+    reads_input = place.reads_input(GRAPH_KEY) or not keep_off_graph_process(settings)
     tune_garbage_collector()
     # Redis gone for good, or a graph snapshot file missing or damaged: one line, no Rust
     # panic. A stream's last entries are acknowledged only once the whole run has succeeded.
@@ -340,7 +346,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         exit_process_on_failure(report=_say_error),
         exit_process_on_restore_failure(report=_say_error),
         acknowledged_on_success(),
-        _operator_endpoint(settings, source, args, reads_input=place.reads_input(GRAPH_KEY)),
+        _operator_endpoint(settings, source, args, reads_input=reads_input),
     ):
         cli_main(
             flow,
@@ -691,7 +697,7 @@ def parser() -> argparse.ArgumentParser:
         "-a",
         "--addresses",
         help="host:port of every process, ';'-separated (the process that hosts the graph stage"
-        " reads no input; every process must see the same input)",
+        " reads no network input, and no JSONL files with flow.shared_files)",
     )
     ops = run.add_argument_group("operations", "metrics and health over HTTP")
     ops.add_argument(

@@ -261,9 +261,12 @@ def cluster_scenario() -> tuple[list[bytes], list[str]]:
     return sc.jsonl_bytes().splitlines(), list(sc.brand_accounts)
 
 
-def run_cluster(command: list[str], processes: int, env: dict[str, str], logs: Path) -> None:
-    """`command` as a cluster of `processes` (`-i/-a`), to completion; only the process that
-    hosts the graph stage says so (it reads no input)."""
+def run_cluster(
+    command: list[str], processes: int, env: dict[str, str], logs: Path, kept_off: bool = True
+) -> None:
+    """`command` as a cluster of `processes` (`-i/-a`), to completion. `kept_off`: the input is
+    kept off the process that hosts the graph stage, and only that process says so; else none
+    does."""
     addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(processes))
     files = [logs / f"process{i}.log" for i in range(processes)]
     procs = []
@@ -279,11 +282,11 @@ def run_cluster(command: list[str], processes: int, env: dict[str, str], logs: P
                 p.kill()
     host = ClusterPlace(0, processes, 1).process_of(GRAPH_KEY)
     said = [b"hosts the graph stage" in file.read_bytes() for file in files]
-    assert said == [i == host for i in range(processes)]
+    assert said == [kept_off and i == host for i in range(processes)]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize(("processes", "shared_files"), [(2, True), (3, True), (2, False)])
 def test_a_cluster_alerts_the_same_customers_as_one_process(
     cluster_scenario: tuple[list[bytes], list[str]],
     tmp_path: Path,
@@ -291,13 +294,15 @@ def test_a_cluster_alerts_the_same_customers_as_one_process(
     redis_prefix: str,
     redis_client: Any,
     processes: int,
+    shared_files: bool,
 ) -> None:
-    """At the default batch (500 lines) and epoch (2 s). The process that hosts the graph stage
-    reads no input (`connectors.placement`); the others read at their own pace and Bytewax
-    orders work by epoch, so each process's epoch reaches the graph stage as one burst; the
+    """At the default batch (500 lines) and epoch (2 s). With `flow.shared_files` the process
+    that hosts the graph stage reads no input (`connectors.placement`); without, every process
+    reads (each could hold files of its own). The reading processes go at their own pace and
+    Bytewax orders work by epoch, so each one's epoch reaches the graph stage as one burst; the
     watermark is the lowest of one per upstream worker, so the process that is behind is not
     made late by the one ahead (with a single watermark 5 runs of 24 missed customers). Three
-    processes: two of them read, each in its own lane."""
+    processes with shared files, or two without: two of them read, each in its own lane."""
     lines, brands = cluster_scenario
     split_into(lines, tmp_path / "parts", processes, by_author=True)
     one_file = tmp_path / "one.jsonl"
@@ -312,7 +317,8 @@ def test_a_cluster_alerts_the_same_customers_as_one_process(
     single = [*cli[:-4], "--input", f"jsonl:{one_file}", "--redis-url", redis_url]
     subprocess.run([*single, "--prefix", one], check=True, env=env, cwd=ROOT, timeout=300)
     two = f"{redis_prefix}two:"
-    run_cluster([*cli, "--prefix", two], processes, env, tmp_path)
+    env["SR_FLOW__SHARED_FILES"] = str(shared_files).lower()
+    run_cluster([*cli, "--prefix", two], processes, env, tmp_path, kept_off=shared_files)
 
 
 @pytest.mark.slow

@@ -132,3 +132,25 @@ def test_the_graphs_process_is_ready_without_a_feed_session(reads_input: bool, r
 
     source = JetstreamSource("ws://127.0.0.1:9/subscribe", JetstreamSettings(), batch_size=8)
     assert _source_connected(source, reads_input) is ready
+
+
+@pytest.mark.parametrize(
+    ("spec", "shared_files", "kept_off"),
+    [
+        ("redis:events", False, True),
+        ("jetstream:wss://jetstream.example/subscribe", False, True),
+        ("mastodon:https://mastodon.example", False, True),
+        ("jsonl:feeds/", False, False),  # a host's own files would go unread
+        ("feeds/day1.jsonl", False, False),  # a bare path is a JSONL input
+        ("jsonl:feeds/", True, True),
+        ("jsonl:-", False, False),
+    ],
+)
+def test_only_inputs_every_process_reaches_are_kept_off_the_graphs_process(
+    spec: str, shared_files: bool, kept_off: bool
+) -> None:
+    from config.settings import Settings
+    from flows.pipeline import keep_off_graph_process
+
+    settings = Settings(input=spec, flow={"shared_files": shared_files})
+    assert keep_off_graph_process(settings) is kept_off
