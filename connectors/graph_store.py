@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import marshal
 import math
 import os
 import pickle
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from operators.influence import Touch
-from operators.touch_columns import from_columns, to_columns
+from operators.touch_columns import dumps_records, loads_records
 
 GRAPH_DIR = "graph"
 """The folder of a recovery directory holding the graph stage's files."""
@@ -95,8 +94,8 @@ def encode_segment(values: list[tuple[Any, list[Any]]]) -> bytes:
     others: list[tuple[int, int, Any]] = []
     for b, (worker, records) in enumerate(values):
         workers.append(worker)
-        blocks, rest = to_columns(records)
-        lists.append(marshal.dumps(blocks))
+        blob, rest = dumps_records(records)
+        lists.append(blob)
         others.extend((b, i, r) for i, r in rest)
     return pickle.dumps(
         (_SEGMENT_FORMAT, Touch._fields, workers, lists, others),
@@ -113,7 +112,7 @@ def decode_segment(payload: bytes) -> list[tuple[Any, list[Any]]]:
             f"a journal segment of another version (format {version!r}, records {fields!r})"
         )
     _, _, workers, lists, others = loaded
-    batches = [from_columns(marshal.loads(blob)) for blob in lists]
+    batches = [loads_records(blob) for blob in lists]
     for b, i, record in others:  # in order of place: each goes where it was
         batches[b].insert(i, record)
     return list(zip(workers, batches, strict=True))

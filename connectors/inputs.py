@@ -18,7 +18,6 @@ on the same recovery directory continues from those snapshots (each partition lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from bytewax.inputs import Source
@@ -90,11 +89,3 @@ def make_source(
     from connectors.mastodon import MastodonSource
 
     return MastodonSource(rest, settings.mastodon, batch_size=batch)
-
-
-def bytewax_run_workers(argv: list[str], env: Mapping[str, str] | None = None) -> int:
-    """Workers in the whole run that `python -m bytewax.run ARGS` starts (`-w`, `-a`, or
-    their `BYTEWAX_` variables)."""
-    from connectors.placement import ClusterPlace
-
-    return ClusterPlace.from_bytewax_args(argv, env).workers

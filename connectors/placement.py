@@ -140,9 +140,6 @@ class ReadElsewhere(FixedPartitionedSource[Any, Any]):
     """A source that lists no partitions in this process: Bytewax gives each partition to a
     worker that lists it, so the other processes' copies of the source read all of it."""
 
-    def __init__(self, source: FixedPartitionedSource[Any, Any]) -> None:
-        self.source = source
-
     def list_parts(self) -> list[str]:
         return []
 
@@ -156,5 +153,5 @@ def placed(source: Source, place: ClusterPlace, busy_key: str) -> Source:
     """`source` as this process should run it: kept off the process of `busy_key`'s stage in a
     cluster (a partitioned source only; a dynamic one runs on every worker by design)."""
     if isinstance(source, FixedPartitionedSource) and not place.reads_input(busy_key):
-        return ReadElsewhere(source)
+        return ReadElsewhere()
     return source

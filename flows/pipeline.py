@@ -454,13 +454,12 @@ def build_flow(
         workers = place.workers
     if source is None:
         source = make_source(settings.input, settings, url, resumable=resumable, workers=workers)
-    if place is not None and keep_off_graph_process(settings):
+    if place is not None and not reads_input_here(settings, place):
         source = placed(source, place, GRAPH_KEY)
-        if not place.reads_input(GRAPH_KEY):
-            log.info(
-                "process %d hosts the graph stage: the other processes read the input",
-                place.process_id,
-            )
+        log.info(
+            "process %d hosts the graph stage: the other processes read the input",
+            place.process_id,
+        )
     raw = op.input(Step.INGEST, flow, source)
     source_name = input_name(settings.input)
     parsed = op.flat_map_batch(Step.PARSE, raw, lambda batch: parse_batch(batch, source_name))
@@ -513,6 +512,12 @@ def keep_off_graph_process(settings: Settings) -> bool:
     sees the same ones (`flow.shared_files`): a host's own files would otherwise go unread."""
     scheme, _ = split_spec(settings.input)
     return scheme != "jsonl" or settings.flow.shared_files
+
+
+def reads_input_here(settings: Settings, place: ClusterPlace) -> bool:
+    """Whether this process reads the input: all do, but in a cluster the one that hosts the
+    graph stage, for an input the others can read too (`keep_off_graph_process`)."""
+    return place.reads_input(GRAPH_KEY) or not keep_off_graph_process(settings)
 
 
 def _count_posts(texts: int, relevant: int, scored: int) -> None:

@@ -55,6 +55,6 @@ def dumps_records(records: list[Any]) -> tuple[bytes, list[tuple[int, Any]]]:
     return marshal.dumps(blocks), others
 
 
-def loads_records(blob: bytes, others: list[tuple[int, Any]]) -> list[Any]:
+def loads_records(blob: bytes, others: Iterable[tuple[int, Any]] = ()) -> list[Any]:
     """The records `dumps_records` was given."""
     return from_columns(marshal.loads(blob), others)

@@ -303,12 +303,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
     from connectors.placement import ClusterPlace
     from connectors.redis_errors import exit_process_on_failure
     from connectors.redis_source import acknowledged_on_success
-    from flows.pipeline import (
-        GRAPH_KEY,
-        build_flow,
-        keep_off_graph_process,
-        tune_garbage_collector,
-    )
+    from flows.pipeline import build_flow, reads_input_here, tune_garbage_collector
     from sense_respond.metrics import watch_source
 
     options = _recovery_options(args)
@@ -338,7 +333,7 @@ def run_flow(settings: Settings, args: argparse.Namespace | None = None) -> None
         journal_policy=None if options is None else options.journal_policy(epoch),
         place=place,
     )
-    reads_input = place.reads_input(GRAPH_KEY) or not keep_off_graph_process(settings)
+    reads_input = reads_input_here(settings, place)
     tune_garbage_collector()
     # Redis gone for good, or a graph snapshot file missing or damaged: one line, no Rust
     # panic. A stream's last entries are acknowledged only once the whole run has succeeded.

@@ -26,7 +26,8 @@ from redis.retry import Retry
 
 from config.settings import RedisSettings, Settings
 from connectors.files import JsonlSource
-from connectors.inputs import bytewax_run_workers, make_source
+from connectors.inputs import make_source
+from connectors.placement import ClusterPlace
 from connectors.redis_client import alerts_key, make_client
 from connectors.redis_errors import NonTransientRedisError, OutageBudgetExceeded
 from connectors.redis_retry import OUTAGE
@@ -529,7 +530,7 @@ def test_the_source_has_one_partition_per_worker_with_distinct_consumers(
     ],
 )
 def test_bytewax_run_worker_count(argv: list[str], env: dict[str, str], workers: int) -> None:
-    assert bytewax_run_workers(argv, env) == workers
+    assert ClusterPlace.from_bytewax_args(argv, env).workers == workers
 
 
 def test_events_and_lag_metrics(
