@@ -33,8 +33,9 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from config.detection import RuleSettings, WindowSettings  # noqa: E402
 from config.notify import RouteSettings  # noqa: E402
-from config.settings import RedisSettings, RuleSettings, WindowSettings  # noqa: E402
+from config.runtime import RedisSettings  # noqa: E402
 from connectors import incident_store  # noqa: E402
 from connectors.embedded_redis import resolve_redis_url  # noqa: E402
 from connectors.redis_sinks import AlertSink  # noqa: E402

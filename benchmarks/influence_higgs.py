@@ -66,7 +66,8 @@ from connectors.graph_store import (  # noqa: E402
     JournalPolicy,
 )
 from connectors.placement import ClusterPlace  # noqa: E402
-from flows.pipeline import GRAPH_KEY, InfluenceLogic  # noqa: E402
+from flows.stateful_stages import InfluenceLogic  # noqa: E402
+from flows.stateless_steps import GRAPH_KEY  # noqa: E402
 from operators.enrich import Enricher, EnrichPolicy, GraphBatch  # noqa: E402
 from operators.influence import InfluenceGraph, Touch  # noqa: E402
 from operators.watermark import ONE_WORKER  # noqa: E402
@@ -177,7 +178,8 @@ def stage_split(path: Path, brands: list[str]) -> dict[str, float]:
     scoring step (`score_batch`: listening, compact records; no post here is about the brand,
     so nothing reaches VADER) and the graph stage (`InfluenceLogic.on_batch`). What the whole
     run takes beyond their sum is start-up, Bytewax's steps, the customer stage and Redis."""
-    from flows.pipeline import GRAPH_KEY, listening, parse_batch, score_batch
+    from flows.pipeline import listening
+    from flows.stateless_steps import parse_batch, score_batch
 
     settings = Settings(brand_accounts=brands)
     listener, scorer = listening(settings)

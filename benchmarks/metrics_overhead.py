@@ -4,9 +4,9 @@
 
 The parse step stamps every event with its read time (for `event_to_alert_seconds`) and counts
 events and dead letters per batch. This times the bare parser loop (`parse_event` over a batch)
-against the instrumented step (`flows.pipeline.parse_batch`) on the bundled demo feed in 500-line
-batches, interleaved, best of several rounds, and the metrics' own work alone (stamp + count),
-which is what a loaded machine measures most steadily. It also shows the pickled size of an
+against the instrumented step (`flows.stateless_steps.parse_batch`) on the bundled demo feed in
+500-line batches, interleaved, best of several rounds, and the metrics' own work alone (stamp +
+count), which is what a loaded machine measures most steadily. It also shows the pickled size of an
 event (events cross workers pickled; the stamp adds one int).
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.pipeline import parse_batch  # noqa: E402
+from flows.stateless_steps import parse_batch  # noqa: E402
 from operators.events import DeadLetter, SocialEvent, parse_event  # noqa: E402
 from sense_respond.metrics import count_read  # noqa: E402
 

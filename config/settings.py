@@ -2,7 +2,9 @@
 
 Sources, highest priority first: explicit overrides (CLI flags), `SR_` environment variables
 (nested keys with `__`, e.g. `SR_RULES__COOLDOWN_SECONDS=600`), a TOML file (`--config FILE` or
-`SR_CONFIG`), then the defaults below (also written out in `config/default.toml`).
+`SR_CONFIG`), then the defaults of the section models (`config/runtime.py`, `config/detection.py`,
+`config/feeds.py`, `config/listen.py`, `config/notify.py`; all written out in
+`config/default.toml`).
 Unknown keys are errors everywhere, including unknown `SR_` environment variables.
 
 Secrets (every `SecretStr` setting) may also be read from a file, so they stay out of the
@@ -22,7 +24,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,9 +32,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from config.detection import InfluenceSettings, RuleSettings, WindowSettings
 from config.feeds import JetstreamSettings, MastodonSettings
 from config.listen import ListenSettings, SentimentSettings
 from config.notify import NotifySettings, RouteSettings
+from config.runtime import FlowSettings, RedisSettings
 from operators.brands import BrandAccounts
 
 ENV_PREFIX = "SR_"
@@ -44,205 +48,6 @@ FILE_SUFFIX = "_FILE"
 DEFAULT_TOML = Path(__file__).with_name("default.toml")
 
 _config_file: ContextVar[Path | None] = ContextVar("sense_respond_config_file", default=None)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RedisSettings(_Section):
-    """Where and how to talk to Redis."""
-
-    url: SecretStr | None = Field(
-        default=None,
-        description="redis:// or rediss:// URL (may hold a password); unset: embedded Redis.",
-    )
-    prefix: str = Field(default="sr:", min_length=1, description="Prefix of every key and channel.")
-    socket_timeout_seconds: float = Field(default=5.0, gt=0)
-    connect_timeout_seconds: float = Field(default=2.0, gt=0)
-    retries: int = Field(
-        default=3,
-        ge=0,
-        description="redis-py retries of a failed command in the on-call tools (alerts tail, "
-        "replay); the run itself retries through outages within outage_budget_seconds.",
-    )
-    alerts_maxlen: int = Field(default=100_000, ge=1, description="Approximate MAXLEN of alerts.")
-    dlq_maxlen: int = Field(default=100_000, ge=1, description="Approximate MAXLEN of the DLQ.")
-    view_ttl_seconds: int = Field(default=7 * 86_400, ge=60, description="TTL of customer views.")
-    alert_id_ttl_seconds: int = Field(
-        default=7 * 86_400, ge=60, description="How long a delivered alert id is remembered."
-    )
-    input_group: str = Field(default="sense-respond", min_length=1)
-    consumer: str | None = Field(
-        default=None, description="Consumer name (-worker appended); default host-pid-random."
-    )
-    block_ms: int = Field(default=100, ge=1, le=5_000, description="XREADGROUP block time.")
-    read_count: int = Field(default=500, ge=1, description="Entries per XREADGROUP.")
-    claim_idle_ms: int = Field(
-        default=60_000, ge=1_000, description="Take over the entries of a consumer idle this long."
-    )
-    outage_budget_seconds: float = Field(
-        default=300,
-        gt=0,
-        description="How long one Redis outage (transient errors: refused, reset, timeouts, "
-        "LOADING, BUSY, READONLY, TRYAGAIN, MASTERDOWN) is waited out, all retries included; "
-        "the flow pauses meanwhile, and past it the run exits 75.",
-    )
-    max_deliveries: int = Field(
-        default=5, ge=1, description="An input entry delivered this often goes to the DLQ."
-    )
-    ssl_ca_certs: str | None = Field(
-        default=None,
-        description="CA bundle (PEM) that verifies the server of a rediss:// URL; unset: the"
-        " system's CAs.",
-    )
-    input_idle_exit_seconds: float | None = Field(
-        default=None,
-        gt=0,
-        description="End a --input redis:KEY run once the stream is idle this long (backfills).",
-    )
-
-    @model_validator(mode="after")
-    def _tls_needs_rediss(self) -> RedisSettings:
-        if self.ssl_ca_certs is None:
-            return self
-        if not Path(self.ssl_ca_certs).is_file():
-            raise ValueError(f"redis.ssl_ca_certs: no such file: {self.ssl_ca_certs}")
-        if self.url is not None and not self.url.get_secret_value().lower().startswith("rediss://"):
-            raise ValueError("redis.ssl_ca_certs is set but redis.url is not rediss:// (TLS)")
-        return self
-
-
-class WindowSettings(_Section):
-    """The per-customer event-time window of scored posts."""
-
-    length_seconds: int = Field(default=6 * 3600, gt=0)
-    allowed_lateness_seconds: int = Field(
-        default=300,
-        ge=0,
-        description="How far behind the event-time watermark a post may arrive and still count "
-        "(placed in its window as if it had come in order); later posts are counted late and "
-        "dropped. At most length_seconds.",
-    )
-    max_posts: int = Field(default=200, ge=2, description="Posts kept per customer at most.")
-
-    @model_validator(mode="after")
-    def _lateness_within_window(self) -> WindowSettings:
-        if self.allowed_lateness_seconds > self.length_seconds:
-            raise ValueError(
-                "window.allowed_lateness_seconds must be <= window.length_seconds "
-                "(a post later than the window is long could never count)"
-            )
-        return self
-
-
-class InfluenceSettings(_Section):
-    """The decaying interaction graph and the influence ranking."""
-
-    half_life_seconds: int = Field(default=3 * 86_400, gt=0, description="Edge weight half-life.")
-    damping: float = Field(default=0.85, gt=0, lt=1)
-    refresh_every_events: int = Field(
-        default=2_000,
-        ge=1,
-        description="Re-rank after at least this many changes and half the graph's "
-        "size (amortised: the ranking costs O(1) per event)...",
-    )
-    refresh_every_seconds: int = Field(
-        default=600,
-        ge=1,
-        description="...or after this much watermark time once a quarter of the graph changed.",
-    )
-    min_accounts_to_rank: int = Field(default=50, ge=1)
-    min_inbound_accounts: int = Field(
-        default=3,
-        ge=1,
-        description="Graph influence needs this many distinct non-brand accounts interacting "
-        "with the account within reach_horizon_seconds.",
-    )
-    reach_horizon_seconds: int = Field(
-        default=7 * 86_400,
-        gt=0,
-        description="How far back (event time) reach counts; interactions older than this are "
-        "dropped from the graph.",
-    )
-    percentile_hysteresis: float = Field(
-        default=0.05,
-        ge=0,
-        lt=1,
-        description="An account that rose to rules.influence_percentile stays influential by "
-        "rank until its percentile falls below the threshold minus this.",
-    )
-    kind_weights: dict[str, float] = Field(
-        default_factory=lambda: {
-            "reply": 1.0,
-            "quote": 1.5,
-            "repost": 1.5,
-            "like": 0.5,
-            "follow": 1.0,
-            "mention": 1.0,
-        }
-    )
-
-    @field_validator("kind_weights")
-    @classmethod
-    def _known_kinds(cls, value: dict[str, float]) -> dict[str, float]:
-        known = {"reply", "quote", "repost", "like", "follow", "mention"}
-        unknown = set(value) - known
-        if unknown:
-            raise ValueError(f"unknown interaction kinds {sorted(unknown)}; known: {sorted(known)}")
-        if any(w < 0 for w in value.values()):
-            raise ValueError("interaction weights must be >= 0")
-        return value
-
-
-class RuleSettings(_Section):
-    """When a customer is unhappy, influential, and worth an alert."""
-
-    min_posts: int = Field(default=2, ge=1)
-    unhappy_mean_compound: float = Field(default=-0.35, ge=-1, le=1)
-    influence_percentile: float = Field(default=0.90, ge=0, le=1)
-    followers_threshold: int = Field(default=10_000, ge=0)
-    cooldown_seconds: int = Field(default=6 * 3600, ge=0)
-    critical_mean_compound: float = Field(default=-0.6, ge=-1, le=1)
-    critical_percentile: float = Field(default=0.99, ge=0, le=1)
-    critical_followers: int = Field(default=100_000, ge=0)
-    evidence_posts: int = Field(default=5, ge=1)
-    evidence_text_chars: int = Field(default=280, ge=16)
-    resolve_mean_compound: float = Field(
-        default=-0.05,
-        ge=-1,
-        le=1,
-        description="An incident resolves when the windowed mean rises to this (a post since).",
-    )
-    resolve_quiet_seconds: int | None = Field(
-        default=None,
-        gt=0,
-        description="An incident resolves after this long without a post about the business "
-        "(event time); unset: the window length.",
-    )
-
-
-class FlowSettings(_Section):
-    """Bytewax execution."""
-
-    epoch_interval_seconds: float = Field(default=2.0, gt=0)
-    source_batch_size: int = Field(default=500, ge=1)
-    dedupe_seconds: int = Field(
-        default=300,
-        ge=1,
-        description="How long (event time) event ids are remembered to drop duplicates. "
-        "Re-deliveries (feed reconnects, at-least-once replays) come within seconds; a post "
-        "repeated later still replaces itself in its window, only a late repeated interaction "
-        "counts twice. Memory: ~250 bytes per id, e.g. 75 MB at 1,000 events/s.",
-    )
-    shared_files: bool = Field(
-        default=False,
-        description="In a cluster, every process sees the same JSONL files under the same "
-        "names (one machine, or shared storage): the process that hosts the graph stage then "
-        "reads none of them and the others read them all. Off: each process reads the files "
-        "it finds, as hosts with files of their own must. Network inputs (Redis streams, "
-        "Jetstream, Mastodon) are always kept off the graph's process.",
-    )
 
 
 class Settings(BaseSettings):

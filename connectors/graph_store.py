@@ -5,8 +5,8 @@ state is one big object (38 MB pickled for Higgs) of which an epoch changes litt
 snapshot is a small `GraphManifest` instead: the name of a *base* file (the whole state,
 pickled) and of the *segments* written since, each the records the stage processed during one
 epoch. A resume loads the base and replays the segments through the stage (`GraphJournal`,
-`flows.pipeline.InfluenceLogic`). What is written per epoch then grows with the epoch's events,
-not with the graph.
+`flows.stateful_stages.InfluenceLogic`). What is written per epoch then grows with the epoch's
+events, not with the graph.
 
 Files (in `{recovery_dir}/graph/`, 0700 / 0600, like the partitions):
 

@@ -2,9 +2,9 @@
 and the customer's shared view (the `incidents`, `silence` and `customer show` commands).
 
 Acting on an incident writes its lifecycle event through the same delivery script as the
-dataflow (`connectors.redis_sinks.queue_lifecycle`): the event lands on `{prefix}alerts` (stream
-and channel) and the team channels, the incident record, the customer's view and history change
-with it atomically, and the notifier pushes it like any other.
+dataflow (`connectors.lifecycle_delivery.queue_lifecycle`): the event lands on `{prefix}alerts`
+(stream and channel) and the team channels, the incident record, the customer's view and history
+change with it atomically, and the notifier pushes it like any other.
 
 Silences, as in Alertmanager, are per customer and in wall-clock time (people silence for
 "24 h"): `{prefix}silence:{id}` (a hash that expires when the silence ends), the index
@@ -34,8 +34,9 @@ from connectors.incident_keys import (
     silence_key,
     silences_index_key,
 )
+from connectors.lifecycle_delivery import DELIVERED, DUPLICATE, load_script, queue_lifecycle
 from connectors.redis_client import customer_key
-from operators.incidents import MAX_NAME_CHARS, MAX_NOTE_CHARS, build_human_action
+from operators.incident_events import MAX_NAME_CHARS, MAX_NOTE_CHARS, build_human_action
 from operators.records import AlertRecord, CustomerView
 from operators.rules import dumps, iso
 
@@ -142,11 +143,9 @@ def act(
     """Acknowledge or resolve an incident: write its lifecycle event (deterministic id) and
     update the record, the view and the history, in one script run.
 
-    Raises `UnknownIncident`, or `operators.incidents.NotActionable` when the incident's state
+    Raises `UnknownIncident`, or `operators.incident_events.NotActionable` when the incident's state
     does not allow it (already resolved, already acknowledged).
     """
-    from connectors.redis_sinks import DELIVERED, DUPLICATE, load_script, queue_lifecycle
-
     prefix = settings.redis.prefix
     raw = client.hgetall(incident_key(prefix, incident_id))
     if not raw:

@@ -36,17 +36,9 @@ from websockets.exceptions import (
 )
 
 from config.feeds import JetstreamSettings
-from connectors.feed_runtime import (
-    MAX_BODY_BYTES,
-    Entry,
-    FatalFeedError,
-    FeedItem,
-    FeedPartition,
-    FeedReader,
-    FeedSource,
-    read_capped,
-    redact_url,
-)
+from connectors.bounded_streams import MAX_BODY_BYTES, read_capped
+from connectors.feed_reader import Entry, FatalFeedError, FeedItem, FeedReader, redact_url
+from connectors.feed_runtime import FeedPartition, FeedSource
 from connectors.jetstream_frames import JetstreamFrame, finalize, map_frame
 from connectors.jetstream_profiles import Profile, ProfileCache, parse_profiles
 from connectors.rate_limit import TokenBucket

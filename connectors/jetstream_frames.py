@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from connectors.feed_runtime import FeedItem
+from connectors.feed_reader import FeedItem
 from connectors.jetstream_profiles import ProfileCache
 from operators.events import MAX_LINE_BYTES, DeadLetter, SocialEvent, describe_validation_error
 from operators.records import AccountPurge, Withdrawal

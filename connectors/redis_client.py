@@ -16,7 +16,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 
 PROTOCOL = 2
 """RESP2: the reply shapes redis-py has always had, and it works with every Redis >= 2."""

@@ -78,7 +78,7 @@ from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors import shutdown
 from connectors.redis_client import make_client, redacted_url
 from connectors.redis_streams import (
@@ -88,13 +88,8 @@ from connectors.redis_streams import (
     ensure_group,
     push_jsonl,
 )
-from connectors.stream_partition import (
-    CLAIM_EVERY_SECONDS,
-    STATE_VERSION,
-    StreamPartition,
-    acknowledged_on_success,
-    isolation_size,
-)
+from connectors.stream_consumer import CLAIM_EVERY_SECONDS, isolation_size
+from connectors.stream_partition import STATE_VERSION, StreamPartition, acknowledged_on_success
 from operators.events import DeadLetter
 
 __all__ = [

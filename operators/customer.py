@@ -13,19 +13,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from config.settings import RuleSettings, WindowSettings
+from config.detection import RuleSettings, WindowSettings
 from operators.enrich import GraphRecord, PostInfluence, Stamped
-from operators.incidents import (
-    Firing,
-    IncidentPolicy,
-    IncidentState,
-    Resolution,
-    Who,
-    build_resolution,
-    check_instants,
-    firing_lifecycle,
-    firing_update,
-)
+from operators.incident_events import Who, build_resolution, firing_lifecycle, firing_update
+from operators.incidents import Firing, IncidentPolicy, IncidentState, Resolution, check_instants
 from operators.records import (
     AlertRecord,
     CustomerGone,

@@ -44,7 +44,7 @@ class GraphBatch(NamedTuple):
     """The graph records of one upstream batch, in stream order, and who produced them."""
 
     worker: Hashable
-    """The upstream worker (`flows.pipeline.worker_tag`): the lists of one worker arrive in
+    """The upstream worker (`flows.worker_tags.worker_tag`): the lists of one worker arrive in
     that worker's order, and each worker has its own lane of the watermark."""
     records: list[Touch | ControlRecord]
 

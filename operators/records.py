@@ -181,11 +181,11 @@ class CustomerGone:
 class IncidentUpdate:
     """What a lifecycle event changes in the incident's records in Redis.
 
-    The sink applies it atomically with the event (see `connectors/redis_sinks.py`): `fields`
-    are set on the incident hash `{prefix}incident:{incident_id}` (the sink sets `status` from
-    `status`, keeping "acknowledged" through later firings), `activity` and `note` are JSON
-    objects appended to its `activity` and `notes` arrays, `opened_ts` orders the incident in
-    the customer's history and the incident index.
+    The sink applies it atomically with the event (see `connectors/lifecycle_delivery.py`):
+    `fields` are set on the incident hash `{prefix}incident:{incident_id}` (the sink sets
+    `status` from `status`, keeping "acknowledged" through later firings), `activity` and `note`
+    are JSON objects appended to its `activity` and `notes` arrays, `opened_ts` orders the
+    incident in the customer's history and the incident index.
     """
 
     incident_id: str

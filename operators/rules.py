@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
-from config.settings import RuleSettings
+from config.detection import RuleSettings
 from operators.records import Influence
 from operators.window import WindowPost, WindowSummary
 
@@ -135,7 +135,7 @@ def build_alert(
     """The alert's id and CloudEvents 1.0 envelope (as a dict ready for orjson).
 
     `lifecycle` adds the incident's fields to `data` (incident_id, routing, ...; see
-    `operators/incidents.py`). `data` is the envelope's last member, which the sink relies on
+    `operators/incident_events.py`). `data` is the envelope's last member, which the sink relies on
     to add `silenced_by` without re-encoding the event.
     """
     assert decision.severity is not None

@@ -22,7 +22,7 @@ from bisect import insort
 from dataclasses import dataclass, field
 from enum import Enum
 
-from config.settings import WindowSettings
+from config.detection import WindowSettings
 
 _STATE_VERSION = 1
 

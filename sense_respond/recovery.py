@@ -6,8 +6,8 @@ the influence graph as a small manifest of its files in `DIR/graph/` (`connector
 every customer's window and cooldown) and commits the epoch. A run that finds committed state
 resumes from the last committed epoch: the sources rewind to their snapshotted positions and
 everything after is processed again, so output since the last snapshot is replayed
-(at-least-once). Alerts stay exactly-once in Redis because
-their ids are deterministic and the alert sink writes each id once (`connectors.redis_sinks`).
+(at-least-once). Alerts stay exactly-once in Redis because their ids are deterministic and the
+alert sink writes each id once (`connectors.lifecycle_delivery`).
 
 This module only prepares the directory (creating the partitions on first use, the same as
 `python -m bytewax.recovery DIR N`), builds the `RecoveryConfig`, and describes what a directory

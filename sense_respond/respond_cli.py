@@ -59,10 +59,10 @@ def _with_client(func: Callable[[argparse.Namespace, Any, Any], int]) -> Callabl
 
         from connectors.incident_store import UnknownIncident
         from connectors.redis_client import make_client, redacted_url
-        from operators.incidents import NotActionable
-        from sense_respond.cli import _settings
+        from operators.incident_events import NotActionable
+        from sense_respond.command_redis import settings_from_args
 
-        settings = _settings(args)
+        settings = settings_from_args(args)
         if settings.redis.url is None:
             _say(
                 f"{args.command} needs --redis-url (or SR_REDIS__URL): the Redis the pipeline"

@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis_helpers import confirm_subscribed, delete_prefix
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
 from connectors.redis_client import make_client, ping_url
 

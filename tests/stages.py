@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.settings import Settings
-from flows.pipeline import GRAPH_KEY, split_event
+from flows.stateless_steps import GRAPH_KEY, split_event
 from operators.customer import CustomerPolicy, CustomerState
 from operators.enrich import Enricher, EnrichPolicy
 from operators.records import AlertRecord, Sentiment

@@ -16,7 +16,7 @@ from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.redis_client import make_client
 from connectors.redis_source import RedisStreamSource, acknowledged_on_success
 

@@ -1,4 +1,4 @@
-"""Bounded reading of hostile streams (`connectors.feed_runtime`): LF-only line splitting with a
+"""Bounded reading of hostile streams (`connectors.bounded_streams`): LF-only line splitting with a
 line limit, Content-Encoding decoded piece by piece, bodies read up to a cap."""
 
 from __future__ import annotations
@@ -8,7 +8,12 @@ import zlib
 
 import pytest
 
-from connectors.feed_runtime import BoundedDecoder, LineSplitter, OversizeLine, UnsupportedEncoding
+from connectors.bounded_streams import (
+    BoundedDecoder,
+    LineSplitter,
+    OversizeLine,
+    UnsupportedEncoding,
+)
 from operators.events import RAW_EXCERPT_BYTES
 
 NOT_BREAKS = "x\x85y\u2028z\u2029\x1c\x0b\x0c\rw"

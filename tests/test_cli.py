@@ -11,7 +11,8 @@ import orjson
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from sense_respond.cli import format_alert, main
+from sense_respond.alert_printing import format_alert
+from sense_respond.cli import main
 
 
 def sr(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None):

@@ -21,11 +21,13 @@ from bytewax.testing import TestingSource, cluster_main, run_main
 from redis_helpers import delete_prefix, stream_alerts
 from stages import Stages
 
-import flows.pipeline as pipeline
+import flows.stateful_stages as stateful_stages
 from config.settings import Settings
 from connectors.placement import ClusterPlace
 from connectors.redis_streams import push_jsonl
-from flows.pipeline import GRAPH_KEY, build_flow
+from flows.pipeline import build_flow
+from flows.stateful_stages import InfluenceLogic
+from flows.stateless_steps import GRAPH_KEY
 from operators.events import SocialEvent, parse_event
 from operators.scoring import score_texts
 from sense_respond.scenario import generate
@@ -104,7 +106,7 @@ def test_a_replay_at_two_speeds_gives_identical_alert_ids(
     run_main(build_flow(settings_for(redis_url, fast, brands), TestingSource(lines, 500)))
     # Slow: 3 lines at a time, idle customers looked at every 10 ms of wall time, so that idle
     # expiry, which a fast replay never reaches, runs throughout (on the watermark).
-    monkeypatch.setattr(pipeline, "NOTIFY_FLOOR_SECONDS", 0.01)
+    monkeypatch.setattr(stateful_stages, "NOTIFY_FLOOR_SECONDS", 0.01)
     slow = f"{redis_prefix}slow:"
     run_main(build_flow(settings_for(redis_url, slow, brands), Trickle(lines, 3, 0.002)))
     fast_ids = [a["id"] for a in stream_alerts(redis_client, fast)]
@@ -138,13 +140,13 @@ def test_each_graph_list_is_tagged_with_its_worker_index(
     it: stable across a resume with the same workers."""
     lines, brands = scenario
     workers: list[Any] = []
-    apply = pipeline.InfluenceLogic._apply
+    apply = InfluenceLogic._apply
 
-    def watched(logic: pipeline.InfluenceLogic, batch: Any, out: Any) -> None:
+    def watched(logic: InfluenceLogic, batch: Any, out: Any) -> None:
         workers.append(batch.worker)
         apply(logic, batch, out)
 
-    monkeypatch.setattr(pipeline.InfluenceLogic, "_apply", watched)
+    monkeypatch.setattr(InfluenceLogic, "_apply", watched)
     flow = build_flow(settings_for(redis_url, redis_prefix, brands), _Halves(lines, 100))
     cluster_main(flow, [], 0, worker_count_per_proc=2)
     assert sorted(set(workers)) == [0, 1]

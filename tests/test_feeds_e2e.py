@@ -41,7 +41,7 @@ from connectors.feed_runtime import FeedSource
 from connectors.inputs import make_source
 from connectors.jetstream import JetstreamSource
 from connectors.jetstream_frames import map_frame
-from connectors.mastodon import html_to_text
+from connectors.mastodon_statuses import html_to_text
 from connectors.redis_client import customer_key, dlq_key
 from flows.pipeline import build_flow
 from operators.scoring import score_texts

@@ -288,7 +288,7 @@ def _line(event_id: str, **extra: Any) -> bytes:
 
 
 def test_parse_batch_sorts_one_input_batch_into_events_and_dead_letters() -> None:
-    from flows.pipeline import ParsedBatch, parse_batch
+    from flows.stateless_steps import ParsedBatch, parse_batch
     from operators.events import DeadLetter, SocialEvent
     from operators.records import AccountPurge
 

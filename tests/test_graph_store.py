@@ -24,7 +24,7 @@ from connectors.graph_store import (
     decode_segment,
     encode_segment,
 )
-from flows.pipeline import InfluenceLogic
+from flows.stateful_stages import InfluenceLogic
 from operators.enrich import Enricher, EnrichPolicy, GraphBatch
 from operators.influence import Touch
 from operators.records import AccountPurge, Withdrawal

@@ -11,8 +11,10 @@ import pytest
 import redis
 from redis_helpers import confirm_subscribed, drain_messages, stream_alerts
 
+from config.detection import RuleSettings, WindowSettings
 from config.notify import RouteSettings
-from config.settings import RedisSettings, RuleSettings, Settings, WindowSettings
+from config.runtime import RedisSettings
+from config.settings import Settings
 from connectors import incident_store as store
 from connectors.incident_keys import (
     customer_incidents_key,
@@ -25,7 +27,7 @@ from connectors.redis_client import alert_id_key, alerts_key, customer_key
 from connectors.redis_errors import NonTransientRedisError
 from connectors.redis_sinks import AlertSink, AlertSinkPartition
 from operators.customer import CustomerPolicy, CustomerState
-from operators.incidents import NotActionable
+from operators.incident_events import NotActionable
 from operators.records import AlertRecord, Influence, ScoredPost, Sentiment
 from operators.routing import Router
 

@@ -8,16 +8,18 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from config.detection import RuleSettings, WindowSettings
 from config.notify import RouteSettings
-from config.settings import RuleSettings, WindowSettings
 from operators.customer import CustomerPolicy, CustomerState
-from operators.incidents import (
+from operators.incident_events import (
     ACKNOWLEDGED_TYPE,
     RESOLVED_TYPE,
-    IncidentPolicy,
-    IncidentState,
     NotActionable,
     build_human_action,
+)
+from operators.incidents import (
+    IncidentPolicy,
+    IncidentState,
     check_instants,
     incident_id,
     lifecycle_event_id,

@@ -19,7 +19,8 @@ from bytewax.testing import TestingSink, run_main
 from feed_servers import FAST_FEED, JetstreamServer, ProfilesServer, drain, wait_until
 
 from config.feeds import JetstreamSettings
-from connectors.feed_runtime import FeedPartition, backoff_delay, redact_url
+from connectors.feed_reader import backoff_delay, redact_url
+from connectors.feed_runtime import FeedPartition
 from connectors.jetstream import JetstreamReader, JetstreamSource, subscribe_url
 from connectors.jetstream_frames import (
     facet_mentions,

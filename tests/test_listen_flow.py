@@ -17,7 +17,9 @@ from redis_helpers import stream_alerts
 from test_flow import T0, ev
 
 from config.settings import Settings
-from flows.pipeline import GRAPH_KEY, build_flow, score_batch, worker_tag
+from flows.pipeline import build_flow
+from flows.stateless_steps import GRAPH_KEY, score_batch
+from flows.worker_tags import worker_tag
 from operators.brands import BrandAccounts
 from operators.events import parse_event
 from operators.listen import Listener
@@ -241,7 +243,7 @@ def test_bundled_demo_alerts_exactly_the_planted_customers_of_the_brands(
     redis_url: str, redis_prefix: str, redis_client: Any
 ) -> None:
     from config.settings import load_settings
-    from sense_respond.cli import DEMO_CONFIG, DEMO_FEED, DEMO_TRUTH
+    from sense_respond.run_cli import DEMO_CONFIG, DEMO_FEED, DEMO_TRUTH
 
     truth = orjson.loads(DEMO_TRUTH.read_bytes())
     s = load_settings(DEMO_CONFIG, {"input": f"jsonl:{DEMO_FEED}"}, environ={})

@@ -22,14 +22,9 @@ from feed_servers import FAST_FEED, SseServer, cassette_sse_bodies, drain, sse_b
 from config.feeds import MastodonSettings
 from config.settings import load_settings
 from connectors.feed_runtime import FeedPartition
-from connectors.mastodon import (
-    MastodonMapper,
-    MastodonSource,
-    SseFrame,
-    SseParser,
-    html_to_text,
-    status_event,
-)
+from connectors.mastodon import MastodonSource
+from connectors.mastodon_statuses import MastodonMapper, html_to_text, status_event
+from connectors.sse import SseFrame, SseParser
 from operators.events import DeadLetter, SocialEvent
 from operators.records import Withdrawal
 

@@ -459,7 +459,7 @@ def test_in_a_cluster_only_the_processes_off_the_graph_read_a_live_feed(
     from private_redis import free_port
 
     from connectors.placement import ClusterPlace
-    from flows.pipeline import GRAPH_KEY
+    from flows.stateless_steps import GRAPH_KEY
 
     frames = thanks_posts(5)
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.redis_client import make_client, ping_url
 from tests.notify_fixtures import Receiver, Reply, free_port, lifecycle_event, wait_for, xadd_events
 from tests.notify_harness import drained, notify_settings, running, webhook

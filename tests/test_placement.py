@@ -12,7 +12,7 @@ from bytewax.testing import TestingSource, cluster_main
 
 from connectors.files import JsonlSource
 from connectors.placement import ClusterPlace, ReadElsewhere, bytewax_worker_of, placed
-from flows.pipeline import GRAPH_KEY
+from flows.stateless_steps import GRAPH_KEY
 
 KEYS = [GRAPH_KEY, "", "a", "twitter:223789", "bluesky:did:plc:abc", "ü-ñ", "x" * 7, "y" * 8]
 KEYS += [f"mastodon:{n}@example.social" for n in range(24)]
@@ -128,7 +128,7 @@ def test_the_graphs_process_is_ready_without_a_feed_session(reads_input: bool, r
     reads no input has none to wait for, and is ready when Redis is."""
     from config.feeds import JetstreamSettings
     from connectors.jetstream import JetstreamSource
-    from sense_respond.cli import _source_connected
+    from sense_respond.run_cli import _source_connected
 
     source = JetstreamSource("ws://127.0.0.1:9/subscribe", JetstreamSettings(), batch_size=8)
     assert _source_connected(source, reads_input) is ready

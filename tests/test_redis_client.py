@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.redis_client import (
     alert_id_key,
     alerts_key,

@@ -16,16 +16,12 @@ import pytest
 import redis
 from private_redis import PrivateRedis, free_port, private_redis
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
+from connectors.dead_letter_delivery import dead_letter_id
 from connectors.redis_client import alerts_key, dlq_ids_key, dlq_key, make_client
 from connectors.redis_errors import NonTransientRedisError
 from connectors.redis_retry import Outage, RedisRetry, RetryPolicy
-from connectors.redis_sinks import (
-    AlertSinkPartition,
-    DeadLetterSink,
-    DeadLetterSinkPartition,
-    dead_letter_id,
-)
+from connectors.redis_sinks import AlertSinkPartition, DeadLetterSink, DeadLetterSinkPartition
 from operators.events import DeadLetter
 from operators.records import AlertRecord, CustomerView
 from sense_respond.metrics import REDIS_RETRIES, REDIS_UP

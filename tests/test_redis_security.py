@@ -18,7 +18,7 @@ import redis
 from redis_helpers import stream_alerts
 from secure_redis import ConfiguredRedis, configured_redis
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.redis_client import make_client
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, run_main
 from redis_helpers import drain_channel
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.embedded_redis import EmbeddedRedis
 from connectors.redis_client import alert_id_key, alerts_key, customer_key, dlq_ids_key, dlq_key
 from connectors.redis_errors import NonTransientRedisError, OutageBudgetExceeded

@@ -24,7 +24,8 @@ from bytewax.testing import run_main
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.settings import RedisSettings, Settings
+from config.runtime import RedisSettings
+from config.settings import Settings
 from connectors.files import JsonlSource
 from connectors.inputs import make_source
 from connectors.placement import ClusterPlace

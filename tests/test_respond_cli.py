@@ -11,7 +11,7 @@ import pytest
 import redis
 from test_incident_delivery import Conversation, open_spell
 
-from config.settings import RedisSettings
+from config.runtime import RedisSettings
 from connectors.redis_sinks import AlertSink, AlertSinkPartition
 from sense_respond.cli import main
 from sense_respond.respond_cli import printable

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from config.settings import RuleSettings, WindowSettings
+from config.detection import RuleSettings, WindowSettings
 from operators.customer import CustomerPolicy, CustomerState
 from operators.records import (
     AlertRecord,

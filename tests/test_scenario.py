@@ -22,6 +22,9 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from operators.events import SocialEvent, parse_event
 from sense_respond import scenario as sc
+from sense_respond import scenario_model as model
+from sense_respond import scenario_vocabulary as vocab
+from sense_respond.scenario_background import BACKGROUND_INBOUND_CAP
 
 DATA = Path(sc.__file__).with_name("data")
 WINDOW = timedelta(hours=6)
@@ -67,7 +70,7 @@ def compounds(scen: sc.Scenario, vader: SentimentIntensityAnalyzer) -> dict[str,
 
 
 def brand_cids(scen: sc.Scenario) -> set[str]:
-    return {cid for cid, cat in scen.planted.items() if cat == sc.CAT_BRAND}
+    return {cid for cid, cat in scen.planted.items() if cat == model.CAT_BRAND}
 
 
 def of_category(scen: sc.Scenario, category: str) -> list[str]:
@@ -144,7 +147,7 @@ def test_planted_texts_follow_the_listening_rules(scen: sc.Scenario) -> None:
             for i in ids
             if i in by_id
         ]
-        if scen.planted[cid] == sc.CAT_UNRELATED:
+        if scen.planted[cid] == model.CAT_UNRELATED:
             assert not any(about), cid
         else:
             assert all(about), cid
@@ -217,7 +220,7 @@ def test_duplicates_are_exact_and_cover_the_dedupe_traps(scen: sc.Scenario) -> N
         first, *rest = by_id[i]
         assert all(orjson.dumps(r) == orjson.dumps(first) for r in rest)
     # The single negative post of each one_bad_then_good customer, one of each far-apart one.
-    for cid in of_category(scen, sc.CAT_BAD_THEN_GOOD) + of_category(scen, sc.CAT_FAR_APART):
+    for cid in of_category(scen, model.CAT_BAD_THEN_GOOD) + of_category(scen, model.CAT_FAR_APART):
         assert scen.negatives[cid][0] in dups
 
 
@@ -225,16 +228,16 @@ def test_duplicates_are_exact_and_cover_the_dedupe_traps(scen: sc.Scenario) -> N
 
 
 def test_name_parts_are_not_sentiment_words(vader: SentimentIntensityAnalyzer) -> None:
-    words = sc.FIRST_NAMES + sc.LAST_NAMES + sc.HANDLE_TAGS
+    words = vocab.FIRST_NAMES + vocab.LAST_NAMES + vocab.HANDLE_TAGS
     assert [w for w in words if w in vader.lexicon] == []
 
 
-@pytest.mark.parametrize("cls", sorted(sc.TEMPLATES))
+@pytest.mark.parametrize("cls", sorted(vocab.TEMPLATES))
 def test_every_template_rendering_is_in_its_band(
     cls: str, vader: SentimentIntensityAnalyzer
 ) -> None:
-    lo, hi = sc.SENTIMENT_BANDS[cls]
-    renderings = [r for r in sc.template_renderings() if r[0] == cls]
+    lo, hi = vocab.SENTIMENT_BANDS[cls]
+    renderings = [r for r in vocab.template_renderings() if r[0] == cls]
     assert len({r[2] for r in renderings}) >= 10  # varied templates
     off = [
         (round(c, 4), text)
@@ -245,10 +248,10 @@ def test_every_template_rendering_is_in_its_band(
 
 
 def test_bands_match_the_brief() -> None:
-    assert sc.SENTIMENT_BANDS["negative"][1] <= -0.5
-    assert sc.SENTIMENT_BANDS["positive"][0] >= 0.4
-    assert sc.SENTIMENT_BANDS["strong_positive"][0] >= 0.4
-    lo, hi = sc.SENTIMENT_BANDS["neutral"]
+    assert vocab.SENTIMENT_BANDS["negative"][1] <= -0.5
+    assert vocab.SENTIMENT_BANDS["positive"][0] >= 0.4
+    assert vocab.SENTIMENT_BANDS["strong_positive"][0] >= 0.4
+    lo, hi = vocab.SENTIMENT_BANDS["neutral"]
     assert lo > -0.2 and hi < 0.2
 
 
@@ -259,7 +262,7 @@ def test_every_generated_text_is_in_its_class_band(
     assert set(scen.text_classes) == text_ids
     off = []
     for event_id, cls in scen.text_classes.items():
-        lo, hi = sc.SENTIMENT_BANDS[cls]
+        lo, hi = vocab.SENTIMENT_BANDS[cls]
         if not lo <= compounds[event_id] <= hi:
             off.append((cls, compounds[event_id], event_id))
     assert off == []
@@ -274,12 +277,12 @@ def test_categories_and_expected_alerts(scen: sc.Scenario) -> None:
     counts = defaultdict(int)
     for cat in scen.planted.values():
         counts[cat] += 1
-    assert set(counts) == set(sc.CATEGORIES)
+    assert set(counts) == set(model.CATEGORIES)
     assert all(3 <= n <= 4 for n in counts.values())
-    expected = {cid for cid, cat in scen.planted.items() if cat in sc.ALERT_CATEGORIES}
+    expected = {cid for cid, cat in scen.planted.items() if cat in model.ALERT_CATEGORIES}
     assert scen.expected_alerts == expected
     assert sorted(scen.brand_accounts) == sorted(
-        scen.handles[cid] for cid in scen.planted if scen.planted[cid] == sc.CAT_BRAND
+        scen.handles[cid] for cid in scen.planted if scen.planted[cid] == model.CAT_BRAND
     )
     assert len(scen.brand_accounts) >= 3
 
@@ -316,7 +319,7 @@ def test_follower_distributions(scen: sc.Scenario, parsed: list[SocialEvent]) ->
         elif basis == "graph":
             assert 200 <= scen.followers[cid] <= 500, cid
         else:
-            assert cat == sc.CAT_NO_REACH and scen.followers[cid] <= 60
+            assert cat == model.CAT_NO_REACH and scen.followers[cid] <= 60
 
 
 def test_inbound_structure(scen: sc.Scenario, unique: list[SocialEvent]) -> None:
@@ -324,7 +327,7 @@ def test_inbound_structure(scen: sc.Scenario, unique: list[SocialEvent]) -> None
     edges = interactions(unique, brands)
     first_negative = {}
     at = {e.id: e.created_at for e in unique}
-    for cid in of_category(scen, sc.CAT_GRAPH):
+    for cid in of_category(scen, model.CAT_GRAPH):
         first_negative[cid] = at[scen.negatives[cid][0]]
     inbound: dict[str, set[str]] = defaultdict(set)
     inbound_before: dict[str, set[str]] = defaultdict(set)
@@ -333,7 +336,7 @@ def test_inbound_structure(scen: sc.Scenario, unique: list[SocialEvent]) -> None
         if dst in first_negative and ts < first_negative[dst] - timedelta(hours=1):
             inbound_before[dst].add(src)
     # Graph influencers: >= 60 distinct accounts, all more than an hour before the complaints.
-    for cid in of_category(scen, sc.CAT_GRAPH):
+    for cid in of_category(scen, model.CAT_GRAPH):
         assert len(inbound_before[cid]) >= 60, cid
     hubs = [cid for cid, b in scen.influence_basis.items() if b == "graph"]
     assert len(hubs) >= 6
@@ -341,9 +344,9 @@ def test_inbound_structure(scen: sc.Scenario, unique: list[SocialEvent]) -> None
     # Nobody in the background comes anywhere near that.
     planted = set(scen.planted)
     busiest = max(len(s) for cid, s in inbound.items() if cid not in planted)
-    assert busiest <= sc.BACKGROUND_INBOUND_CAP <= 20
+    assert busiest <= BACKGROUND_INBOUND_CAP <= 20
     # No reach: nobody but the brand ever interacts with them ...
-    for cid in of_category(scen, sc.CAT_NO_REACH):
+    for cid in of_category(scen, model.CAT_NO_REACH):
         assert inbound[cid] == set(), cid
     # ... while the brand does reply to, like and follow them (interactions that must not count).
     brand_kinds = defaultdict(set)
@@ -352,7 +355,7 @@ def test_inbound_structure(scen: sc.Scenario, unique: list[SocialEvent]) -> None
         if e.customer_id in brands and e.target is not None:
             brand_targets.add(e.account_id(e.target.id))
             brand_kinds[e.account_id(e.target.id)].add(e.kind)
-    for cid in of_category(scen, sc.CAT_NO_REACH):
+    for cid in of_category(scen, model.CAT_NO_REACH):
         assert {"reply", "follow"} <= brand_kinds[cid], cid
     assert len(brand_targets) >= 20
 
@@ -390,11 +393,11 @@ def _influence_percentiles(
 def test_influence_under_the_documented_rule(scen: sc.Scenario, unique: list[SocialEvent]) -> None:
     brands = brand_cids(scen)
     at = {e.id: e.created_at for e in unique}
-    for cid in of_category(scen, sc.CAT_GRAPH):
+    for cid in of_category(scen, model.CAT_GRAPH):
         percentiles = _influence_percentiles(unique, brands, at[scen.negatives[cid][1]])
         assert percentiles[cid] >= 0.95, (cid, percentiles[cid])
         assert scen.followers[cid] < 10_000
-    for cid in of_category(scen, sc.CAT_NO_REACH):
+    for cid in of_category(scen, model.CAT_NO_REACH):
         percentiles = _influence_percentiles(unique, brands, at[scen.negatives[cid][-1]])
         assert percentiles[cid] < 0.5, (cid, percentiles[cid])
 
@@ -412,12 +415,12 @@ def test_unhappiness_under_the_documented_rule(
         assert n == 2 and mean <= -0.5, (cid, n, mean)
         n, mean = by_id[negs[2]]
         assert n == 3 and mean <= -0.5, (cid, n, mean)
-    for cid in of_category(scen, sc.CAT_NO_REACH):
+    for cid in of_category(scen, model.CAT_NO_REACH):
         assert any(n >= 2 and mean <= -0.5 for _, n, mean in rows[cid])
     # Everybody else never is (with a margin), even in a 6.5 h window.
     wide = windows(unique, compounds, length=timedelta(hours=6.5))
-    never_unhappy = set(wide) - scen.expected_alerts - set(of_category(scen, sc.CAT_NO_REACH))
-    never_unhappy -= brands | set(of_category(scen, sc.CAT_UNRELATED))
+    never_unhappy = set(wide) - scen.expected_alerts - set(of_category(scen, model.CAT_NO_REACH))
+    never_unhappy -= brands | set(of_category(scen, model.CAT_UNRELATED))
     assert len(never_unhappy) > 0.5 * scen.background_accounts
     for cid in never_unhappy:
         worst = min((mean for _, n, mean in wide[cid] if n >= 2), default=0.0)
@@ -426,7 +429,7 @@ def test_unhappiness_under_the_documented_rule(
     for cid in brands:
         assert any(n >= 2 and mean <= -0.4 for _, n, mean in rows[cid]), cid
     # So would the influential accounts unhappy about other things: only listening saves them.
-    for cid in of_category(scen, sc.CAT_UNRELATED):
+    for cid in of_category(scen, model.CAT_UNRELATED):
         assert any(n >= 3 and mean <= -0.5 for _, n, mean in rows[cid]), cid
 
 
@@ -443,7 +446,7 @@ def test_counting_duplicates_twice_would_cause_false_alerts(
         copies.append(dataclasses.replace(e, id=f"{e.id}#{seen[e.id]}"))
     compounds2 = {c.id: compounds[c.id.split("#")[0]] for c in copies if c.text is not None}
     rows = windows(copies, compounds2)
-    for cid in of_category(scen, sc.CAT_BAD_THEN_GOOD) + of_category(scen, sc.CAT_FAR_APART):
+    for cid in of_category(scen, model.CAT_BAD_THEN_GOOD) + of_category(scen, model.CAT_FAR_APART):
         assert any(n >= 2 and mean <= -0.35 for _, n, mean in rows[cid]), cid
 
 

@@ -60,7 +60,7 @@ def test_terminal_json_is_lossless_and_safe(value: object) -> None:
 
 
 def test_alerts_print_no_escape_sequences() -> None:
-    from sense_respond.cli import format_alert
+    from sense_respond.alert_printing import format_alert
 
     evil = "\x1b]0;owned\x07\x1b[2J\u202e"
     alert = {

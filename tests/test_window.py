@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from config.settings import WindowSettings
+from config.detection import WindowSettings
 from operators.window import CustomerWindow, Placement, WindowPost
 
 H = 3600.0
