@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.pipeline_run import run_pipeline  # noqa: E402
+from benchmarks.pipeline_run import (  # noqa: E402
+    child_env,
+    fresh_prefix,
+    run_command,
+    run_pipeline,
+    write_config,
+)
 from connectors.embedded_redis import resolve_redis_url  # noqa: E402
 from operators.events import SocialEvent, parse_event  # noqa: E402
 from operators.scoring import analyzer  # noqa: E402
@@ -129,13 +134,11 @@ def cluster(
         files[zlib.crc32(author.encode()) % processes].write(line + b"\n")
     for fh in files:
         fh.close()
-    config = tmp / "bench.toml"
-    config.write_bytes(b"brand_accounts = " + orjson.dumps(brands) + b"\n")
+    config = write_config(tmp / "bench.toml", brands)
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
-    prefix = prefix or f"bench:{uuid.uuid4().hex[:8]}:"
-    cmd = [sys.executable, "-m", "sense_respond", "run", "--config", str(config), "--input",
-           f"jsonl:{parts}", "--redis-url", url, "--prefix", prefix, "-a", addresses]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+    prefix = prefix or fresh_prefix()
+    cmd = [*run_command(config, f"jsonl:{parts}", url, prefix), "-a", addresses]
+    env = child_env()
     env["SR_FLOW__SHARED_FILES"] = "true"  # one machine: the graph's process reads no file
     start = time.perf_counter()
     procs = [

@@ -36,7 +36,7 @@ from connectors.graph_store import GRAPH_DIR, GraphJournal, GraphManifest, Graph
 from connectors.inputs import input_name, make_source, split_spec
 from connectors.placement import ClusterPlace, placed
 from connectors.redis_sinks import AlertSink, DeadLetterSink
-from flows.stateful_stages import CustomerLogic, InfluenceLogic, WatermarkSeen
+from flows.stateful_stages import CustomerLogic, InfluenceLogic, WorkerWatermarks
 from flows.stateless_steps import GRAPH_KEY, ParsedBatch, parse_batch, score_batch
 from flows.worker_tags import WorkerNaming
 from operators.brands import BrandAccounts
@@ -150,7 +150,7 @@ def build_flow(
         listen_scope=settings.listen.scope if settings.listen is not None else "post",
         router=Router.from_settings(settings.routes, settings.notify.default_team),
     )
-    seen = WatermarkSeen()
+    seen = WorkerWatermarks()
     outputs = op.stateful_batch(
         Step.CUSTOMER, by_customer, lambda resume: CustomerLogic(policy, seen, resume)
     )

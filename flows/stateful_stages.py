@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -106,12 +107,34 @@ def _stamped(outputs: Iterable[Output], read_ns: int) -> list[Output]:
 
 
 class WatermarkSeen:
-    """The newest watermark the customer stage of this process has received (for idle checks)."""
+    """The newest watermark one worker's customer stage has received (for idle checks)."""
 
     __slots__ = ("value",)
 
     def __init__(self) -> None:
         self.value = float("-inf")
+
+
+class WorkerWatermarks:
+    """A `WatermarkSeen` per worker of this process.
+
+    Per worker, not per process: the graph stage's records reach each worker over its own
+    channel, in order, so a watermark a worker received says that every earlier record for
+    its customers is there too. Another worker's newer watermark says nothing of the records
+    still on their way to this one. Workers are told apart by native thread id, as in
+    `flows.worker_tags` (Bytewax's worker threads get a new Python thread state at every entry).
+    """
+
+    def __init__(self) -> None:
+        self._by_thread: dict[int, WatermarkSeen] = {}
+
+    def here(self) -> WatermarkSeen:
+        """The calling worker's (Bytewax builds a key's logic in the worker that owns it)."""
+        thread = threading.get_native_id()
+        seen = self._by_thread.get(thread)
+        if seen is None:
+            seen = self._by_thread[thread] = WatermarkSeen()
+        return seen
 
 
 class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerState]):
@@ -120,15 +143,16 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
     Every record from the graph stage carries the watermark; the state is advanced to it before
     the record is applied. Idle customers (nothing in the window, no cooldown, nothing waiting)
     are dropped when the watermark says so: after a batch, or when Bytewax wakes the key up,
-    which it does on the wall clock only to *look* (the decision is `is_idle` at the newest
-    watermark seen, so it is the same at any replay speed).
+    which it does on the wall clock only to *look*: the customer catches up to the newest
+    watermark its worker received, never past a record of its own still waiting for its post
+    (`CustomerState.catch_up`), so what a look decides is the same at any replay speed.
     """
 
     def __init__(
-        self, policy: CustomerPolicy, seen: WatermarkSeen, resume: CustomerState | None
+        self, policy: CustomerPolicy, seen: WorkerWatermarks, resume: CustomerState | None
     ) -> None:
         self.policy = policy
-        self.seen = seen
+        self.seen = seen.here()
         self.state = resume if resume is not None else CustomerState()
         self.customer_id = ""
 
@@ -164,7 +188,7 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         return datetime.now(UTC) + timedelta(seconds=wait)
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
-        out = self.state.advance(self.seen.value, self.policy, datetime.now(UTC))
+        out = self.state.catch_up(self.seen.value, self.policy, datetime.now(UTC))
         return out, self.state.is_idle(self.policy)
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:

@@ -384,6 +384,18 @@ class CustomerState:
             self.view_dirty = True
         return out
 
+    def catch_up(
+        self, watermark: float, policy: CustomerPolicy, detected_at: datetime
+    ) -> list[AlertRecord]:
+        """Advance an idle-looking customer to a watermark that other customers' records
+        brought (nothing of this customer's carried it): never past a record of this customer
+        that waits for its post, which must be applied at its own watermark. Otherwise the
+        wall-clock moment of the look would decide, e.g. whether that post lands before or
+        after a quiet resolution."""
+        if self.waiting:
+            watermark = min(watermark, self.waiting[0][0])
+        return self.advance(watermark, policy, detected_at)
+
     def purged(
         self, customer_id: str, at_ts: float, policy: CustomerPolicy, detected_at: datetime
     ) -> tuple[CustomerState, list[AlertRecord]]:

@@ -20,15 +20,21 @@ DETECTED = datetime(2030, 1, 1, tzinfo=UTC)
 
 class Stages:
     """Graph stage + customer states; `posts_behind` delays scored posts by that many records
-    (negative: the graph stage's records are the ones delayed)."""
+    (negative: the graph stage's records are the ones delayed). With `look_always`, every
+    customer is looked at after every delivery, as `CustomerLogic.on_notify` does when the
+    wall clock says so: caught up to the newest watermark delivered to any customer."""
 
-    def __init__(self, settings: Settings, posts_behind: int = 0) -> None:
+    def __init__(
+        self, settings: Settings, posts_behind: int = 0, look_always: bool = False
+    ) -> None:
         self.settings = settings
         self.enrich_policy = EnrichPolicy.from_settings(settings)
         self.policy = CustomerPolicy(settings.window, settings.rules, settings.alert_source)
         self.enricher = Enricher()
         self.customers: dict[str, CustomerState] = {}
         self.posts_behind = posts_behind
+        self.look_always = look_always
+        self.seen = float("-inf")
         self._delayed: deque[tuple[str, Any]] = deque()
 
     def _deliver(self, customer_id: str, value: Any, out: list[Any]) -> None:
@@ -36,9 +42,13 @@ class Stages:
         if state is None:
             state = self.customers[customer_id] = CustomerState()
         if isinstance(value, tuple):
+            self.seen = max(self.seen, value[0])
             results = state.receive(customer_id, value, self.policy, DETECTED)
         else:
             results = state.receive_post(customer_id, value, self.policy, DETECTED)
+        if self.look_always:
+            for state in self.customers.values():
+                results += state.catch_up(self.seen, self.policy, DETECTED)
         out.extend(r.alert_id for r in results if isinstance(r, AlertRecord))
 
     def _route(self, customer_id: str, value: Any, delayed: bool, out: list[Any]) -> None:

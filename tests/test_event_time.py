@@ -68,6 +68,26 @@ def test_posts_and_their_influence_pair_up_in_any_order(
     assert all(not s.pending and not s.waiting for s in shifted.customers.values())
 
 
+@pytest.mark.parametrize("posts_behind", [1, 9, 200])
+def test_a_look_at_any_moment_changes_no_alert(
+    scenario: tuple[list[bytes], list[str]], posts_behind: int
+) -> None:
+    """Bytewax looks at idle-looking customers when the wall clock says (`on_notify`), with the
+    newest watermark of the process. Even when every customer is looked at after every record,
+    while their influence records wait for posts still on their way, the alerts are the same."""
+    lines, brands = scenario
+    now = datetime.now(UTC)
+    events = [e for e in (parse_event(line, now) for line in lines) if isinstance(e, SocialEvent)]
+    scores = iter(score_texts([e.text for e in events if e.text is not None]))
+    pairs = [(e, next(scores) if e.text is not None else None) for e in events]
+    settings = Settings(brand_accounts=brands)
+    expected = [x for x in Stages(settings).feed(pairs) if isinstance(x, str)]
+    looked = Stages(settings, posts_behind=posts_behind, look_always=True)
+    got = [x for x in looked.feed(pairs) + looked.flush() if isinstance(x, str)]
+    assert expected
+    assert sorted(got) == sorted(expected)
+
+
 # ----------------------------------------------------------------------------- speed
 
 

@@ -11,6 +11,7 @@ import pytest
 from config.detection import RuleSettings, WindowSettings
 from config.notify import RouteSettings
 from operators.customer import CustomerPolicy, CustomerState
+from operators.enrich import PostInfluence
 from operators.incident_events import (
     ACKNOWLEDGED_TYPE,
     RESOLVED_TYPE,
@@ -165,6 +166,37 @@ def test_resolution_does_not_depend_on_how_the_watermark_jumps() -> None:
             ("resolved", 1, "sentiment_recovered", 365),
         ]
     )
+
+
+@pytest.mark.parametrize("look_at", [None, 369, 371, 400, 2000])
+def test_a_look_never_overtakes_a_record_waiting_for_its_post(look_at: float | None) -> None:
+    """The graph stage's half of the post at minute 365 is there, its post is still on its way,
+    when the customer is looked at (`catch_up`, on the wall clock) with a watermark that other
+    customers' records brought. The post must count as if nobody had looked: it keeps the
+    incident from going quiet at 370."""
+    state = CustomerState()
+    out: list[AlertRecord] = []
+
+    def arrive(i: int, minute: float, compound: float, post_first: bool = True) -> None:
+        p = post(i, minute, compound)
+        half = (p.created_at.timestamp(), PostInfluence(CUSTOMER, p.event_id, infl(), False))
+        nonlocal out
+        if post_first:
+            out += state.receive_post(CUSTOMER, p, POLICY, DETECTED)
+        out += state.receive(CUSTOMER, half, POLICY, DETECTED)
+        if look_at is not None and not post_first:
+            out += state.catch_up((T0 + timedelta(minutes=look_at)).timestamp(), POLICY, DETECTED)
+        if not post_first:
+            out += state.receive_post(CUSTOMER, p, POLICY, DETECTED)
+
+    arrive(0, 0, WORSE)
+    arrive(1, 10, WORSE)
+    arrive(2, 365, WORSE, post_first=False)
+    out += state.catch_up((T0 + timedelta(minutes=3000)).timestamp(), POLICY, DETECTED)
+    assert [summarise(r) for r in out] == [
+        ("firing", 1, "opened", 10),
+        ("resolved", 1, "quiet", 725),
+    ]
 
 
 @pytest.mark.parametrize(
