@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +94,79 @@ def background_outages(
         yield scenarios
     finally:
         scenarios.close()
+
+
+@pytest.fixture
+def no_leftover_threads() -> Iterator[None]:
+    """Fail the test if it leaves a thread running (servers, readers, flows)."""
+    from feed_plumbing import wait_until
+    from private_redis import THREAD_PREFIX
+
+    before = set(threading.enumerate())
+    yield
+
+    def extra() -> list[threading.Thread]:
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and not t.name.startswith(THREAD_PREFIX)
+        ]
+
+    assert wait_until(lambda: not extra(), timeout=5), [t.name for t in extra()]
+
+
+@pytest.fixture(scope="session")
+def recovery_feed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The feed of the end-to-end recovery tests and its config (`recovery_helpers.write_feed`)."""
+    from recovery_helpers import write_feed
+
+    return write_feed(tmp_path_factory.mktemp("recovery"))
+
+
+@pytest.fixture(scope="session")
+def recovery_clean_run_started(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path] | None]:
+    """The process of the clean run of `recovery_feed`, started once for the session when a
+    selected test needs `recovery_clean_run`. The in-process recovery modules use it, so that it
+    runs (on the other core) while they do, instead of before the first kill test."""
+    if not any("recovery_clean_run" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    from recovery_helpers import clean_env, run_command
+
+    feed_files = request.getfixturevalue("recovery_feed")
+    prefix = f"test:recovery-clean:{os.getpid()}:{time.time_ns()}:"
+    log = tmp_path_factory.mktemp("clean-run") / "stderr.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            run_command(feed_files, redis_url, prefix),
+            stdout=subprocess.DEVNULL, stderr=err, env=clean_env(),
+        )  # fmt: skip
+    try:
+        yield proc, prefix, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def recovery_clean_run(
+    recovery_clean_run_started: tuple[subprocess.Popen[bytes], str, Path] | None, redis_url: str
+) -> Iterator[Any]:
+    """One uninterrupted run of `recovery_feed`, without recovery, into its own prefix: a
+    `recovery_helpers.CleanRun`, computed once for every module that compares with it (the tests
+    only read it)."""
+    from recovery_helpers import TIMEOUT, CleanRun, customer_views, stream_ids
+
+    assert recovery_clean_run_started is not None
+    proc, prefix, log = recovery_clean_run_started
+    client = redis.Redis.from_url(redis_url)
+    try:
+        code = proc.wait(TIMEOUT)
+        assert code == 0, log.read_text(errors="replace")[-3000:]
+        yield CleanRun(stream_ids(client, prefix), customer_views(client, prefix))
+    finally:
+        client.close()
+        delete_prefix(redis_url, prefix)

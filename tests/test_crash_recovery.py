@@ -1,6 +1,6 @@
-"""kill -9, then a restart with `--recovery-dir`, for the inputs `test_recovery` does not cover:
-a live Jetstream feed (a local WebSocket server) and a 2-process cluster (`-i/-a`) over
-partitioned JSONL input. The resumed run must leave the same alert ids in the stream as an
+"""kill -9, then a restart with `--recovery-dir`, for the inputs `test_recovery_kill_9*.py` do
+not cover: a live Jetstream feed (a local WebSocket server) and a 2-process cluster (`-i/-a`)
+over partitioned JSONL input. The resumed run must leave the same alert ids in the stream as an
 uninterrupted run, none twice, and publish each once.
 """
 
@@ -19,10 +19,11 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from feed_servers import JetstreamServer, ProfilesServer
+from bluesky_conversation import GRUMPY, VIP, conversation, fan
+from jetstream_server import JetstreamServer
+from profiles_server import ProfilesServer
+from recovery_helpers import clean_env, published_ids, settled_length, stream_ids
 from redis_helpers import delete_prefix
-from test_feeds_e2e import GRUMPY, VIP, conversation, fan
-from test_recovery import clean_env, published_ids, settled_length, stream_ids
 
 from sense_respond import recovery
 from sense_respond.scenario import DEFAULT_START, generate

@@ -16,14 +16,13 @@ from typing import Any
 
 import orjson
 import pytest
-from feed_servers import (
-    FAST_FEED,
-    JetstreamServer,
+from feed_plumbing import FAST_FEED
+from jetstream_server import JetstreamServer, jetstream_commit
+from scripted_server import (
     ScriptedServer,
     endless_error,
     gzip_bomb,
     heartbeats_only,
-    jetstream_commit,
     long_line,
     sse_then_heartbeats,
     trickle,

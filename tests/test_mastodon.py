@@ -17,7 +17,8 @@ import orjson
 import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
-from feed_servers import FAST_FEED, SseServer, cassette_sse_bodies, drain, sse_blocks, wait_until
+from feed_plumbing import FAST_FEED, drain, wait_until
+from sse_server import SseServer, cassette_sse_bodies, sse_blocks
 
 from config.feeds import MastodonSettings
 from config.settings import load_settings

@@ -392,7 +392,7 @@ def test_port_in_use_is_a_clear_error(redis_url: str, redis_prefix: str) -> None
 
 def thanks_posts(count: int) -> list[bytes]:
     """Jetstream commits of `count` posts by different authors, the last minute's."""
-    from feed_servers import jetstream_commit
+    from jetstream_server import jetstream_commit
 
     now_us = int(time.time() * 1e6)
     return [
@@ -411,7 +411,7 @@ def thanks_posts(count: int) -> list[bytes]:
 def test_live_feed_counters_and_readiness_follow_the_connection(
     redis_url: str, redis_prefix: str, tmp_path: Path
 ) -> None:
-    from feed_servers import JetstreamServer
+    from jetstream_server import JetstreamServer
 
     frames = thanks_posts(5)
     server = JetstreamServer(frames).__enter__()
@@ -455,7 +455,7 @@ def test_in_a_cluster_only_the_processes_off_the_graph_read_a_live_feed(
 ) -> None:
     """Two processes on one Jetstream feed: the one that hosts the graph stage opens no
     session and is ready on Redis alone; the other reads every frame."""
-    from feed_servers import JetstreamServer
+    from jetstream_server import JetstreamServer
     from private_redis import free_port
 
     from connectors.placement import ClusterPlace
