@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from config.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class WindowSettings(_Section):
+class WindowSettings(Section):
     """The per-customer event-time window of scored posts."""
 
     length_seconds: int = Field(default=6 * 3600, gt=0)
@@ -32,7 +30,7 @@ class WindowSettings(_Section):
         return self
 
 
-class InfluenceSettings(_Section):
+class InfluenceSettings(Section):
     """The decaying interaction graph and the influence ranking."""
 
     half_life_seconds: int = Field(default=3 * 86_400, gt=0, description="Edge weight half-life.")
@@ -91,7 +89,7 @@ class InfluenceSettings(_Section):
         return value
 
 
-class RuleSettings(_Section):
+class RuleSettings(Section):
     """When a customer is unhappy, influential, and worth an alert."""
 
     min_posts: int = Field(default=2, ge=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
+
+from config.section import Section
 
 DEFAULT_JETSTREAM_COLLECTIONS = (
     "app.bsky.feed.post",
@@ -13,11 +15,7 @@ DEFAULT_JETSTREAM_COLLECTIONS = (
 """The collections the Jetstream source maps; Jetstream filters on them server-side."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _FeedSection(_Section):
+class _FeedSection(Section):
     """What every live feed shares: reconnect policy, buffering and an optional bounded lifetime."""
 
     reconnect_initial_seconds: float = Field(

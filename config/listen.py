@@ -7,7 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from config.section import Section
 
 LEXICONS_DIR = Path(__file__).with_name("lexicons")
 """`lexicon_files = ["customer_service"]` reads `lexicons/customer_service.toml`."""
@@ -15,11 +17,7 @@ LEXICONS_DIR = Path(__file__).with_name("lexicons")
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ListenSettings(_Section):
+class ListenSettings(Section):
     """Listening rules: which posts are about the business."""
 
     keywords: list[str] = Field(
@@ -59,7 +57,7 @@ class ListenSettings(_Section):
         return value
 
 
-class SentimentSettings(_Section):
+class SentimentSettings(Section):
     """Optional domain lexicon on top of VADER's (off by default: scores stay the reference)."""
 
     lexicon_files: list[str] = Field(

@@ -8,12 +8,9 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+from config.section import Section
 
 Severity = Literal["warning", "critical"]
 
@@ -22,7 +19,7 @@ TEAM_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 """Team names end up in channel names (`{prefix}alerts:team:{team}`) and metric labels."""
 
 
-class RouteSettings(_Section):
+class RouteSettings(Section):
     """One routing rule: checked in order, the first match wins unless `continue` is set.
 
     Every condition given must hold (none given: the route matches everything). See
@@ -80,7 +77,7 @@ SLACK_DEFAULT_MAX_PER_SECOND = 1.0
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
-class DestinationSettings(_Section):
+class DestinationSettings(Section):
     """Where the notifier pushes lifecycle events.
 
     `url` is a secret for every type (a Slack webhook URL is a credential, others may carry
@@ -154,7 +151,7 @@ def webhook_key(secret: SecretStr) -> bytes:
     return key
 
 
-class NotifySettings(_Section):
+class NotifySettings(Section):
     """The notifier process (`sense-respond notify`)."""
 
     group: str = Field(default="notifier", min_length=1)

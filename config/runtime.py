@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
+
+from config.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RedisSettings(_Section):
+class RedisSettings(Section):
     """Where and how to talk to Redis."""
 
     url: SecretStr | None = Field(
@@ -74,7 +72,7 @@ class RedisSettings(_Section):
         return self
 
 
-class FlowSettings(_Section):
+class FlowSettings(Section):
     """Bytewax execution."""
 
     epoch_interval_seconds: float = Field(default=2.0, gt=0)

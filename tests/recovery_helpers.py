@@ -129,6 +129,30 @@ class Target:
 # kill -9 and resume
 
 
+# Fixtures the end-to-end recovery modules share (imported by name there): the session's feed
+# and clean run (`conftest.py`), and where a test's run writes.
+@pytest.fixture(scope="module")
+def feed(recovery_feed: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The feed and its config (`recovery_helpers.write_feed`), written once for the session."""
+    return recovery_feed
+
+
+@pytest.fixture(scope="module")
+def clean_run(recovery_clean_run: CleanRun) -> CleanRun:
+    """The uninterrupted run of the feed, run once for the session (`conftest.py`)."""
+    return recovery_clean_run
+
+
+@pytest.fixture
+def target(
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    alerts_subscriber: redis.client.PubSub,
+    clean_run: CleanRun,
+) -> Target:
+    return Target(redis_client, redis_prefix, alerts_subscriber, clean_run)
+
+
 def kill_when(
     proc: subprocess.Popen[bytes],
     client: redis.Redis,

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -49,15 +50,20 @@ def settings_for(url: str, prefix: str, brands: list[str], **extra: Any) -> Sett
 # ----------------------------------------------------------------------------- pairing
 
 
+def scored_pairs(lines: list[bytes]) -> list[tuple[SocialEvent, Any]]:
+    """The scenario's events, each with its VADER sentiment (None without text)."""
+    now = datetime.now(UTC)
+    events = [e for e in (parse_event(line, now) for line in lines) if isinstance(e, SocialEvent)]
+    scores = iter(score_texts([e.text for e in events if e.text is not None]))
+    return [(e, next(scores) if e.text is not None else None) for e in events]
+
+
 @pytest.mark.parametrize("posts_behind", [-9, -1, 1, 9, 200])
 def test_posts_and_their_influence_pair_up_in_any_order(
     scenario: tuple[list[bytes], list[str]], posts_behind: int
 ) -> None:
     lines, brands = scenario
-    now = datetime.now(UTC)
-    events = [e for e in (parse_event(line, now) for line in lines) if isinstance(e, SocialEvent)]
-    scores = iter(score_texts([e.text for e in events if e.text is not None]))
-    pairs = [(e, next(scores) if e.text is not None else None) for e in events]
+    pairs = scored_pairs(lines)
     settings = Settings(brand_accounts=brands)
     in_step = Stages(settings)
     expected = [x for x in in_step.feed(pairs) if isinstance(x, str)]
@@ -76,10 +82,7 @@ def test_a_look_at_any_moment_changes_no_alert(
     newest watermark of the process. Even when every customer is looked at after every record,
     while their influence records wait for posts still on their way, the alerts are the same."""
     lines, brands = scenario
-    now = datetime.now(UTC)
-    events = [e for e in (parse_event(line, now) for line in lines) if isinstance(e, SocialEvent)]
-    scores = iter(score_texts([e.text for e in events if e.text is not None]))
-    pairs = [(e, next(scores) if e.text is not None else None) for e in events]
+    pairs = scored_pairs(lines)
     settings = Settings(brand_accounts=brands)
     expected = [x for x in Stages(settings).feed(pairs) if isinstance(x, str)]
     looked = Stages(settings, posts_behind=posts_behind, look_always=True)
@@ -114,21 +117,29 @@ class Trickle(DynamicSource[bytes]):
         return _Trickle(self.lines if worker_index == 0 else [], self.batch, self.pause)
 
 
+@pytest.mark.parametrize("slow_workers", [1, 2])
 def test_a_replay_at_two_speeds_gives_identical_alert_ids(
     scenario: tuple[list[bytes], list[str]],
     redis_url: str,
     redis_prefix: str,
     redis_client: Any,
     monkeypatch: pytest.MonkeyPatch,
+    slow_workers: int,
 ) -> None:
     lines, brands = scenario
     fast = f"{redis_prefix}fast:"
     run_main(build_flow(settings_for(redis_url, fast, brands), TestingSource(lines, 500)))
     # Slow: 3 lines at a time, idle customers looked at every 10 ms of wall time, so that idle
-    # expiry, which a fast replay never reaches, runs throughout (on the watermark).
+    # expiry, which a fast replay never reaches, runs throughout (on the watermark). On two
+    # workers the customers are spread over both while one holds the graph: a look uses its
+    # own worker's watermark, never the other's (whose records may still be on their way).
     monkeypatch.setattr(stateful_stages, "NOTIFY_FLOOR_SECONDS", 0.01)
     slow = f"{redis_prefix}slow:"
-    run_main(build_flow(settings_for(redis_url, slow, brands), Trickle(lines, 3, 0.002)))
+    flow = build_flow(settings_for(redis_url, slow, brands), Trickle(lines, 3, 0.002))
+    if slow_workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=slow_workers)
     fast_ids = [a["id"] for a in stream_alerts(redis_client, fast)]
     slow_ids = [a["id"] for a in stream_alerts(redis_client, slow)]
     assert fast_ids
@@ -376,3 +387,16 @@ def test_a_cluster_reading_one_redis_stream_alerts_the_same_customers_as_one_pro
     expected = alerted_customers(redis_client, one)
     assert expected
     assert alerted_customers(redis_client, two) == expected
+
+
+def test_each_worker_thread_keeps_its_own_watermark_for_looks() -> None:
+    watermarks = stateful_stages.WorkerWatermarks()
+    here = watermarks.here()
+    here.value = 5.0
+    assert watermarks.here() is here  # the same worker, the same cell
+    other: list[stateful_stages.WatermarkSeen] = []
+    thread = threading.Thread(target=lambda: other.append(watermarks.here()))
+    thread.start()
+    thread.join()
+    assert other[0] is not here
+    assert other[0].value == float("-inf")  # another worker's watermark is not this one's

@@ -7,39 +7,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import redis
 from recovery_helpers import (
     SNAPSHOT_INTERVAL,
-    CleanRun,
     Target,
     kill_9_then_resume,
     stream_command,
     stream_env,
 )
+from recovery_helpers import clean_run as clean_run
+from recovery_helpers import feed as feed
+from recovery_helpers import target as target
 
 from connectors.redis_source import push_jsonl
-
-
-@pytest.fixture(scope="module")
-def feed(recovery_feed: tuple[Path, Path]) -> tuple[Path, Path]:
-    """The feed and its config (`recovery_helpers.write_feed`), written once for the session."""
-    return recovery_feed
-
-
-@pytest.fixture(scope="module")
-def clean_run(recovery_clean_run: CleanRun) -> CleanRun:
-    """The uninterrupted run of the feed, run once for the session (`conftest.py`)."""
-    return recovery_clean_run
-
-
-@pytest.fixture
-def target(
-    redis_client: redis.Redis,
-    redis_prefix: str,
-    alerts_subscriber: redis.client.PubSub,
-    clean_run: CleanRun,
-) -> Target:
-    return Target(redis_client, redis_prefix, alerts_subscriber, clean_run)
 
 
 @pytest.mark.slow

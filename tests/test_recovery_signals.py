@@ -23,21 +23,10 @@ from recovery_helpers import (
     stream_env,
     stream_ids,
 )
+from recovery_helpers import clean_run as clean_run
+from recovery_helpers import feed as feed
 
 from connectors.redis_source import push_jsonl
-
-
-@pytest.fixture(scope="module")
-def feed(recovery_feed: tuple[Path, Path]) -> tuple[Path, Path]:
-    """The feed and its config (`recovery_helpers.write_feed`), written once for the session."""
-    return recovery_feed
-
-
-@pytest.fixture(scope="module")
-def clean_run(recovery_clean_run: CleanRun) -> CleanRun:
-    """The uninterrupted run of the feed, run once for the session (`conftest.py`)."""
-    return recovery_clean_run
-
 
 STOP_WITHIN_SECONDS = 10.0
 
