@@ -112,9 +112,10 @@ def decode_segment(payload: bytes) -> list[tuple[Any, list[Any]]]:
             f"a journal segment of another version (format {version!r}, records {fields!r})"
         )
     _, _, workers, lists, others = loaded
-    batches = [loads_records(blob) for blob in lists]
-    for b, i, record in others:  # in order of place: each goes where it was
-        batches[b].insert(i, record)
+    placed: dict[int, list[tuple[int, Any]]] = {}
+    for b, i, record in others:
+        placed.setdefault(b, []).append((i, record))
+    batches = [loads_records(blob, placed.get(b, ())) for b, blob in enumerate(lists)]
     return list(zip(workers, batches, strict=True))
 
 

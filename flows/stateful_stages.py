@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
 from connectors.graph_store import GraphJournal, GraphManifest, GraphStoreError, restore_failed
+from flows.worker_tags import worker_tag
 from operators.customer import CustomerPolicy, CustomerState, Output
 from operators.enrich import Enricher, EnrichPolicy, GraphBatch, Stamped
 from operators.records import AlertRecord, ScoredPost
@@ -121,19 +121,18 @@ class WorkerWatermarks:
     Per worker, not per process: the graph stage's records reach each worker over its own
     channel, in order, so a watermark a worker received says that every earlier record for
     its customers is there too. Another worker's newer watermark says nothing of the records
-    still on their way to this one. Workers are told apart by native thread id, as in
-    `flows.worker_tags` (Bytewax's worker threads get a new Python thread state at every entry).
+    still on their way to this one. Workers are told apart by `worker_tag`, as everywhere.
     """
 
     def __init__(self) -> None:
-        self._by_thread: dict[int, WatermarkSeen] = {}
+        self._by_worker: dict[int | str, WatermarkSeen] = {}
 
     def here(self) -> WatermarkSeen:
         """The calling worker's (Bytewax builds a key's logic in the worker that owns it)."""
-        thread = threading.get_native_id()
-        seen = self._by_thread.get(thread)
+        worker = worker_tag()
+        seen = self._by_worker.get(worker)
         if seen is None:
-            seen = self._by_thread[thread] = WatermarkSeen()
+            seen = self._by_worker[worker] = WatermarkSeen()
         return seen
 
 

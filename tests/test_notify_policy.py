@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from config.notify import DestinationSettings, NotifySettings
-from connectors.notify.policy import RetryPolicy, TokenBucket, classify, parse_retry_after
+from connectors.notify.policy import RetryPolicy, classify, parse_retry_after
+from connectors.rate_limit import TokenBucket
 
 NOW = datetime(2026, 12, 1, 10, 0, 0, tzinfo=UTC)
 

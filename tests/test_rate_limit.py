@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.notify.policy import TokenBucket as PolicyTokenBucket
 from connectors.rate_limit import TokenBucket
 
 
@@ -36,7 +35,3 @@ def test_take_and_reserve_share_the_tokens() -> None:
     assert bucket.reserve(0.0) == pytest.approx(1.0)  # the next token, owed at t=1
     assert bucket.take(1.5) is False  # that token is spent; the one after is due at t=2
     assert bucket.take(2.0) is True
-
-
-def test_policy_reexports_the_one_bucket() -> None:
-    assert PolicyTokenBucket is TokenBucket

@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from connectors.rate_limit import TokenBucket as TokenBucket  # re-exported
-
 Verdict = Literal["delivered", "retry", "reject"]
 
 RETRYABLE_STATUSES = frozenset({408, 429})

@@ -24,9 +24,10 @@ from redis.exceptions import RedisError
 from config.notify import DestinationSettings, NotifySettings
 from connectors.notify import metrics
 from connectors.notify.events import LifecycleEvent
-from connectors.notify.policy import RetryPolicy, TokenBucket, classify, parse_retry_after
+from connectors.notify.policy import RetryPolicy, classify, parse_retry_after
 from connectors.notify.sender import Attempt, Sender
 from connectors.notify.store import NotifyStore
+from connectors.rate_limit import TokenBucket
 
 log = logging.getLogger(__name__)
 
