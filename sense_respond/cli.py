@@ -8,6 +8,7 @@ sense-respond alerts tail [--group G] [--consumer C]
 sense-respond score [--config FILE] [--explain] [TEXT ...]
 sense-respond replay FILE --to redis:STREAM_KEY [--rate N]
 sense-respond notify [--config FILE] [--redis-url URL] [--prefix P] [--metrics-port PORT]
+sense-respond notify redrive [--destination NAME]... [--incident ID] [--dry-run]
 sense-respond incidents list|show|ack|resolve ...   (see sense_respond/respond_cli.py)
 sense-respond silence add|list|expire ...
 sense-respond customer show ID

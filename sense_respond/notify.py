@@ -1,7 +1,10 @@
-"""`sense-respond notify`: the long-running notifier process (see `connectors/notify`).
+"""`sense-respond notify`: the long-running notifier process (see `connectors/notify`), and
+`sense-respond notify redrive`, which sends its dead letters again (`connectors.notify.redrive`).
 
 sense-respond notify [--config FILE] [--redis-url URL] [--prefix P]
                      [--metrics-port PORT [--metrics-host HOST]]
+sense-respond notify redrive [--destination NAME]... [--incident ID] [--dry-run]
+                             [--config FILE] [--redis-url URL] [--prefix P]
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 log = logging.getLogger("sense_respond.notify")
 
@@ -32,14 +38,34 @@ def add_parser(sub: Any) -> None:
         "--metrics-host", default="127.0.0.1", help="address of the metrics port (127.0.0.1)"
     )
     p.set_defaults(func=cmd_notify)
+    actions = p.add_subparsers(dest="notify_action", metavar="{redrive}")
+    r = actions.add_parser(
+        "redrive",
+        help="send the notifier's dead letters again, per incident in order (see README)",
+        description="Send the dead letters of {prefix}notify:dlq again, once their cause is"
+        " fixed: per destination and incident in order; letters superseded by a later event"
+        " the destination received, and the firings of resolved incidents, leave unsent.",
+    )
+    # SUPPRESS: given before `redrive` (`notify --config F redrive`) they are not reset here.
+    r.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML settings file")
+    r.add_argument("--redis-url", default=argparse.SUPPRESS, help="Redis URL ($SR_REDIS__URL)")
+    r.add_argument("--prefix", default=argparse.SUPPRESS, help="key and channel prefix")
+    r.add_argument(
+        "--destination",
+        action="append",
+        help="only this destination's letters (repeatable; default: every destination)",
+    )
+    r.add_argument("--incident", help="only this incident's letters (its full id)")
+    r.add_argument(
+        "--dry-run", action="store_true", help="print what would happen; send and delete nothing"
+    )
+    r.set_defaults(func=cmd_redrive)
 
 
-def cmd_notify(args: argparse.Namespace) -> int:
-    from prometheus_client import start_http_server
-
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The notifier's settings from the flags over the environment over `--config`; None (and
+    the error printed) without a Redis URL."""
     from config.settings import load_settings
-    from connectors.notify.metrics import NOTIFY_REGISTRY
-    from connectors.notify.service import Notifier, make_notifier_client
 
     redis: dict[str, Any] = {}
     if args.redis_url:
@@ -53,6 +79,18 @@ def cmd_notify(args: argparse.Namespace) -> int:
             " pipeline writes its alerts to",
             file=sys.stderr,
         )
+        return None
+    return settings
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
+    from connectors.notify.metrics import NOTIFY_REGISTRY
+    from connectors.notify.service import Notifier, make_notifier_client
+
+    settings = _settings(args)
+    if settings is None:
         return 2
     client = make_notifier_client(settings)
     notifier = Notifier(settings, client)
@@ -69,3 +107,50 @@ def cmd_notify(args: argparse.Namespace) -> int:
             server.shutdown()
             server.server_close()
         client.close()
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Plan, print and (unless --dry-run) carry out the redrive; 1 when a letter failed again."""
+    from redis.exceptions import RedisError
+
+    from connectors.notify.redrive import Redrive
+    from connectors.notify.service import make_notifier_client
+    from connectors.redis_client import redacted_url
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    names = {d.name for d in settings.notify.destinations}
+    unknown = sorted(set(args.destination or ()) - names)
+    if unknown:
+        print(
+            f"sense-respond: error: no destination named {', '.join(unknown)} in [notify]"
+            f" (configured: {', '.join(sorted(names)) or 'none'})",
+            file=sys.stderr,
+        )
+        return 2
+    client = make_notifier_client(settings)
+    try:
+        redrive = Redrive(settings, client)
+        wanted = set(args.destination) if args.destination else None
+        report = redrive.run(wanted, args.incident, args.dry_run, on_step=_print_step)
+    except RedisError as exc:
+        # What was sent before this is marked; the rest stays a dead letter for the next run.
+        url = redacted_url(settings.redis.url.get_secret_value())  # type: ignore[union-attr]
+        print(f"sense-respond: error: Redis at {url}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    counts = report.counts()
+    done = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no dead letters"
+    print(f"redrive{' (dry run)' if args.dry_run else ''}: {done}")
+    return 1 if report.failed else 0
+
+
+def _print_step(step: Any, outcome: str) -> None:
+    letter = step.letter
+    event = letter.event
+    what = f"{event.status} of incident {event.incident_id}" if event else "unreadable entry"
+    detail = outcome.split(": ", 1)[1] if ": " in outcome else step.why
+    name = outcome.split(":", 1)[0]
+    print(f"{name:<12} {letter.destination:<16} {what} (event {letter.event_id}): {detail}")

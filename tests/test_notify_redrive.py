@@ -1,0 +1,274 @@
+"""`sense-respond notify redrive` against real Redis and real local HTTP receivers: the dead
+letters are made by a real notifier whose receivers refused them, then sent again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from config.settings import Settings
+from connectors.notify.redrive import Redrive, lease_key
+from connectors.notify.service import make_notifier_client
+from tests.notify_fixtures import (
+    Received,
+    Receiver,
+    Reply,
+    free_port,
+    lifecycle_event,
+    wait_for,
+    xadd_events,
+)
+from tests.notify_harness import (
+    dead_letters,
+    drained,
+    notify_settings,
+    pagerduty,
+    running,
+    webhook,
+    write_config,
+)
+
+REFUSED = Reply(400, body=b'{"status":"invalid event"}')
+
+
+class Switch:
+    """A receiver's answers, changed as the test goes: refuse everything (`refuse`), or only
+    what `refuse_if` picks, else accept."""
+
+    def __init__(self) -> None:
+        self.refuse = True
+        self.refuse_if: Callable[[Received], bool] | None = None
+
+    def __call__(self, request: Received) -> Reply | None:
+        if self.refuse or (self.refuse_if is not None and self.refuse_if(request)):
+            return REFUSED
+        return None  # the default: 202
+
+
+def lost(
+    settings: Settings, client: redis.Redis, prefix: str, events: list[dict[str, Any]], n: int
+) -> None:
+    """Run a real notifier over `events` until it has dead-lettered `n` of them."""
+    xadd_events(client, prefix, events)
+    with running(settings):
+        wait_for(lambda: len(dead_letters(client, prefix)) == n, what=f"{n} dead letters")
+        wait_for(lambda: drained(client, prefix), what="acks")
+
+
+def redrive(settings: Settings, **kw: Any) -> list[tuple[str, str, str, str]]:
+    """One redrive; (outcome, destination, incident, status) per letter, in order."""
+    client = make_notifier_client(settings)
+    try:
+        report = Redrive(settings, client).run(**kw)
+    finally:
+        client.close()
+    return [
+        (
+            outcome.split(":")[0],
+            s.letter.destination,
+            s.letter.event.incident_id,
+            s.letter.event.status,
+        )
+        for s, outcome in report.done
+        if s.letter.event is not None
+    ]
+
+
+def pd_actions(receiver: Receiver) -> list[tuple[str, str]]:
+    return [(r.json()["dedup_key"], r.json()["event_action"]) for r in receiver.delivered()]
+
+
+def test_after_an_outage_each_lost_event_is_delivered_once_in_order(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    pd_switch, crm_switch = Switch(), Switch()
+    with (
+        Receiver(default=Reply(202), reply_for=pd_switch) as pd,
+        Receiver(default=Reply(200), reply_for=crm_switch) as crm,
+    ):
+        settings = notify_settings(
+            redis_url, redis_prefix, [pagerduty("pd", pd.url), webhook("crm", crm.url)]
+        )
+        events = [
+            lifecycle_event("firing", "inc-1"),
+            lifecycle_event("firing", "inc-2"),
+            lifecycle_event("acknowledged", "inc-1"),
+            lifecycle_event("firing", "inc-3"),
+            lifecycle_event("resolved", "inc-3"),
+        ]
+        lost(settings, redis_client, redis_prefix, events, 10)
+        pd_switch.refuse = crm_switch.refuse = False  # the receivers are fixed
+
+        done = redrive(settings)
+        again = redrive(settings)
+
+    assert sorted(done) == sorted(
+        [("sent", dest, "inc-1", "firing") for dest in ("pd", "crm")]
+        + [("sent", dest, "inc-1", "acknowledged") for dest in ("pd", "crm")]
+        + [("sent", dest, "inc-2", "firing") for dest in ("pd", "crm")]
+        + [("resolved", dest, "inc-3", "firing") for dest in ("pd", "crm")]
+        + [("sent", dest, "inc-3", "resolved") for dest in ("pd", "crm")]
+    )
+    actions = pd_actions(pd)
+    assert sorted(actions) == sorted(
+        [("inc-1", "trigger"), ("inc-1", "acknowledge"), ("inc-2", "trigger"), ("inc-3", "resolve")]
+    )
+    assert actions.index(("inc-1", "trigger")) < actions.index(("inc-1", "acknowledge"))
+    hooks = [r.json()["data"] for r in crm.delivered()]
+    assert [h["status"] for h in hooks if h["incident_id"] == "inc-1"] == [
+        "firing",
+        "acknowledged",
+    ]
+    assert len(hooks) == 4
+    assert dead_letters(redis_client, redis_prefix) == []
+    assert again == []  # nothing left: a second redrive sends nothing
+    assert len(pd.delivered()) == 4 and len(crm.delivered()) == 4
+    for event in events[:4]:
+        if event["data"]["incident_id"] != "inc-3":
+            key = f"{redis_prefix}notify:delivered:pd:{event['id']}"
+            assert redis_client.get(key) == b"sent"
+
+
+def test_a_letter_superseded_by_a_later_event_is_not_sent(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # Only the trigger was refused; its acknowledgement got through. Sending the trigger now
+    # would page someone after the acknowledgement: it leaves the dead letters unsent.
+    switch = Switch()
+    switch.refuse = False
+    switch.refuse_if = lambda request: request.json()["event_action"] == "trigger"
+    with Receiver(default=Reply(202), reply_for=switch) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        events = [lifecycle_event("firing", "inc-1"), lifecycle_event("acknowledged", "inc-1")]
+        lost(settings, redis_client, redis_prefix, events, 1)
+        assert pd_actions(pd) == [("inc-1", "acknowledge")]
+        switch.refuse_if = None
+
+        done = redrive(settings)
+
+    assert done == [("superseded", "pd", "inc-1", "firing")]
+    assert pd_actions(pd) == [("inc-1", "acknowledge")]
+    assert dead_letters(redis_client, redis_prefix) == []
+
+
+def test_a_letter_that_fails_again_stays_and_holds_the_rest_of_its_incident(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    switch = Switch()
+    with Receiver(default=Reply(202), reply_for=switch) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        events = [
+            lifecycle_event("firing", "inc-1"),
+            lifecycle_event("acknowledged", "inc-1"),
+            lifecycle_event("firing", "inc-2"),
+        ]
+        lost(settings, redis_client, redis_prefix, events, 3)
+        # Still refusing inc-1's trigger: it fails, and its acknowledgement must not overtake it.
+        switch.refuse = False
+        switch.refuse_if = lambda request: request.json()["dedup_key"] == "inc-1"
+
+        first = redrive(settings)
+        left = [
+            orjson.loads(x["event"])["data"]["status"]
+            for x in dead_letters(redis_client, redis_prefix)
+        ]
+        assert pd_actions(pd) == [("inc-2", "trigger")]
+
+        # Then a receiver that answers 503 once, then accepts: the redrive retries.
+        switch.refuse_if = None
+        pd.script = [Reply(503)]
+        second = redrive(settings)
+
+    assert first == [
+        ("failed", "pd", "inc-1", "firing"),
+        ("held", "pd", "inc-1", "acknowledged"),
+        ("sent", "pd", "inc-2", "firing"),
+    ]
+    assert left == ["firing", "acknowledged"]
+    assert second == [("sent", "pd", "inc-1", "firing"), ("sent", "pd", "inc-1", "acknowledged")]
+    assert pd_actions(pd) == [("inc-2", "trigger"), ("inc-1", "trigger"), ("inc-1", "acknowledge")]
+    assert pd.script == []  # the 503 went to the redrive's first attempt, which retried
+    assert dead_letters(redis_client, redis_prefix) == []
+
+
+def test_one_redrive_per_destination_at_a_time_and_a_dry_run_changes_nothing(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    switch = Switch()
+    with Receiver(default=Reply(202), reply_for=switch) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 1)
+        switch.refuse = False
+
+        dry = redrive(settings, dry_run=True)
+        redis_client.set(lease_key(redis_prefix, "pd"), "someone-else", ex=60)
+        busy = redrive(settings)
+        assert pd.delivered() == [] and len(dead_letters(redis_client, redis_prefix)) == 1
+        redis_client.delete(lease_key(redis_prefix, "pd"))
+        done = redrive(settings)
+
+    assert dry == [("send", "pd", "inc-1", "firing")]
+    assert busy == [("busy", "pd", "inc-1", "firing")]
+    assert done == [("sent", "pd", "inc-1", "firing")]
+    assert pd_actions(pd) == [("inc-1", "trigger")]
+    assert redis_client.exists(lease_key(redis_prefix, "pd")) == 0  # released
+
+
+def test_the_redrive_verb_prints_each_letter_and_exits_1_when_one_fails(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    switch = Switch()
+    with Receiver(default=Reply(202), reply_for=switch) as pd:
+        destinations = [pagerduty("pd", pd.url)]
+        settings = notify_settings(redis_url, redis_prefix, destinations)
+        events = [lifecycle_event("firing", "inc-1"), lifecycle_event("firing", "inc-2")]
+        lost(settings, redis_client, redis_prefix, events, 2)
+        config = write_config(tmp_path / "notify.toml", redis_url, redis_prefix, destinations)
+
+        def verb(*extra: str) -> subprocess.CompletedProcess[str]:
+            cmd = [sys.executable, "-m", "sense_respond", "notify", "redrive", "--config"]
+            return subprocess.run(
+                [*cmd, str(config), *extra], capture_output=True, text=True, timeout=120
+            )
+
+        dry = verb("--dry-run")
+        unknown = verb("--destination", "nope")
+        switch.refuse = False
+        switch.refuse_if = lambda request: request.json()["dedup_key"] == "inc-2"
+        failing = verb()
+        switch.refuse_if = None
+        fixed = verb("--incident", "inc-2")
+
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == "redrive (dry run): 2 send"
+    assert unknown.returncode == 2 and "no destination named nope" in unknown.stderr
+    assert failing.returncode == 1, failing.stderr
+    lines = failing.stdout.splitlines()
+    assert lines[0].split()[:4] == ["sent", "pd", "firing", "of"]
+    assert lines[1].startswith("failed") and "rejected: HTTP 400" in lines[1]
+    assert lines[-1] == "redrive: 1 failed, 1 sent"
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.splitlines()[-1] == "redrive: 1 sent"
+    assert pd_actions(pd) == [("inc-1", "trigger"), ("inc-2", "trigger")]
+    assert "R0UTINGKEY" not in failing.stdout + failing.stderr
+
+
+def test_without_redis_the_verb_says_so_in_one_line_without_the_password(tmp_path: Path) -> None:
+    url = f"redis://:hunter2secret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    config = write_config(tmp_path / "notify.toml", url, "sr:", [pagerduty("pd", "http://x")])
+    got = subprocess.run(
+        [sys.executable, "-m", "sense_respond", "notify", "redrive", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert got.returncode == 1
+    (line,) = got.stderr.strip().splitlines()
+    assert line.startswith("sense-respond: error: Redis at redis://")
+    assert "hunter2secret" not in got.stdout + got.stderr

@@ -1,0 +1,196 @@
+"""The redrive plan (`connectors.notify.redrive_plan`): a table of dead letters, incidents and
+markers, and what happens to each letter."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from connectors.notify.events import LifecycleEvent, parse_entry
+from connectors.notify.redrive_plan import Incident, Letter, plan
+from tests.notify_fixtures import lifecycle_event
+
+
+def event(status: str, incident: str = "inc-a", seq: int = 0) -> LifecycleEvent:
+    raw = orjson.dumps(lifecycle_event(status, incident, seq=seq))
+    return parse_entry({b"alert": raw}, "service")
+
+
+FIRING, ACK, RESOLVED = event("firing"), event("acknowledged"), event("resolved")
+REFIRING = event("firing", seq=1)
+RESOLVED_AGAIN = event("resolved", seq=1)
+OTHER = event("firing", "inc-b")
+
+
+def letter(ev: LifecycleEvent | None, n: int, destination: str = "hook") -> Letter:
+    event_id = ev.event_id if ev is not None else f"broken-{n}"
+    return Letter(f"{n}-0", destination, event_id, "400", "rejected", ev)
+
+
+CASES = [
+    pytest.param(
+        # letters (event, destination), incident events in the stream, record status,
+        # events the destination received (marker "sent"), expected verdicts in letter order
+        [(FIRING, "hook"), (ACK, "hook")],
+        [FIRING, ACK],
+        None,
+        [],
+        ["send", "send"],
+        id="an open incident the destination never heard of: every letter, in order",
+    ),
+    pytest.param(
+        [(FIRING, "hook")],
+        [FIRING, ACK],
+        None,
+        [ACK],
+        ["superseded"],
+        id="its acknowledgement got there: the firing would arrive after it",
+    ),
+    pytest.param(
+        [(ACK, "hook")],
+        [FIRING, ACK],
+        None,
+        [FIRING],
+        ["send"],
+        id="only the acknowledgement is missing: it is sent",
+    ),
+    pytest.param(
+        [(FIRING, "hook"), (RESOLVED, "hook")],
+        [FIRING, RESOLVED],
+        None,
+        [],
+        ["resolved", "send"],
+        id="resolved: nobody is paged for the firing, the resolve is sent",
+    ),
+    pytest.param(
+        [(RESOLVED, "hook")],
+        [FIRING, RESOLVED],
+        None,
+        [FIRING],
+        ["send"],
+        id="the page is open at the destination and only its resolve was lost",
+    ),
+    pytest.param(
+        [(FIRING, "hook"), (ACK, "hook")],
+        [FIRING, ACK, RESOLVED],
+        None,
+        [RESOLVED],
+        ["superseded", "superseded"],
+        id="the resolve got there: nothing older goes",
+    ),
+    pytest.param(
+        [(FIRING, "hook")],
+        [FIRING, ACK],
+        None,
+        [FIRING],
+        ["delivered"],
+        id="the letter's own event was received since: done",
+    ),
+    pytest.param(
+        [(RESOLVED, "hook"), (REFIRING, "hook")],
+        [FIRING, RESOLVED, REFIRING],
+        None,
+        [FIRING],
+        ["send", "send"],
+        id="reopened: the lost resolve, then the new firing, in order",
+    ),
+    pytest.param(
+        [(RESOLVED, "hook"), (RESOLVED_AGAIN, "hook")],
+        [FIRING, RESOLVED, REFIRING, RESOLVED_AGAIN],
+        None,
+        [FIRING],
+        ["resolved", "send"],
+        id="resolved twice: only the newest resolve closes it",
+    ),
+    pytest.param(
+        [(FIRING, "hook")],
+        [],
+        "resolved",
+        [],
+        ["resolved"],
+        id="trimmed from the stream: the record says resolved",
+    ),
+    pytest.param(
+        [(FIRING, "hook")],
+        [],
+        "firing",
+        [],
+        ["send"],
+        id="trimmed from the stream: the record says still open",
+    ),
+    pytest.param(
+        [(FIRING, "hook")],
+        [ACK],
+        None,
+        [ACK],
+        ["superseded"],
+        id="a letter trimmed from the stream is older than what is still there",
+    ),
+    pytest.param(
+        [(FIRING, "gone")],
+        [FIRING],
+        None,
+        [],
+        ["unconfigured"],
+        id="its destination is no longer configured: left",
+    ),
+    pytest.param(
+        [(None, "*")],
+        [],
+        None,
+        [],
+        ["unreadable"],
+        id="an unreadable stream entry: left",
+    ),
+]
+
+
+@pytest.mark.parametrize(("letters", "stream", "record", "got", "expected"), CASES)
+def test_what_happens_to_each_letter(
+    letters: list[tuple[LifecycleEvent | None, str]],
+    stream: list[LifecycleEvent],
+    record: str | None,
+    got: list[LifecycleEvent],
+    expected: list[str],
+) -> None:
+    rows = [letter(ev, n, dest) for n, (ev, dest) in enumerate(letters)]
+    received = {("hook", ev.event_id) for ev in got}
+    groups = plan(
+        rows,
+        ["hook"],
+        {"inc-a": Incident(stream, record)},
+        lambda destination, event_id: (destination, event_id) in received,
+        lambda destination, ev: True,
+    )
+    verdicts = {step.letter.dlq_id: step.verdict for group in groups for step in group}
+    assert [verdicts[row.dlq_id] for row in rows] == expected
+
+
+def test_an_event_the_destination_does_not_take_supersedes_nothing() -> None:
+    # The acknowledgement went only to another team's destination: this one never had it, so
+    # its lost firing is still the newest thing it should get.
+    groups = plan(
+        [letter(FIRING, 0)],
+        ["hook"],
+        {"inc-a": Incident([FIRING, ACK])},
+        lambda destination, event_id: event_id == ACK.event_id,
+        lambda destination, ev: ev.status != "acknowledged",
+    )
+    assert [s.verdict for g in groups for s in g] == ["send"]
+
+
+def test_letters_are_grouped_per_destination_and_incident_in_order() -> None:
+    rows = [
+        letter(FIRING, 0, "hook"),
+        letter(OTHER, 1, "hook"),
+        letter(FIRING, 2, "pager"),
+        letter(ACK, 3, "hook"),
+    ]
+    groups = plan(
+        rows,
+        ["hook", "pager"],
+        {"inc-a": Incident([FIRING, ACK]), "inc-b": Incident([OTHER])},
+        lambda destination, event_id: False,
+        lambda destination, ev: True,
+    )
+    assert [[s.letter.dlq_id for s in g] for g in groups] == [["0-0", "3-0"], ["1-0"], ["2-0"]]
