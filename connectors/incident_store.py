@@ -49,6 +49,10 @@ class UnknownIncident(LookupError):
     """No incident has this id (or id prefix)."""
 
 
+class AmbiguousIncident(UnknownIncident):
+    """More than one incident has this id prefix."""
+
+
 def resolve_id(client: redis.Redis, prefix: str, given: str) -> str:
     """The full incident id for `given`: the id itself, or a unique prefix of at least 6
     characters of an incident in the index (what `incidents list` shows)."""
@@ -61,7 +65,8 @@ def resolve_id(client: redis.Redis, prefix: str, given: str) -> str:
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
-            raise UnknownIncident(f"incident id prefix {given!r} is ambiguous ({len(hits)} match)")
+            found = f"({len(hits)} match)"
+            raise AmbiguousIncident(f"incident id prefix {given!r} is ambiguous {found}")
     raise UnknownIncident(f"no incident {given!r}")
 
 

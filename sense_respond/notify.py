@@ -55,7 +55,9 @@ def add_parser(sub: Any) -> None:
         action="append",
         help="only this destination's letters (repeatable; default: every destination)",
     )
-    r.add_argument("--incident", help="only this incident's letters (its full id)")
+    r.add_argument(
+        "--incident", help="only this incident's letters (its id, or a unique prefix of 6+)"
+    )
     r.add_argument(
         "--dry-run", action="store_true", help="print what would happen; send and delete nothing"
     )
@@ -113,6 +115,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     """Plan, print and (unless --dry-run) carry out the redrive; 1 when a letter failed again."""
     from redis.exceptions import RedisError
 
+    from connectors.incident_store import AmbiguousIncident
     from connectors.notify.redrive import Redrive
     from connectors.notify.service import make_notifier_client
     from connectors.redis_client import redacted_url
@@ -131,9 +134,13 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         return 2
     client = make_notifier_client(settings)
     try:
+        incident = args.incident and _incident_id(client, settings.redis.prefix, args.incident)
         redrive = Redrive(settings, client)
         wanted = set(args.destination) if args.destination else None
-        report = redrive.run(wanted, args.incident, args.dry_run, on_step=_print_step)
+        report = redrive.run(wanted, incident, args.dry_run, on_step=_print_step)
+    except AmbiguousIncident as exc:
+        print(f"sense-respond: error: {exc.args[0]}", file=sys.stderr)
+        return 2
     except RedisError as exc:
         # What was sent before this is marked; the rest stays a dead letter for the next run.
         url = redacted_url(settings.redis.url.get_secret_value())  # type: ignore[union-attr]
@@ -145,6 +152,19 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     done = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no dead letters"
     print(f"redrive{' (dry run)' if args.dry_run else ''}: {done}")
     return 1 if report.failed else 0
+
+
+def _incident_id(client: Any, prefix: str, given: str) -> str:
+    """The full id of `given` (a unique prefix of 6 or more characters, as `incidents` takes);
+    `given` itself when no record has it (a record expires while its letters may remain)."""
+    from connectors.incident_store import AmbiguousIncident, UnknownIncident, resolve_id
+
+    try:
+        return resolve_id(client, prefix, given)
+    except AmbiguousIncident:
+        raise
+    except UnknownIncident:
+        return given.strip()
 
 
 def _print_step(step: Any, outcome: str) -> None:

@@ -272,3 +272,59 @@ def test_without_redis_the_verb_says_so_in_one_line_without_the_password(tmp_pat
     (line,) = got.stderr.strip().splitlines()
     assert line.startswith("sense-respond: error: Redis at redis://")
     assert "hunter2secret" not in got.stdout + got.stderr
+
+
+def test_beside_a_live_notifier_every_event_is_delivered_exactly_once(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    switch = Switch()
+    with Receiver(default=Reply(200), reply_for=switch) as crm:
+        settings = notify_settings(redis_url, redis_prefix, [webhook("crm", crm.url)])
+        old = [lifecycle_event("firing", f"inc-{n}") for n in range(5)]
+        lost(settings, redis_client, redis_prefix, old, 5)
+        switch.refuse = False
+        new = [lifecycle_event("firing", f"new-{n}") for n in range(20)]
+        with running(settings):
+            # New events keep arriving while the redrive runs beside the live notifier.
+            xadd_events(redis_client, redis_prefix, new[:10])
+            done = redrive(settings)
+            xadd_events(redis_client, redis_prefix, new[10:])
+            wait_for(lambda: len(crm.delivered()) == 25, what="25 deliveries")
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
+        again = redrive(settings)
+
+    assert [outcome for outcome, *_ in done] == ["sent"] * 5
+    assert again == []
+    ids = [r.headers["webhook-id"] for r in crm.delivered()]
+    assert sorted(ids) == sorted(e["id"] for e in old + new)  # each once, none lost
+
+
+def test_the_incident_may_be_named_by_a_unique_prefix_as_the_incidents_commands_take(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str, tmp_path: Path
+) -> None:
+    switch = Switch()
+    with Receiver(default=Reply(202), reply_for=switch) as pd:
+        destinations = [pagerduty("pd", pd.url)]
+        settings = notify_settings(redis_url, redis_prefix, destinations)
+        ids = ["incident-alpha-1", "incident-beta-2"]
+        lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", i) for i in ids], 2)
+        for n, incident_id in enumerate(ids):  # what the pipeline's delivery script keeps
+            redis_client.zadd(f"{redis_prefix}incidents", {incident_id: n})
+            redis_client.hset(f"{redis_prefix}incident:{incident_id}", "status", "firing")
+        config = write_config(tmp_path / "notify.toml", redis_url, redis_prefix, destinations)
+
+        def verb(*extra: str) -> subprocess.CompletedProcess[str]:
+            cmd = [sys.executable, "-m", "sense_respond", "notify", "redrive", "--config"]
+            return subprocess.run(
+                [*cmd, str(config), "--dry-run", *extra],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        one = verb("--incident", "incident-a")
+        both = verb("--incident", "incident-")
+
+    assert one.returncode == 0, one.stderr
+    assert "incident-alpha-1" in one.stdout and "incident-beta-2" not in one.stdout
+    assert both.returncode == 2 and "ambiguous" in both.stderr
