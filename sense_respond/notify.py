@@ -141,6 +141,10 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     except AmbiguousIncident as exc:
         print(f"sense-respond: error: {exc.args[0]}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("sense-respond: redrive interrupted: what was sent is marked, the rest stays in the"
+              " dead letters", file=sys.stderr)  # fmt: skip
+        return 130
     except RedisError as exc:
         # What was sent before this is marked; the rest stays a dead letter for the next run.
         url = redacted_url(settings.redis.url.get_secret_value())  # type: ignore[union-attr]

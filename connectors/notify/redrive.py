@@ -283,7 +283,11 @@ class Redrive:
             if bucket is not None:
                 self._sleep(bucket.reserve(self._clock()))
             attempts += 1
-            result = sender.send(letter.event)
+            try:
+                result = sender.send(letter.event)
+            except Exception as exc:  # a payload that cannot be built: this letter only
+                log.exception("redrive %s: cannot build the request for %s", name, letter.event_id)
+                return f"failed: cannot build the request: {type(exc).__name__}"
             verdict = classify(result.status)
             if verdict == "delivered":
                 pipe = self.client.pipeline(transaction=True)
