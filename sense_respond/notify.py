@@ -61,6 +61,12 @@ def add_parser(sub: Any) -> None:
     r.add_argument(
         "--dry-run", action="store_true", help="print what would happen; send and delete nothing"
     )
+    r.add_argument(
+        "--include-stale",
+        action="store_true",
+        help="also send stale letters (their markers expired, or nothing is known of their"
+        " incident any more): look at them with --dry-run first",
+    )
     r.set_defaults(func=cmd_redrive)
 
 
@@ -112,7 +118,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    """Plan, print and (unless --dry-run) carry out the redrive; 1 when a letter failed again."""
+    """Plan, print and (unless --dry-run) carry out the redrive; 1 when a letter that should
+    have gone did not (failed again, held behind one that did, or another redrive was busy)."""
     from redis.exceptions import RedisError
 
     from connectors.incident_store import AmbiguousIncident
@@ -137,16 +144,19 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         incident = args.incident and _incident_id(client, settings.redis.prefix, args.incident)
         redrive = Redrive(settings, client)
         wanted = set(args.destination) if args.destination else None
-        report = redrive.run(wanted, incident, args.dry_run, on_step=_print_step)
+        report = redrive.run(
+            wanted, incident, args.dry_run, on_step=_print_step, include_stale=args.include_stale
+        )
     except AmbiguousIncident as exc:
         print(f"sense-respond: error: {exc.args[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("sense-respond: redrive interrupted: what was sent is marked, the rest stays in the"
-              " dead letters", file=sys.stderr)  # fmt: skip
+        print("sense-respond: redrive interrupted: the letters not marked sent stay in the dead"
+              " letters (a request in flight may go again next time)", file=sys.stderr)  # fmt: skip
         return 130
     except RedisError as exc:
-        # What was sent before this is marked; the rest stays a dead letter for the next run.
+        # Letters not marked sent stay for the next run (a delivered one whose mark failed goes
+        # again then: at least once).
         url = redacted_url(settings.redis.url.get_secret_value())  # type: ignore[union-attr]
         print(f"sense-respond: error: Redis at {url}: {exc}", file=sys.stderr)
         return 1
@@ -155,7 +165,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     counts = report.counts()
     done = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no dead letters"
     print(f"redrive{' (dry run)' if args.dry_run else ''}: {done}")
-    return 1 if report.failed else 0
+    return 1 if report.unsent else 0
 
 
 def _incident_id(client: Any, prefix: str, given: str) -> str:

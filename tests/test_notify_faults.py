@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,45 @@ def test_starts_while_redis_is_down_and_serves_once_it_is_up(own_redis: OwnRedis
             xadd_events(client, "sr:", [lifecycle_event("firing", "late")])
             wait_for(lambda: len(hook.delivered()) == 1, timeout=60, what="delivery")
             client.close()
+
+
+def test_a_redrive_whose_redis_goes_away_after_a_delivery_marks_it_once_redis_is_back(
+    own_redis: OwnRedis,
+) -> None:
+    from connectors.notify.redrive import Redrive
+    from connectors.notify.service import make_notifier_client
+    from tests.notify_harness import dead_letters
+
+    prefix = "sr:"
+    client = make_client(own_redis.url, RedisSettings(retries=0))
+    refuse = [True]
+
+    def answer(_request: object) -> Reply | None:
+        if refuse[0]:
+            return Reply(400)
+        # The request got here; Redis goes away before the redrive can mark it delivered.
+        own_redis.kill()
+        threading.Timer(4.0, own_redis.start).start()  # longer than redis-py's own retries
+        return None
+
+    with Receiver(default=Reply(200), reply_for=answer) as hook:
+        settings = notify_settings(own_redis.url, prefix, [webhook("crm", hook.url)])
+        xadd_events(client, prefix, [lifecycle_event("firing", "R")])
+        with running(settings):
+            wait_for(lambda: len(dead_letters(client, prefix)) == 1, what="the dead letter")
+            wait_for(lambda: drained(client, prefix), what="acked")
+        client.close()
+        refuse[0] = False
+        redrive_client = make_notifier_client(settings)
+        try:
+            report = Redrive(settings, redrive_client).run()
+        finally:
+            redrive_client.close()
+        client = make_client(own_redis.url, RedisSettings(retries=0))
+        again = Redrive(settings, client).run()
+
+    assert [outcome for _, outcome in report.done] == ["sent"]
+    assert dead_letters(client, prefix) == []
+    assert again.done == []
+    assert len(hook.delivered()) == 1  # marked, so never sent again
+    client.close()

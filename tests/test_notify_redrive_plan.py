@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from connectors.notify.events import LifecycleEvent, parse_entry
-from connectors.notify.redrive_plan import Incident, Letter, plan
+from connectors.notify.redrive_plan import Incident, Letter, Marker, plan
 from tests.notify_fixtures import lifecycle_event
 
 
@@ -25,6 +25,14 @@ OTHER = event("firing", "inc-b")
 def letter(ev: LifecycleEvent | None, n: int, destination: str = "hook") -> Letter:
     event_id = ev.event_id if ev is not None else f"broken-{n}"
     return Letter(f"{n}-0", destination, event_id, "400", "rejected", ev)
+
+
+def markers(rows: list[Letter], got: list[LifecycleEvent], expired: bool = False) -> Marker:
+    """The markers the notifier left: "dead" for each letter (None once `expired`), "sent" for
+    each event the destination received."""
+    marks = {(row.destination, row.event_id): None if expired else b"dead" for row in rows}
+    marks |= {("hook", ev.event_id): b"sent" for ev in got}
+    return lambda destination, event_id: marks.get((destination, event_id))
 
 
 CASES = [
@@ -59,8 +67,32 @@ CASES = [
         [FIRING, RESOLVED],
         None,
         [],
+        ["resolved", "resolved"],
+        id="resolved, and the destination never had it: nothing goes (no lone resolve)",
+    ),
+    pytest.param(
+        [(ACK, "hook"), (RESOLVED, "hook")],
+        [FIRING, ACK, RESOLVED],
+        None,
+        [FIRING],
         ["resolved", "send"],
-        id="resolved: nobody is paged for the firing, the resolve is sent",
+        id="resolved: nobody is paged for the acknowledgement, the open page is closed",
+    ),
+    pytest.param(
+        [(RESOLVED, "hook")],
+        [RESOLVED],
+        None,
+        [],
+        ["send"],
+        id="resolved, its firing trimmed from the stream: the page may be open, it is closed",
+    ),
+    pytest.param(
+        [(FIRING, "hook")],
+        [FIRING, ACK, FIRING],
+        None,
+        [ACK],
+        ["superseded"],
+        id="a replayed copy of the firing in the stream is not a newer event",
     ),
     pytest.param(
         [(RESOLVED, "hook")],
@@ -154,29 +186,36 @@ def test_what_happens_to_each_letter(
     expected: list[str],
 ) -> None:
     rows = [letter(ev, n, dest) for n, (ev, dest) in enumerate(letters)]
-    received = {("hook", ev.event_id) for ev in got}
-    groups = plan(
-        rows,
-        ["hook"],
-        {"inc-a": Incident(stream, record)},
-        lambda destination, event_id: (destination, event_id) in received,
-        lambda destination, ev: True,
-    )
+    groups = plan(rows, ["hook"], {"inc-a": Incident(stream, record)}, markers(rows, got))
     verdicts = {step.letter.dlq_id: step.verdict for group in groups for step in group}
     assert [verdicts[row.dlq_id] for row in rows] == expected
 
 
-def test_an_event_the_destination_does_not_take_supersedes_nothing() -> None:
-    # The acknowledgement went only to another team's destination: this one never had it, so
-    # its lost firing is still the newest thing it should get.
-    groups = plan(
-        [letter(FIRING, 0)],
-        ["hook"],
-        {"inc-a": Incident([FIRING, ACK])},
-        lambda destination, event_id: event_id == ACK.event_id,
-        lambda destination, ev: ev.status != "acknowledged",
-    )
-    assert [s.verdict for g in groups for s in g] == ["send"]
+def test_a_received_event_supersedes_whatever_the_filters_say_now() -> None:
+    # The destination got the acknowledgement; since then its filters were narrowed. The marker
+    # is the proof: sending the firing now would still land after the acknowledgement.
+    groups = plan([letter(FIRING, 0)], ["hook"], {"inc-a": Incident([FIRING, ACK])}, markers(
+        [letter(FIRING, 0)], [ACK]))  # fmt: skip
+    assert [s.verdict for g in groups for s in g] == ["superseded"]
+
+
+@pytest.mark.parametrize(
+    ("incident", "expired", "expected"),
+    [
+        pytest.param(Incident([FIRING, ACK]), True, "stale", id="its own marker expired"),
+        pytest.param(Incident([]), False, "stale", id="no event in the stream, no record"),
+        pytest.param(Incident([], "firing"), False, "send", id="the record is still there"),
+    ],
+)
+def test_letters_judged_on_facts_that_are_gone_are_stale_unless_asked_for(
+    incident: Incident, expired: bool, expected: str
+) -> None:
+    rows = [letter(FIRING, 0)]
+    marker = markers(rows, [], expired=expired)
+    default = plan(rows, ["hook"], {"inc-a": incident}, marker)
+    asked = plan(rows, ["hook"], {"inc-a": incident}, marker, include_stale=True)
+    assert [s.verdict for g in default for s in g] == [expected]
+    assert [s.verdict for g in asked for s in g] == ["send"]
 
 
 def test_letters_are_grouped_per_destination_and_incident_in_order() -> None:
@@ -190,7 +229,6 @@ def test_letters_are_grouped_per_destination_and_incident_in_order() -> None:
         rows,
         ["hook", "pager"],
         {"inc-a": Incident([FIRING, ACK]), "inc-b": Incident([OTHER])},
-        lambda destination, event_id: False,
-        lambda destination, ev: True,
+        markers(rows, []),
     )
     assert [[s.letter.dlq_id for s in g] for g in groups] == [["0-0", "3-0"], ["1-0"], ["2-0"]]

@@ -3,24 +3,29 @@ fixed (a routing key corrected, a receiver back after an outage longer than the 
 
 What happens to each letter is planned in `connectors.notify.redrive_plan` (per destination and
 incident, never out of order, nobody paged for a resolved incident); this module gathers the
-facts from Redis, then carries the plan out:
+facts from Redis and carries the plan out, one destination at a time:
 
 * one redrive per destination at a time: a lease `{prefix}notify:redrive:{destination}` (SET NX
-  with a token, renewed before each request, released at the end; it expires by itself if the
-  command dies), so two operators cannot send the same letter twice;
+  with a token), taken before that destination's letters are planned, renewed right before each
+  request, released after its last letter; it expires by itself if the command dies;
+* before every request, the letter's incident is planned again from fresh facts (the alerts
+  stream's entries since the last look, the destination's markers), so an event the live
+  notifier delivered meanwhile still supersedes an older letter;
 * each send goes through the destination's own `Sender` (same payloads, timeouts and secrets
-  handling as the notifier), its rate limit, and the notifier's retry policy (`max_attempts`,
-  `max_retry_seconds`, backoff, `Retry-After`);
+  handling as the notifier) and the notifier's retry policy (`max_attempts`,
+  `max_retry_seconds`, backoff, `Retry-After`), paced by the destination's `max_per_second`;
 * a delivered letter's marker becomes "sent" and the letter leaves `{prefix}notify:dlq` in one
-  `MULTI`: a crash in between cannot send it again on the next redrive, nor lose it;
+  `MULTI`, retried through short Redis outages: a crash in between sends that one event again
+  on the next redrive, nothing is lost;
 * a letter that fails again stays where it is (with its original reason), and so do the later
-  letters of its incident for that destination;
+  letters of its incident; when the destination is still down (network errors, 5xx or 429 to
+  the end of the budget), its remaining letters are held without trying each one;
 * letters that leave unsent (received since, superseded, resolved) are deleted from the dead
   letters; `dry_run` only plans.
 
 A live notifier never sends a dead-lettered event (its marker says done), so running this beside
 one repeats nothing. One race remains: a newer event of the same incident that the live notifier
-sends while its older letter is being redriven may reach the destination first.
+sends between the last look and the request may reach the destination first.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ import redis
 
 from config.settings import Settings
 from connectors.incident_keys import incident_key
-from connectors.notify.events import InvalidEvent, LifecycleEvent, parse_entry, takes
+from connectors.notify.events import InvalidEvent, LifecycleEvent, parse_entry
 from connectors.notify.policy import RetryPolicy, classify, parse_retry_after
-from connectors.notify.redrive_plan import LEAVES, Group, Incident, Letter, Step, plan
+from connectors.notify.redrive_plan import LEAVES, Incident, Letter, Step, plan, plan_group
 from connectors.notify.sender import Sender
 from connectors.notify.store import delivered_key, notify_dlq_key
 from connectors.rate_limit import TokenBucket
@@ -55,6 +60,9 @@ PAGE = 1_000
 LEASE_MARGIN_SECONDS = 60
 """The lease outlives one send's whole retry budget by this much."""
 
+MARK_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+"""Pauses between tries of a delivered letter's marker write (about 19 s of Redis outage)."""
+
 # KEYS: 1 lease. ARGV: 1 token, 2 seconds. Renews (or, with seconds 0, releases) the lease only
 # while it is still ours: one that expired and was taken by another redrive is left alone.
 _LEASE = """
@@ -65,8 +73,8 @@ return redis.call('DEL', KEYS[1])
 
 Outcome = str
 """A step's outcome: its verdict for the letters that leave or stay unsent, else `sent`,
-`failed` (with the reason), `held` (an earlier letter of its incident failed) or `busy` (another
-redrive holds the destination)."""
+`failed` (with the reason), `held` (an earlier letter of its incident failed, or the destination
+is still down) or `busy` (another redrive holds the destination)."""
 
 
 def lease_key(prefix: str, destination: str) -> str:
@@ -81,8 +89,10 @@ class Report:
     done: list[tuple[Step, Outcome]] = field(default_factory=list)
 
     @property
-    def failed(self) -> int:
-        return sum(1 for _, outcome in self.done if outcome.startswith("failed"))
+    def unsent(self) -> int:
+        """Letters that should have gone and did not: failed, held behind one that failed, or
+        busy (another redrive holds their destination). They stay for the next redrive."""
+        return sum(1 for _, outcome in self.done if outcome.startswith(("failed", "held", "busy")))
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -90,6 +100,75 @@ class Report:
             name = outcome.split(":", 1)[0]
             counts[name] = counts.get(name, 0) + 1
         return counts
+
+
+class Facts:
+    """What the plans rest on: the involved incidents' events in the alerts stream (read once,
+    then only the entries added since), their records' statuses, and markers as last read."""
+
+    def __init__(self, client: redis.Redis, prefix: str, default_team: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.default_team = default_team
+        self.events: dict[str, list[LifecycleEvent]] = {}
+        self.records: dict[str, str | None] = {}
+        self.marks: dict[tuple[str, str], bytes | None] = {}
+        self._wanted: re.Pattern[bytes] | None = None
+        self._scanned_to = "-"
+
+    def watch(self, ids: set[str]) -> None:
+        """Gather the facts of these incidents: one pass over the alerts stream."""
+        self.events = {i: [] for i in ids}
+        if not ids:
+            return
+        # The stream's JSON is compact (orjson), but a space after the colon costs nothing.
+        alternatives = b"|".join(re.escape(i.encode()) for i in sorted(ids))
+        self._wanted = re.compile(rb'"incident_id"\s*:\s*"(' + alternatives + rb')"')
+        self._scan("-")
+        order = sorted(ids)
+        pipe = self.client.pipeline(transaction=False)
+        for incident_id in order:
+            pipe.hget(incident_key(self.prefix, incident_id), "status")
+        for incident_id, status in zip(order, pipe.execute(), strict=True):
+            self.records[incident_id] = status.decode() if status is not None else None
+
+    def catch_up(self) -> None:
+        """The entries added to the alerts stream since the last look."""
+        if self._wanted is not None:
+            self._scan("(" + self._scanned_to if self._scanned_to != "-" else "-")
+
+    def _scan(self, start: str) -> None:
+        assert self._wanted is not None
+        for entry_id, fields in _entries(self.client, alerts_key(self.prefix), start):
+            self._scanned_to = entry_id
+            if self._wanted.search(fields.get(b"alert", b"")) is None:
+                continue
+            try:
+                ev = parse_entry(fields, self.default_team)
+            except InvalidEvent:
+                continue
+            if ev.incident_id in self.events:
+                self.events[ev.incident_id].append(ev)
+
+    def incident(self, incident_id: str) -> Incident:
+        return Incident(self.events.get(incident_id, []), self.records.get(incident_id))
+
+    def read_markers(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Read these (destination, event id) markers afresh (one MGET a page)."""
+        wanted = list(dict.fromkeys(pairs))
+        for i in range(0, len(wanted), PAGE):
+            page = wanted[i : i + PAGE]
+            values = self.client.mget([delivered_key(self.prefix, d, e) for d, e in page])
+            self.marks.update(zip(page, values, strict=True))
+
+    def marker(self, destination: str, event_id: str) -> bytes | None:
+        return self.marks.get((destination, event_id))
+
+    def refresh(self, destination: str, incident_id: str, letters: Iterable[Letter]) -> None:
+        """Fresh facts for one destination's letters of one incident, right before a request."""
+        self.catch_up()
+        pairs = [(destination, ev.event_id) for ev in self.events.get(incident_id, [])]
+        self.read_markers(pairs + [(destination, x.event_id) for x in letters])
 
 
 class Redrive:
@@ -117,12 +196,9 @@ class Redrive:
             max_seconds=notify.retry_max_seconds,
         )
         self._lease = client.register_script(_LEASE)
-        self._lease_seconds = (
-            int(notify.max_retry_seconds + notify.timeout_seconds) + LEASE_MARGIN_SECONDS
-        )
+        budget = notify.max_retry_seconds + notify.timeout_seconds
+        self._lease_seconds = int(budget) + LEASE_MARGIN_SECONDS
         self._rng = random.Random()
-
-    # -- the facts -----------------------------------------------------------------------------
 
     def letters(self, destinations: set[str] | None, incident: str | None) -> list[Letter]:
         """The dead letters (oldest first), of these destinations (None: all) and incident."""
@@ -138,65 +214,15 @@ class Redrive:
             out.append(letter)
         return out
 
-    def incidents(self, ids: set[str]) -> dict[str, Incident]:
-        """Each incident's events still in the alerts stream (stream order) and its record's
-        status; one pass over the stream, whatever the number of incidents."""
-        if not ids:
-            return {}
-        events: dict[str, list[LifecycleEvent]] = {i: [] for i in ids}
-        wanted = re.compile(
-            rb'"incident_id":"(' + b"|".join(re.escape(i.encode()) for i in ids) + rb')"'
-        )
-        for _entry_id, fields in _entries(self.client, alerts_key(self.prefix)):
-            raw = fields.get(b"alert", b"")
-            if wanted.search(raw) is None:
-                continue
-            try:
-                ev = parse_entry(fields, self.notify.default_team)
-            except InvalidEvent:
-                continue
-            if ev.incident_id in events:
-                events[ev.incident_id].append(ev)
-        order = sorted(ids)
-        pipe = self.client.pipeline(transaction=False)
-        for incident_id in order:
-            pipe.hget(incident_key(self.prefix, incident_id), "status")
-        statuses = pipe.execute()
-        return {
-            i: Incident(events[i], s.decode() if s is not None else None)
-            for i, s in zip(order, statuses, strict=True)
-        }
-
-    def markers(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes | None]:
-        """The delivered markers of these (destination, event id) pairs (one MGET a page)."""
-        wanted = list(dict.fromkeys(pairs))
-        out: dict[tuple[str, str], bytes | None] = {}
-        for i in range(0, len(wanted), PAGE):
-            page = wanted[i : i + PAGE]
-            values = self.client.mget([delivered_key(self.prefix, d, e) for d, e in page])
-            out.update(zip(page, values, strict=True))
-        return out
-
-    def plan(self, letters: list[Letter]) -> list[Group]:
-        """The steps for these letters (see `redrive_plan`), from what Redis holds now."""
-        ids = {x.event.incident_id for x in letters if x.event is not None}
-        incidents = self.incidents(ids)
+    def facts(self, letters: list[Letter]) -> Facts:
+        """The facts these letters are planned on, read now."""
+        facts = Facts(self.client, self.prefix, self.notify.default_team)
+        facts.watch({x.event.incident_id for x in letters if x.event is not None})
         names = {x.destination for x in letters if x.destination in self.destinations}
         pairs = [(x.destination, x.event_id) for x in letters]
-        pairs += [
-            (d, ev.event_id) for inc in incidents.values() for ev in inc.events for d in names
-        ]
-        marks = self.markers(pairs)
-
-        def received(destination: str, event_id: str) -> bool:
-            return marks.get((destination, event_id)) == b"sent"
-
-        def destination_takes(destination: str, event: LifecycleEvent) -> bool:
-            return takes(self.destinations[destination], event)
-
-        return plan(letters, self.destinations, incidents, received, destination_takes)
-
-    # -- carrying it out -------------------------------------------------------------------------
+        pairs += [(d, ev.event_id) for evs in facts.events.values() for ev in evs for d in names]
+        facts.read_markers(pairs)
+        return facts
 
     def run(
         self,
@@ -204,8 +230,10 @@ class Redrive:
         incident: str | None = None,
         dry_run: bool = False,
         on_step: Callable[[Step, Outcome], None] | None = None,
+        include_stale: bool = False,
     ) -> Report:
-        """Plan the matching letters, then (unless `dry_run`) carry the plan out."""
+        """Plan the matching letters, then (unless `dry_run`) carry the plan out, one
+        destination at a time."""
         report = Report()
 
         def record(step: Step, outcome: Outcome) -> None:
@@ -215,98 +243,117 @@ class Redrive:
 
         letters = self.letters(destinations, incident)
         if dry_run:
-            for group in self.plan(letters):
+            facts = self.facts(letters)
+            incidents = {i: facts.incident(i) for i in facts.events}
+            for group in plan(letters, self.destinations, incidents, facts.marker, include_stale):
                 for step in group:
                     record(step, step.verdict)
             return report
-        # The leases first, then the plan: a redrive that ran meanwhile cannot have made it stale.
-        names = sorted({x.destination for x in letters if x.destination in self.destinations})
-        leases = {name: self._take_lease(name) for name in names}
-        senders: dict[str, tuple[Sender, TokenBucket | None]] = {}
-        try:
-            for group in self.plan(letters):
-                self._carry_out(group, leases, senders, record)
-        finally:
-            for sender, _bucket in senders.values():
-                sender.close()
-            for name, token in leases.items():
-                if token is not None:
-                    self._lease(keys=[lease_key(self.prefix, name)], args=[token, 0])
+        by_destination: dict[str, list[Letter]] = {}
+        for letter in letters:
+            if letter.event is None or letter.destination not in self.destinations:
+                for group in plan([letter], self.destinations, {}, lambda d, e: None):
+                    for step in group:
+                        record(step, step.verdict)  # stays: unreadable, or destination gone
+                continue
+            by_destination.setdefault(letter.destination, []).append(letter)
+        for name, own in by_destination.items():
+            self._destination(name, own, include_stale, record)
         return report
 
-    def _carry_out(
+    def _destination(
         self,
-        group: Group,
-        leases: dict[str, str | None],
-        senders: dict[str, tuple[Sender, TokenBucket | None]],
+        name: str,
+        letters: list[Letter],
+        include_stale: bool,
         record: Callable[[Step, Outcome], None],
     ) -> None:
-        failed = False
-        for step in group:
-            letter = step.letter
-            if step.verdict in ("unreadable", "unconfigured"):
-                record(step, step.verdict)  # stays where it is
-            elif leases.get(letter.destination) is None:
+        """One destination's letters, under its lease."""
+        token = self._take_lease(name)
+        if token is None:
+            for letter in letters:
+                step = Step(letter, "send", "")
                 record(step, "busy: another redrive holds this destination")
-            elif step.verdict in LEAVES:
-                self.client.xdel(notify_dlq_key(self.prefix), letter.dlq_id)
-                record(step, step.verdict)
-            elif failed:
-                record(step, "held: an earlier letter of its incident was not delivered")
-            else:
-                outcome = self._send(step, leases[letter.destination], senders)  # type: ignore[arg-type]
-                failed = outcome != "sent"
-                record(step, outcome)
+            return
+        sender: Sender | None = None
+        try:
+            facts = self.facts(letters)  # under the lease: no other redrive moves them now
+            groups: dict[str, list[Letter]] = {}
+            for letter in letters:
+                assert letter.event is not None
+                groups.setdefault(letter.event.incident_id, []).append(letter)
+            down = ""
+            bucket = self._bucket(name)
+            for incident_id, group in groups.items():
+                failed = False
+                for i in range(len(group)):
+                    rest = group[i:]
+                    facts.refresh(name, incident_id, rest)
+                    step = plan_group(
+                        name, rest, facts.incident(incident_id), facts.marker, include_stale
+                    )[0]
+                    if step.verdict in LEAVES:
+                        self.client.xdel(notify_dlq_key(self.prefix), step.letter.dlq_id)
+                        record(step, step.verdict)
+                    elif step.verdict != "send":
+                        record(step, step.verdict)  # stale: stays where it is
+                    elif down:
+                        record(step, f"held: {down}")
+                    elif failed:
+                        record(step, "held: an earlier letter of its incident was not delivered")
+                    else:
+                        if sender is None:
+                            sender = Sender(self.destinations[name], self.notify)
+                        outcome, still_down = self._send(step, token, sender, bucket)
+                        failed = outcome != "sent"
+                        if still_down:
+                            down = "the destination is still failing (" + outcome + ")"
+                        record(step, outcome)
+        finally:
+            if sender is not None:
+                sender.close()
+            self._release(name, token)
+
+    def _bucket(self, name: str) -> TokenBucket | None:
+        rate = self.destinations[name].max_per_second
+        return TokenBucket(rate, now=self._clock()) if rate else None
 
     def _send(
-        self, step: Step, token: str, senders: dict[str, tuple[Sender, TokenBucket | None]]
-    ) -> Outcome:
+        self, step: Step, token: str, sender: Sender, bucket: TokenBucket | None
+    ) -> tuple[Outcome, bool]:
+        """Deliver one letter; its outcome, and whether the destination looks down (a budget
+        spent on network errors, 5xx or 429: its other letters would go the same way)."""
         letter = step.letter
         assert letter.event is not None
         name = letter.destination
-        marker = delivered_key(self.prefix, name, letter.event_id)
-        if self.client.get(marker) == b"sent":  # delivered meanwhile: nothing to send
-            self.client.xdel(notify_dlq_key(self.prefix), letter.dlq_id)
-            return "delivered"
-        if name not in senders:
-            destination = self.destinations[name]
-            rate = destination.max_per_second
-            bucket = TokenBucket(rate, now=self._clock()) if rate else None
-            senders[name] = (Sender(destination, self.notify), bucket)
-        sender, bucket = senders[name]
+        lease = lease_key(self.prefix, name)
         attempts, first = 0, self._clock()
         while True:
-            if not self._lease(
-                keys=[lease_key(self.prefix, name)], args=[token, self._lease_seconds]
-            ):
-                return "failed: the lease on this destination was lost (another redrive took it)"
             if bucket is not None:
                 self._sleep(bucket.reserve(self._clock()))
+            if not self._lease(keys=[lease], args=[token, self._lease_seconds]):
+                return "failed: the lease on this destination expired or was taken", False
             attempts += 1
             try:
                 result = sender.send(letter.event)
             except Exception as exc:  # a payload that cannot be built: this letter only
                 log.exception("redrive %s: cannot build the request for %s", name, letter.event_id)
-                return f"failed: cannot build the request: {type(exc).__name__}"
+                return f"failed: cannot build the request: {type(exc).__name__}", False
             verdict = classify(result.status)
             if verdict == "delivered":
-                pipe = self.client.pipeline(transaction=True)
-                pipe.set(marker, b"sent", ex=self.notify.delivered_ttl_seconds)
-                pipe.xdel(notify_dlq_key(self.prefix), letter.dlq_id)
-                pipe.execute()
+                self._mark_sent(name, letter)
                 log.info(
                     "redrive %s: delivered %s (%s)", name, letter.event_id, letter.event.status
                 )
-                return "sent"
+                return "sent", False
             if verdict == "reject":
-                return f"failed: rejected: {result.reason}"
+                return f"failed: rejected: {result.reason}", False
             retry_after = parse_retry_after(result.retry_after, datetime.now(UTC))
             elapsed = self._clock() - first
             delay = self._policy.next_delay(attempts, elapsed, retry_after, self._rng.random())
             if delay is None:
-                return (
-                    f"failed: gave up after {attempts} attempts in {elapsed:.0f}s: {result.reason}"
-                )
+                spent = f"{attempts} attempts in {elapsed:.0f}s"
+                return f"failed: gave up after {spent}: {result.reason}", True
             log.warning(
                 "redrive %s (%s): attempt %d of %s failed (%s); retry in %.1fs",
                 name,
@@ -318,6 +365,25 @@ class Redrive:
             )
             self._sleep(delay)
 
+    def _mark_sent(self, name: str, letter: Letter) -> None:
+        """The marker and the letter's removal, in one MULTI, through a short Redis outage (the
+        event was delivered: giving up here would send it again on the next redrive)."""
+        marker = delivered_key(self.prefix, name, letter.event_id)
+        for pause in (*MARK_RETRY_SECONDS, None):
+            try:
+                pipe = self.client.pipeline(transaction=True)
+                pipe.set(marker, b"sent", ex=self.notify.delivered_ttl_seconds)
+                pipe.xdel(notify_dlq_key(self.prefix), letter.dlq_id)
+                pipe.execute()
+                return
+            except redis.RedisError as exc:
+                if pause is None:
+                    raise
+                log.warning(
+                    "redrive %s: marking %s failed (%s); retrying", name, letter.event_id, exc
+                )
+                self._sleep(pause)
+
     def _take_lease(self, destination: str) -> str | None:
         token = secrets.token_hex(8)
         taken = self.client.set(
@@ -325,10 +391,17 @@ class Redrive:
         )
         return token if taken else None
 
+    def _release(self, destination: str, token: str) -> None:
+        try:
+            self._lease(keys=[lease_key(self.prefix, destination)], args=[token, 0])
+        except redis.RedisError as exc:  # it expires by itself
+            log.warning("redrive %s: could not release the lease (%s)", destination, exc)
 
-def _entries(client: redis.Redis, stream: str) -> Iterable[tuple[str, dict[bytes, bytes]]]:
-    """Every entry of `stream`, oldest first, a page per round trip."""
-    start = "-"
+
+def _entries(
+    client: redis.Redis, stream: str, start: str = "-"
+) -> Iterable[tuple[str, dict[bytes, bytes]]]:
+    """The entries of `stream` from `start` on, oldest first, a page per round trip."""
     while True:
         page = client.xrange(stream, min=start, max="+", count=PAGE)
         for entry_id, fields in page:

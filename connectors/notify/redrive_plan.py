@@ -10,17 +10,25 @@ events in stream order, so that is stream order):
   it leaves the dead letters;
 * a letter older than an event of its incident the destination did receive is superseded:
   sending it now would deliver it after a later one (a trigger after its acknowledgement), so
-  it leaves the dead letters, unsent;
+  it leaves the dead letters, unsent. A "sent" marker is proof enough, whatever the
+  destination's filters say now (an operator may have narrowed them since);
 * when the incident is resolved, nobody is paged for it now: its firing and acknowledged
-  letters leave unsent, and its newest resolved letter is sent (it closes whatever the
-  destination still has open; a receiver that never opened it ignores it);
-* every other letter is sent, in order; the first that fails holds the rest of its incident.
+  letters leave unsent. Its newest resolved letter is sent when the destination may still have
+  the incident open: it received an earlier event of it, or those events are no longer in the
+  stream to tell. A destination known to have received nothing of it gets nothing (no lone
+  "resolved" in a Slack channel about something nobody saw);
+* a letter is stale when the facts it would be judged on are gone: its own "dead" marker
+  expired (markers of that age, "sent" ones included, are gone too, so nothing can show it is
+  superseded), or nothing is known of its incident (no event in the stream, no record). Stale
+  letters stay where they are unless the operator asks for them (`include_stale`);
+* every other letter is sent, in order.
 
 Letters of a destination that is not configured, and rows that hold no lifecycle event (the
 `*` rows of unreadable stream entries), are left where they are.
 
 The caller gathers the facts (the letters, each involved incident's events still in the
-alerts stream, its record's status, the markers); nothing here does I/O.
+alerts stream, its record's status, the markers) and plans again before every request with
+fresh ones; nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -31,10 +39,19 @@ from typing import Literal
 
 from connectors.notify.events import LifecycleEvent
 
-Verdict = Literal["send", "delivered", "superseded", "resolved", "unconfigured", "unreadable"]
+Verdict = Literal[
+    "send", "delivered", "superseded", "resolved", "stale", "unconfigured", "unreadable"
+]
 
 LEAVES: frozenset[str] = frozenset({"delivered", "superseded", "resolved"})
 """Verdicts whose letter leaves the dead letters unsent."""
+
+STAYS: frozenset[str] = frozenset({"stale", "unconfigured", "unreadable"})
+"""Verdicts whose letter stays where it is, unsent."""
+
+Marker = Callable[[str, str], bytes | None]
+"""marker(destination, event_id): that destination's delivered marker for the event ("sent",
+"dead", or None once expired or never written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +99,13 @@ def plan(
     letters: Iterable[Letter],
     configured: Iterable[str],
     incidents: Mapping[str, Incident],
-    received: Callable[[str, str], bool],
-    takes: Callable[[str, LifecycleEvent], bool],
+    marker: Marker,
+    include_stale: bool = False,
 ) -> list[Group]:
     """The groups of steps for these letters (in the order of each group's first letter).
 
-    `configured`: the destinations' names; `incidents`: by incident id; `received(destination,
-    event_id)`: whether that destination's marker for the event says "sent"; `takes(destination,
-    event)`: whether the destination receives that event at all (teams, severity, silences).
+    `configured`: the destinations' names; `incidents`: by incident id; `include_stale`: plan
+    stale letters like the others (the operator asked for them).
     """
     names = set(configured)
     groups: dict[tuple[str, str], list[Letter]] = {}
@@ -106,27 +122,32 @@ def plan(
     out = loose
     for (destination, incident_id), group in groups.items():
         known = incidents.get(incident_id, Incident(()))
-        out.append(_plan_group(destination, group, known, received, takes))
+        out.append(plan_group(destination, group, known, marker, include_stale))
     return out
 
 
-def _plan_group(
+def plan_group(
     destination: str,
-    letters: list[Letter],
+    letters: Sequence[Letter],
     incident: Incident,
-    received: Callable[[str, str], bool],
-    takes: Callable[[str, LifecycleEvent], bool],
+    marker: Marker,
+    include_stale: bool = False,
 ) -> Group:
-    position = {ev.event_id: i for i, ev in enumerate(incident.events)}
+    """The steps of one destination's letters of one incident (in their order)."""
+    position: dict[str, int] = {}
+    for i, ev in enumerate(incident.events):
+        position.setdefault(ev.event_id, i)  # a replayed copy of an event is not a newer one
     newest_received = -1
     newest_name = ""
     for i, ev in enumerate(incident.events):
-        if takes(destination, ev) and received(destination, ev.event_id):
+        if marker(destination, ev.event_id) == b"sent":
             newest_received, newest_name = i, ev.status
+    unknown = not incident.events and incident.record_status is None
     steps: list[Step] = []
     open_letters: list[Letter] = []
     for letter in letters:
-        if received(destination, letter.event_id):
+        mark = marker(destination, letter.event_id)
+        if mark == b"sent":
             steps.append(Step(letter, "delivered", "received since"))
             continue
         # A letter no longer in the stream is older than everything still there.
@@ -135,14 +156,25 @@ def _plan_group(
             why = f"the destination has received a later event of the incident ({newest_name})"
             steps.append(Step(letter, "superseded", why))
             continue
+        if not include_stale and (mark is None or unknown):
+            why = (
+                "nothing is known of its incident any more"
+                if unknown
+                else "its marker expired: a later delivery may no longer show"
+            )
+            steps.append(Step(letter, "stale", why + " (--include-stale sends it)"))
+            continue
         open_letters.append(letter)
     if incident.status == "resolved":
         closing = next(
             (x for x in reversed(open_letters) if x.event and x.event.status == "resolved"), None
         )
         for letter in open_letters:
-            if letter is closing:
+            if letter is closing and _may_be_open(destination, letter, incident, marker):
                 steps.append(Step(letter, "send", "closes the incident at the destination"))
+            elif letter is closing:
+                why = "the incident is resolved and the destination never had it"
+                steps.append(Step(letter, "resolved", why))
             else:
                 steps.append(Step(letter, "resolved", "the incident is resolved: nobody is paged"))
     else:
@@ -150,3 +182,18 @@ def _plan_group(
     order = {letter.dlq_id: i for i, letter in enumerate(letters)}
     steps.sort(key=lambda step: order[step.letter.dlq_id])
     return steps
+
+
+def _may_be_open(destination: str, closing: Letter, incident: Incident, marker: Marker) -> bool:
+    """Whether the destination may still have the incident open: it received an event of it
+    before `closing`, or the stream no longer holds those events (then it cannot be told)."""
+    earlier = []
+    for ev in incident.events:
+        if ev.event_id == closing.event_id:
+            break
+        earlier.append(ev)
+    else:
+        return True  # the closing letter itself is no longer in the stream
+    if not earlier:
+        return True
+    return any(marker(destination, ev.event_id) == b"sent" for ev in earlier)
