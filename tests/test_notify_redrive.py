@@ -3,6 +3,7 @@ letters are made by a real notifier whose receivers refused them, then sent agai
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from config.settings import Settings
@@ -406,3 +408,22 @@ def test_while_another_redrive_holds_one_destination_the_others_go_on(
     assert report.unsent == 1  # the verb exits 1: something is still to send
     assert pd.delivered() == [] and len(crm.delivered()) == 1
     assert redis_client.get(lease_key(redis_prefix, "pd")) == b"someone-else"  # not ours: kept
+
+
+def test_a_notifier_that_starts_with_dead_letters_waiting_says_how_to_redrive_them(
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Receiver(default=REFUSED) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 1)
+        caplog.clear()
+        with (
+            caplog.at_level(logging.WARNING, logger="connectors.notify.service"),
+            running(settings),
+        ):
+            wait_for(lambda: "dead letters wait" in caplog.text, what="the hint")
+    assert "1 dead letters wait" in caplog.text
+    assert "sense-respond notify redrive --dry-run" in caplog.text

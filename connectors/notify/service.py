@@ -40,7 +40,7 @@ from config.settings import Settings
 from connectors.notify import metrics
 from connectors.notify.events import InvalidEvent, LifecycleEvent, parse_entry, takes
 from connectors.notify.sender import redacted_url
-from connectors.notify.store import NotifyStore, entry_order
+from connectors.notify.store import NotifyStore, entry_order, notify_dlq_key
 from connectors.notify.worker import DestinationWorker, Job
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,15 @@ class Notifier:
                     for d in self.notify.destinations
                 ),
             )
+            waiting = self._with_retries(self.store.dead_letter_count)
+            if waiting:
+                # Pages nobody got: say so where the operator who just restarted us looks.
+                log.warning(
+                    "notifier: %d dead letters wait in %s: `sense-respond notify redrive"
+                    " --dry-run` shows what sending them again would do",
+                    waiting,
+                    notify_dlq_key(self.store.prefix),
+                )
             for worker in self.workers.values():
                 worker.start()
             if self.notify.consumer:

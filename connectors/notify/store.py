@@ -229,6 +229,10 @@ class NotifyStore:
     def mark_delivered(self, destination: str, event_id: str) -> None:
         self.client.set(delivered_key(self.prefix, destination, event_id), b"sent", ex=self.ttl)
 
+    def dead_letter_count(self) -> int:
+        """How many dead letters wait in `{prefix}notify:dlq`."""
+        return int(self.client.xlen(notify_dlq_key(self.prefix)))
+
     def dead_letter(
         self,
         destination: str,
