@@ -427,3 +427,50 @@ def test_a_notifier_that_starts_with_dead_letters_waiting_says_how_to_redrive_th
             wait_for(lambda: "dead letters wait" in caplog.text, what="the hint")
     assert "1 dead letters wait" in caplog.text
     assert "sense-respond notify redrive --dry-run" in caplog.text
+
+
+def test_between_two_attempts_a_later_event_delivered_live_stops_the_retry(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # The redrive's first try of inc-1's trigger gets a 503; while it waits to retry, the live
+    # notifier delivers inc-1's acknowledgement. The retry must not page after it.
+    switch = Switch()
+    ack = lifecycle_event("acknowledged", "inc-1")
+
+    def flaky(request: Received) -> Reply | None:
+        if switch.refuse:
+            return REFUSED
+        xadd_events(redis_client, redis_prefix, [ack])
+        redis_client.set(f"{redis_prefix}notify:delivered:pd:{ack['id']}", b"sent")
+        return Reply(503)
+
+    with Receiver(default=Reply(202), reply_for=flaky) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 1)
+        switch.refuse = False
+        tried = len(pd.requests)
+
+        done = redrive(settings)
+
+    assert done == [("superseded", "pd", "inc-1", "firing")]
+    assert len(pd.requests) - tried == 1  # the one 503; no retry after the acknowledgement
+    assert dead_letters(redis_client, redis_prefix) == []
+
+
+def test_letters_a_destination_no_longer_takes_stay_unsent(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver(default=REFUSED) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 1)
+        tried = len(pd.requests)
+        # The operator fixed the misrouting: this destination now pages billing only.
+        narrowed = notify_settings(
+            redis_url, redis_prefix, [pagerduty("pd", pd.url, teams=["billing"])]
+        )
+
+        done = redrive(narrowed)
+
+    assert done == [("filtered", "pd", "inc-1", "firing")]
+    assert len(pd.requests) == tried
+    assert len(dead_letters(redis_client, redis_prefix)) == 1

@@ -27,6 +27,10 @@ def letter(ev: LifecycleEvent | None, n: int, destination: str = "hook") -> Lett
     return Letter(f"{n}-0", destination, event_id, "400", "rejected", ev)
 
 
+def takes_all(destination: str, ev: LifecycleEvent) -> bool:
+    return True
+
+
 def markers(rows: list[Letter], got: list[LifecycleEvent], expired: bool = False) -> Marker:
     """The markers the notifier left: "dead" for each letter (None once `expired`), "sent" for
     each event the destination received."""
@@ -93,6 +97,22 @@ CASES = [
         [ACK],
         ["superseded"],
         id="a replayed copy of the firing in the stream is not a newer event",
+    ),
+    pytest.param(
+        [(ACK, "hook")],
+        [FIRING, ACK, FIRING],
+        None,
+        [FIRING],
+        ["send"],
+        id="nor does a received event's replayed copy supersede a later letter",
+    ),
+    pytest.param(
+        [(FIRING, "hook"), (ACK, "hook"), (RESOLVED, "hook")],
+        [FIRING, ACK, RESOLVED, FIRING],
+        None,
+        [],
+        ["resolved", "resolved", "resolved"],
+        id="a replayed firing after the resolve does not reopen the incident",
     ),
     pytest.param(
         [(RESOLVED, "hook")],
@@ -186,17 +206,28 @@ def test_what_happens_to_each_letter(
     expected: list[str],
 ) -> None:
     rows = [letter(ev, n, dest) for n, (ev, dest) in enumerate(letters)]
-    groups = plan(rows, ["hook"], {"inc-a": Incident(stream, record)}, markers(rows, got))
+    groups = plan(
+        rows, ["hook"], {"inc-a": Incident(stream, record)}, markers(rows, got), takes_all
+    )
     verdicts = {step.letter.dlq_id: step.verdict for group in groups for step in group}
     assert [verdicts[row.dlq_id] for row in rows] == expected
 
 
 def test_a_received_event_supersedes_whatever_the_filters_say_now() -> None:
-    # The destination got the acknowledgement; since then its filters were narrowed. The marker
-    # is the proof: sending the firing now would still land after the acknowledgement.
-    groups = plan([letter(FIRING, 0)], ["hook"], {"inc-a": Incident([FIRING, ACK])}, markers(
-        [letter(FIRING, 0)], [ACK]))  # fmt: skip
+    # The destination got the acknowledgement; since then its filters were narrowed so that it
+    # takes nothing of this incident. The marker is the proof: the firing would still land
+    # after the acknowledgement, so it is superseded (not merely filtered, which would keep it).
+    rows = [letter(FIRING, 0)]
+    groups = plan(rows, ["hook"], {"inc-a": Incident([FIRING, ACK])}, markers(rows, [ACK]),
+                  lambda destination, ev: False)  # fmt: skip
     assert [s.verdict for g in groups for s in g] == ["superseded"]
+
+
+def test_a_letter_the_destination_no_longer_takes_stays_unsent() -> None:
+    rows = [letter(FIRING, 0), letter(ACK, 1)]
+    groups = plan(rows, ["hook"], {"inc-a": Incident([FIRING, ACK])}, markers(rows, []),
+                  lambda destination, ev: ev.status != "firing")  # fmt: skip
+    assert [s.verdict for g in groups for s in g] == ["filtered", "send"]
 
 
 @pytest.mark.parametrize(
@@ -212,8 +243,8 @@ def test_letters_judged_on_facts_that_are_gone_are_stale_unless_asked_for(
 ) -> None:
     rows = [letter(FIRING, 0)]
     marker = markers(rows, [], expired=expired)
-    default = plan(rows, ["hook"], {"inc-a": incident}, marker)
-    asked = plan(rows, ["hook"], {"inc-a": incident}, marker, include_stale=True)
+    default = plan(rows, ["hook"], {"inc-a": incident}, marker, takes_all)
+    asked = plan(rows, ["hook"], {"inc-a": incident}, marker, takes_all, include_stale=True)
     assert [s.verdict for g in default for s in g] == [expected]
     assert [s.verdict for g in asked for s in g] == ["send"]
 
@@ -230,5 +261,27 @@ def test_letters_are_grouped_per_destination_and_incident_in_order() -> None:
         ["hook", "pager"],
         {"inc-a": Incident([FIRING, ACK]), "inc-b": Incident([OTHER])},
         markers(rows, []),
+        takes_all,
     )
     assert [[s.letter.dlq_id for s in g] for g in groups] == [["0-0", "3-0"], ["1-0"], ["2-0"]]
+
+
+def test_an_expired_marker_of_an_earlier_event_never_drops_the_closing_resolve() -> None:
+    # The firing was delivered 8 days ago (its "sent" marker expired), the resolve dead-lettered
+    # 2 days ago: the page may well be open, so the resolve goes.
+    rows = [letter(RESOLVED, 0)]
+    marks = {("hook", RESOLVED.event_id): b"dead"}  # nothing for the firing any more
+    groups = plan(rows, ["hook"], {"inc-a": Incident([FIRING, RESOLVED])},
+                  lambda d, e: marks.get((d, e)), takes_all)  # fmt: skip
+    assert [s.verdict for g in groups for s in g] == ["send"]
+
+
+def test_a_stale_letter_holds_the_later_letters_of_its_incident() -> None:
+    # The firing's marker expired; its acknowledgement, dead-lettered later, must not go alone.
+    rows = [letter(FIRING, 0), letter(ACK, 1)]
+    marks = {("hook", ACK.event_id): b"dead"}
+    incident = {"inc-a": Incident([FIRING, ACK])}
+    default = plan(rows, ["hook"], incident, lambda d, e: marks.get((d, e)), takes_all)
+    asked = plan(rows, ["hook"], incident, lambda d, e: marks.get((d, e)), takes_all, True)
+    assert [s.verdict for g in default for s in g] == ["stale", "stale"]
+    assert [s.verdict for g in asked for s in g] == ["send", "send"]

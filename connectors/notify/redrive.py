@@ -5,12 +5,13 @@ What happens to each letter is planned in `connectors.notify.redrive_plan` (per 
 incident, never out of order, nobody paged for a resolved incident); this module gathers the
 facts from Redis and carries the plan out, one destination at a time:
 
-* one redrive per destination at a time: a lease `{prefix}notify:redrive:{destination}` (SET NX
-  with a token), taken before that destination's letters are planned, renewed right before each
-  request, released after its last letter; it expires by itself if the command dies;
-* before every request, the letter's incident is planned again from fresh facts (the alerts
-  stream's entries since the last look, the destination's markers), so an event the live
-  notifier delivered meanwhile still supersedes an older letter;
+* the facts are read once for all letters (one pass over the alerts stream); then, one
+  destination at a time, under a lease `{prefix}notify:redrive:{destination}` (SET NX with a
+  token, renewed right before each request, released after its last letter; it expires by
+  itself if the command dies), so that two redrives never send the same letter;
+* before every attempt, retries included, the letter's incident is planned again from fresh
+  facts (the alerts stream's entries since the last look, the destination's markers), so an
+  event the live notifier delivered meanwhile still supersedes an older letter;
 * each send goes through the destination's own `Sender` (same payloads, timeouts and secrets
   handling as the notifier) and the notifier's retry policy (`max_attempts`,
   `max_retry_seconds`, backoff, `Retry-After`), paced by the destination's `max_per_second`;
@@ -44,7 +45,7 @@ import redis
 
 from config.settings import Settings
 from connectors.incident_keys import incident_key
-from connectors.notify.events import InvalidEvent, LifecycleEvent, parse_entry
+from connectors.notify.events import InvalidEvent, LifecycleEvent, parse_entry, takes
 from connectors.notify.policy import RetryPolicy, classify, parse_retry_after
 from connectors.notify.redrive_plan import LEAVES, Incident, Letter, Step, plan, plan_group
 from connectors.notify.sender import Sender
@@ -215,7 +216,8 @@ class Redrive:
         return out
 
     def facts(self, letters: list[Letter]) -> Facts:
-        """The facts these letters are planned on, read now."""
+        """The facts these letters are planned on, read now (one pass over the alerts stream
+        for all of them)."""
         facts = Facts(self.client, self.prefix, self.notify.default_team)
         facts.watch({x.event.incident_id for x in letters if x.event is not None})
         names = {x.destination for x in letters if x.destination in self.destinations}
@@ -223,6 +225,10 @@ class Redrive:
         pairs += [(d, ev.event_id) for evs in facts.events.values() for ev in evs for d in names]
         facts.read_markers(pairs)
         return facts
+
+    def takes(self, destination: str, event: LifecycleEvent) -> bool:
+        """Whether the destination receives the event under its filters now."""
+        return takes(self.destinations[destination], event)
 
     def run(
         self,
@@ -242,42 +248,45 @@ class Redrive:
                 on_step(step, outcome)
 
         letters = self.letters(destinations, incident)
+        facts = self.facts(letters)
         if dry_run:
-            facts = self.facts(letters)
             incidents = {i: facts.incident(i) for i in facts.events}
-            for group in plan(letters, self.destinations, incidents, facts.marker, include_stale):
+            groups = plan(
+                letters, self.destinations, incidents, facts.marker, self.takes, include_stale
+            )
+            for group in groups:
                 for step in group:
                     record(step, step.verdict)
             return report
         by_destination: dict[str, list[Letter]] = {}
         for letter in letters:
             if letter.event is None or letter.destination not in self.destinations:
-                for group in plan([letter], self.destinations, {}, lambda d, e: None):
+                for group in plan([letter], self.destinations, {}, facts.marker, self.takes):
                     for step in group:
                         record(step, step.verdict)  # stays: unreadable, or destination gone
                 continue
             by_destination.setdefault(letter.destination, []).append(letter)
         for name, own in by_destination.items():
-            self._destination(name, own, include_stale, record)
+            self._destination(name, own, facts, include_stale, record)
         return report
 
     def _destination(
         self,
         name: str,
         letters: list[Letter],
+        facts: Facts,
         include_stale: bool,
         record: Callable[[Step, Outcome], None],
     ) -> None:
-        """One destination's letters, under its lease."""
+        """One destination's letters, under its lease; each letter planned again from fresh
+        facts before every attempt to send it."""
         token = self._take_lease(name)
         if token is None:
             for letter in letters:
-                step = Step(letter, "send", "")
-                record(step, "busy: another redrive holds this destination")
+                record(Step(letter, "send", ""), "busy: another redrive holds this destination")
             return
         sender: Sender | None = None
         try:
-            facts = self.facts(letters)  # under the lease: no other redrive moves them now
             groups: dict[str, list[Letter]] = {}
             for letter in letters:
                 assert letter.event is not None
@@ -288,27 +297,34 @@ class Redrive:
                 failed = False
                 for i in range(len(group)):
                     rest = group[i:]
-                    facts.refresh(name, incident_id, rest)
-                    step = plan_group(
-                        name, rest, facts.incident(incident_id), facts.marker, include_stale
-                    )[0]
-                    if step.verdict in LEAVES:
-                        self.client.xdel(notify_dlq_key(self.prefix), step.letter.dlq_id)
-                        record(step, step.verdict)
-                    elif step.verdict != "send":
-                        record(step, step.verdict)  # stale: stays where it is
-                    elif down:
+
+                    def now(rest: list[Letter] = rest, incident_id: str = incident_id) -> Step:
+                        facts.refresh(name, incident_id, rest)
+                        incident = facts.incident(incident_id)
+                        steps = plan_group(
+                            name, rest, incident, facts.marker, self.takes, include_stale
+                        )
+                        return steps[0]
+
+                    step = now()
+                    if step.verdict == "send" and down:
                         record(step, f"held: {down}")
-                    elif failed:
+                        continue
+                    if step.verdict == "send" and failed:
                         record(step, "held: an earlier letter of its incident was not delivered")
-                    else:
+                        continue
+                    if step.verdict == "send":
                         if sender is None:
                             sender = Sender(self.destinations[name], self.notify)
-                        outcome, still_down = self._send(step, token, sender, bucket)
-                        failed = outcome != "sent"
+                        step, outcome, still_down = self._send(step, token, sender, bucket, now)
                         if still_down:
                             down = "the destination is still failing (" + outcome + ")"
-                        record(step, outcome)
+                    else:
+                        outcome = step.verdict
+                    if outcome in LEAVES:
+                        self.client.xdel(notify_dlq_key(self.prefix), step.letter.dlq_id)
+                    failed = failed or outcome not in LEAVES | {"sent", "filtered"}
+                    record(step, outcome)
         finally:
             if sender is not None:
                 sender.close()
@@ -319,41 +335,53 @@ class Redrive:
         return TokenBucket(rate, now=self._clock()) if rate else None
 
     def _send(
-        self, step: Step, token: str, sender: Sender, bucket: TokenBucket | None
-    ) -> tuple[Outcome, bool]:
-        """Deliver one letter; its outcome, and whether the destination looks down (a budget
-        spent on network errors, 5xx or 429: its other letters would go the same way)."""
+        self,
+        step: Step,
+        token: str,
+        sender: Sender,
+        bucket: TokenBucket | None,
+        now: Callable[[], Step],
+    ) -> tuple[Step, Outcome, bool]:
+        """Deliver one letter: the step as last planned, its outcome, and whether the
+        destination looks down (a budget spent on network errors, 5xx or 429: its other letters
+        would go the same way). `now()` plans the letter again from fresh facts: before every
+        attempt after the first, a letter that is no longer to be sent (a later event of its
+        incident got there meanwhile) stops with that verdict."""
         letter = step.letter
         assert letter.event is not None
         name = letter.destination
         lease = lease_key(self.prefix, name)
         attempts, first = 0, self._clock()
         while True:
+            if attempts:
+                step = now()
+                if step.verdict != "send":
+                    return step, step.verdict, False
             if bucket is not None:
                 self._sleep(bucket.reserve(self._clock()))
             if not self._lease(keys=[lease], args=[token, self._lease_seconds]):
-                return "failed: the lease on this destination expired or was taken", False
+                return step, "failed: the lease on this destination expired or was taken", False
             attempts += 1
             try:
                 result = sender.send(letter.event)
             except Exception as exc:  # a payload that cannot be built: this letter only
                 log.exception("redrive %s: cannot build the request for %s", name, letter.event_id)
-                return f"failed: cannot build the request: {type(exc).__name__}", False
+                return step, f"failed: cannot build the request: {type(exc).__name__}", False
             verdict = classify(result.status)
             if verdict == "delivered":
                 self._mark_sent(name, letter)
                 log.info(
                     "redrive %s: delivered %s (%s)", name, letter.event_id, letter.event.status
                 )
-                return "sent", False
+                return step, "sent", False
             if verdict == "reject":
-                return f"failed: rejected: {result.reason}", False
+                return step, f"failed: rejected: {result.reason}", False
             retry_after = parse_retry_after(result.retry_after, datetime.now(UTC))
             elapsed = self._clock() - first
             delay = self._policy.next_delay(attempts, elapsed, retry_after, self._rng.random())
             if delay is None:
                 spent = f"{attempts} attempts in {elapsed:.0f}s"
-                return f"failed: gave up after {spent}: {result.reason}", True
+                return step, f"failed: gave up after {spent}: {result.reason}", True
             log.warning(
                 "redrive %s (%s): attempt %d of %s failed (%s); retry in %.1fs",
                 name,

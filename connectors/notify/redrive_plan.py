@@ -12,16 +12,22 @@ events in stream order, so that is stream order):
   sending it now would deliver it after a later one (a trigger after its acknowledgement), so
   it leaves the dead letters, unsent. A "sent" marker is proof enough, whatever the
   destination's filters say now (an operator may have narrowed them since);
+* a letter whose event the destination no longer takes (its teams or severity were narrowed
+  since) stays where it is, unsent (filtered);
 * when the incident is resolved, nobody is paged for it now: its firing and acknowledged
-  letters leave unsent. Its newest resolved letter is sent when the destination may still have
-  the incident open: it received an earlier event of it, or those events are no longer in the
-  stream to tell. A destination known to have received nothing of it gets nothing (no lone
-  "resolved" in a Slack channel about something nobody saw);
+  letters leave unsent. Its newest resolved letter is sent unless the destination is known
+  never to have had the incident (every earlier event of it is a dead letter there too): no
+  lone "resolved" in a Slack channel about something nobody saw, and no page left open because
+  a marker expired;
 * a letter is stale when the facts it would be judged on are gone: its own "dead" marker
   expired (markers of that age, "sent" ones included, are gone too, so nothing can show it is
   superseded), or nothing is known of its incident (no event in the stream, no record). Stale
-  letters stay where they are unless the operator asks for them (`include_stale`);
+  letters stay where they are unless the operator asks for them (`include_stale`), and so do
+  the later letters of their incident (they must not overtake it);
 * every other letter is sent, in order.
+
+A copy of an event appended to the stream again later (a replay) counts as the event, not as a
+newer one.
 
 Letters of a destination that is not configured, and rows that hold no lifecycle event (the
 `*` rows of unreadable stream entries), are left where they are.
@@ -40,18 +46,29 @@ from typing import Literal
 from connectors.notify.events import LifecycleEvent
 
 Verdict = Literal[
-    "send", "delivered", "superseded", "resolved", "stale", "unconfigured", "unreadable"
+    "send",
+    "delivered",
+    "superseded",
+    "resolved",
+    "stale",
+    "filtered",
+    "unconfigured",
+    "unreadable",
 ]
 
 LEAVES: frozenset[str] = frozenset({"delivered", "superseded", "resolved"})
 """Verdicts whose letter leaves the dead letters unsent."""
 
-STAYS: frozenset[str] = frozenset({"stale", "unconfigured", "unreadable"})
+STAYS: frozenset[str] = frozenset({"stale", "filtered", "unconfigured", "unreadable"})
 """Verdicts whose letter stays where it is, unsent."""
 
 Marker = Callable[[str, str], bytes | None]
 """marker(destination, event_id): that destination's delivered marker for the event ("sent",
 "dead", or None once expired or never written)."""
+
+Takes = Callable[[str, LifecycleEvent], bool]
+"""takes(destination, event): whether the destination receives the event under its filters now
+(teams, severity)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +94,22 @@ class Incident:
     record_status: str | None = None
 
     @property
+    def distinct(self) -> list[LifecycleEvent]:
+        """Its events in stream order, each once: a copy of an event appended again later (a
+        replay) is not a newer event."""
+        seen: set[str] = set()
+        out = []
+        for ev in self.events:
+            if ev.event_id not in seen:
+                seen.add(ev.event_id)
+                out.append(ev)
+        return out
+
+    @property
     def status(self) -> str | None:
         """The incident's status now: its newest event's, else its record's."""
-        return self.events[-1].status if self.events else self.record_status
+        distinct = self.distinct
+        return distinct[-1].status if distinct else self.record_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +130,7 @@ def plan(
     configured: Iterable[str],
     incidents: Mapping[str, Incident],
     marker: Marker,
+    takes: Takes,
     include_stale: bool = False,
 ) -> list[Group]:
     """The groups of steps for these letters (in the order of each group's first letter).
@@ -122,7 +153,7 @@ def plan(
     out = loose
     for (destination, incident_id), group in groups.items():
         known = incidents.get(incident_id, Incident(()))
-        out.append(plan_group(destination, group, known, marker, include_stale))
+        out.append(plan_group(destination, group, known, marker, takes, include_stale))
     return out
 
 
@@ -131,21 +162,23 @@ def plan_group(
     letters: Sequence[Letter],
     incident: Incident,
     marker: Marker,
+    takes: Takes,
     include_stale: bool = False,
 ) -> Group:
     """The steps of one destination's letters of one incident (in their order)."""
-    position: dict[str, int] = {}
-    for i, ev in enumerate(incident.events):
-        position.setdefault(ev.event_id, i)  # a replayed copy of an event is not a newer one
+    events = incident.distinct
+    position = {ev.event_id: i for i, ev in enumerate(events)}
     newest_received = -1
     newest_name = ""
-    for i, ev in enumerate(incident.events):
+    for i, ev in enumerate(events):
         if marker(destination, ev.event_id) == b"sent":
             newest_received, newest_name = i, ev.status
-    unknown = not incident.events and incident.record_status is None
+    unknown = not events and incident.record_status is None
     steps: list[Step] = []
     open_letters: list[Letter] = []
+    behind_stale = False
     for letter in letters:
+        assert letter.event is not None
         mark = marker(destination, letter.event_id)
         if mark == b"sent":
             steps.append(Step(letter, "delivered", "received since"))
@@ -156,12 +189,18 @@ def plan_group(
             why = f"the destination has received a later event of the incident ({newest_name})"
             steps.append(Step(letter, "superseded", why))
             continue
-        if not include_stale and (mark is None or unknown):
-            why = (
-                "nothing is known of its incident any more"
-                if unknown
-                else "its marker expired: a later delivery may no longer show"
-            )
+        if not takes(destination, letter.event):
+            why = "the destination no longer takes it (its teams or severity changed)"
+            steps.append(Step(letter, "filtered", why))
+            continue
+        if not include_stale and (behind_stale or mark is None or unknown):
+            if behind_stale:
+                why = "waits behind a stale letter of its incident"
+            elif unknown:
+                why = "nothing is known of its incident any more"
+            else:
+                why = "its marker expired: a later delivery may no longer show"
+            behind_stale = True  # the later letters of the incident must not overtake it
             steps.append(Step(letter, "stale", why + " (--include-stale sends it)"))
             continue
         open_letters.append(letter)
@@ -170,7 +209,7 @@ def plan_group(
             (x for x in reversed(open_letters) if x.event and x.event.status == "resolved"), None
         )
         for letter in open_letters:
-            if letter is closing and _may_be_open(destination, letter, incident, marker):
+            if letter is closing and _may_be_open(destination, letter, events, marker):
                 steps.append(Step(letter, "send", "closes the incident at the destination"))
             elif letter is closing:
                 why = "the incident is resolved and the destination never had it"
@@ -184,11 +223,16 @@ def plan_group(
     return steps
 
 
-def _may_be_open(destination: str, closing: Letter, incident: Incident, marker: Marker) -> bool:
-    """Whether the destination may still have the incident open: it received an event of it
-    before `closing`, or the stream no longer holds those events (then it cannot be told)."""
+def _may_be_open(
+    destination: str, closing: Letter, events: Sequence[LifecycleEvent], marker: Marker
+) -> bool:
+    """Whether the destination may still have the incident open. Only one thing says it never
+    had it: every earlier event of the incident is a dead letter there too. A "sent" marker, one
+    expired or never written (an event it did not take then), or events no longer in the stream
+    leave it possible, and then the resolve goes: closing a page nobody has is harmless, leaving
+    one open is not."""
     earlier = []
-    for ev in incident.events:
+    for ev in events:
         if ev.event_id == closing.event_id:
             break
         earlier.append(ev)
@@ -196,4 +240,4 @@ def _may_be_open(destination: str, closing: Letter, incident: Incident, marker: 
         return True  # the closing letter itself is no longer in the stream
     if not earlier:
         return True
-    return any(marker(destination, ev.event_id) == b"sent" for ev in earlier)
+    return not all(marker(destination, ev.event_id) == b"dead" for ev in earlier)
