@@ -56,8 +56,13 @@ class Switch:
 def lost(
     settings: Settings, client: redis.Redis, prefix: str, events: list[dict[str, Any]], n: int
 ) -> None:
-    """Run a real notifier over `events` until it has dead-lettered `n` of them."""
+    """Run a real notifier over `events` until it has dead-lettered `n` of them. The events'
+    incident records are kept as the pipeline's delivery script keeps them (status, count)."""
     xadd_events(client, prefix, events)
+    for event in events:
+        record = f"{prefix}incident:{event['data']['incident_id']}"
+        client.hset(record, "status", event["data"]["status"])
+        client.hincrby(record, "events", 1)
     with running(settings):
         wait_for(lambda: len(dead_letters(client, prefix)) == n, what=f"{n} dead letters")
         wait_for(lambda: drained(client, prefix), what="acks")
@@ -474,3 +479,61 @@ def test_letters_a_destination_no_longer_takes_stay_unsent(
     assert done == [("filtered", "pd", "inc-1", "firing")]
     assert len(pd.requests) == tried
     assert len(dead_letters(redis_client, redis_prefix)) == 1
+
+
+def test_a_page_left_open_by_an_outage_is_closed_by_the_redrive(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # The trigger got through; PagerDuty then went down (503s past the budget) for the
+    # acknowledgement and the resolve. Nobody needs paging, but the open page must close.
+    down = [False]
+
+    def answer(request: Received) -> Reply | None:
+        return Reply(503) if down[0] else None
+
+    with Receiver(default=Reply(202), reply_for=answer) as pd:
+        settings = notify_settings(
+            redis_url, redis_prefix, [pagerduty("pd", pd.url)], max_attempts=2
+        )
+        firing = lifecycle_event("firing", "inc-1")
+        xadd_events(redis_client, redis_prefix, [firing])
+        with running(settings):
+            wait_for(lambda: len(pd.delivered()) == 1, what="the trigger")
+        down[0] = True
+        rest = [lifecycle_event("acknowledged", "inc-1"), lifecycle_event("resolved", "inc-1")]
+        lost(settings, redis_client, redis_prefix, rest, 2)
+        down[0] = False
+
+        done = redrive(settings)
+
+    assert done == [
+        ("resolved", "pd", "inc-1", "acknowledged"),
+        ("sent", "pd", "inc-1", "resolved"),
+    ]
+    assert pd_actions(pd) == [("inc-1", "trigger"), ("inc-1", "resolve")]
+
+
+def test_a_stale_letter_keeps_the_later_letters_of_its_incident_back(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver(default=REFUSED) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        firing, ack = lifecycle_event("firing", "inc-1"), lifecycle_event("acknowledged", "inc-1")
+        lost(settings, redis_client, redis_prefix, [firing, ack], 2)
+        # Days later the firing's "dead" marker has expired; the acknowledgement's has not.
+        redis_client.delete(f"{redis_prefix}notify:delivered:pd:{firing['id']}")
+        pd.default = Reply(202)
+        tried = len(pd.requests)
+        client = make_notifier_client(settings)
+        try:
+            report = Redrive(settings, client).run()
+        finally:
+            client.close()
+
+    assert [(s.letter.event.status, outcome) for s, outcome in report.done] == [
+        ("firing", "stale"),
+        ("acknowledged", "stale"),  # it must not go alone, ahead of its firing
+    ]
+    assert report.unsent == 0  # stale letters wait for a decision: the verb exits 0
+    assert len(pd.requests) == tried
+    assert len(dead_letters(redis_client, redis_prefix)) == 2

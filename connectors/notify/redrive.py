@@ -47,7 +47,15 @@ from config.settings import Settings
 from connectors.incident_keys import incident_key
 from connectors.notify.events import InvalidEvent, LifecycleEvent, parse_entry, takes
 from connectors.notify.policy import RetryPolicy, classify, parse_retry_after
-from connectors.notify.redrive_plan import LEAVES, Incident, Letter, Step, plan, plan_group
+from connectors.notify.redrive_plan import (
+    LEAVES,
+    Incident,
+    Letter,
+    Rejected,
+    Step,
+    plan,
+    plan_group,
+)
 from connectors.notify.sender import Sender
 from connectors.notify.store import delivered_key, notify_dlq_key
 from connectors.rate_limit import TokenBucket
@@ -113,6 +121,7 @@ class Facts:
         self.default_team = default_team
         self.events: dict[str, list[LifecycleEvent]] = {}
         self.records: dict[str, str | None] = {}
+        self.counts: dict[str, int | None] = {}
         self.marks: dict[tuple[str, str], bytes | None] = {}
         self._wanted: re.Pattern[bytes] | None = None
         self._scanned_to = "-"
@@ -129,9 +138,10 @@ class Facts:
         order = sorted(ids)
         pipe = self.client.pipeline(transaction=False)
         for incident_id in order:
-            pipe.hget(incident_key(self.prefix, incident_id), "status")
-        for incident_id, status in zip(order, pipe.execute(), strict=True):
+            pipe.hmget(incident_key(self.prefix, incident_id), ["status", "events"])
+        for incident_id, (status, count) in zip(order, pipe.execute(), strict=True):
             self.records[incident_id] = status.decode() if status is not None else None
+            self.counts[incident_id] = int(count) if count is not None else None
 
     def catch_up(self) -> None:
         """The entries added to the alerts stream since the last look."""
@@ -152,7 +162,11 @@ class Facts:
                 self.events[ev.incident_id].append(ev)
 
     def incident(self, incident_id: str) -> Incident:
-        return Incident(self.events.get(incident_id, []), self.records.get(incident_id))
+        return Incident(
+            self.events.get(incident_id, []),
+            self.records.get(incident_id),
+            self.counts.get(incident_id),
+        )
 
     def read_markers(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Read these (destination, event id) markers afresh (one MGET a page)."""
@@ -165,11 +179,13 @@ class Facts:
     def marker(self, destination: str, event_id: str) -> bytes | None:
         return self.marks.get((destination, event_id))
 
-    def refresh(self, destination: str, incident_id: str, letters: Iterable[Letter]) -> None:
-        """Fresh facts for one destination's letters of one incident, right before a request."""
+    def refresh(self, destination: str, incident_id: str, letter: Letter) -> None:
+        """Fresh facts for one destination's letter of one incident, right before an attempt:
+        the stream's new entries, and the markers of the letter and of its incident's events
+        (the later letters' are read afresh at their own turn)."""
         self.catch_up()
         pairs = [(destination, ev.event_id) for ev in self.events.get(incident_id, [])]
-        self.read_markers(pairs + [(destination, x.event_id) for x in letters])
+        self.read_markers([*pairs, (destination, letter.event_id)])
 
 
 class Redrive:
@@ -249,10 +265,17 @@ class Redrive:
 
         letters = self.letters(destinations, incident)
         facts = self.facts(letters)
+        rejected = _rejections(letters)
         if dry_run:
             incidents = {i: facts.incident(i) for i in facts.events}
             groups = plan(
-                letters, self.destinations, incidents, facts.marker, self.takes, include_stale
+                letters,
+                self.destinations,
+                incidents,
+                facts.marker,
+                self.takes,
+                include_stale,
+                rejected,
             )
             for group in groups:
                 for step in group:
@@ -267,7 +290,7 @@ class Redrive:
                 continue
             by_destination.setdefault(letter.destination, []).append(letter)
         for name, own in by_destination.items():
-            self._destination(name, own, facts, include_stale, record)
+            self._destination(name, own, facts, include_stale, rejected, record)
         return report
 
     def _destination(
@@ -276,6 +299,7 @@ class Redrive:
         letters: list[Letter],
         facts: Facts,
         include_stale: bool,
+        rejected: Rejected,
         record: Callable[[Step, Outcome], None],
     ) -> None:
         """One destination's letters, under its lease; each letter planned again from fresh
@@ -294,19 +318,22 @@ class Redrive:
             down = ""
             bucket = self._bucket(name)
             for incident_id, group in groups.items():
-                failed = False
+                failed = behind_stale = False
                 for i in range(len(group)):
                     rest = group[i:]
 
                     def now(rest: list[Letter] = rest, incident_id: str = incident_id) -> Step:
-                        facts.refresh(name, incident_id, rest)
+                        facts.refresh(name, incident_id, rest[0])
                         incident = facts.incident(incident_id)
                         steps = plan_group(
-                            name, rest, incident, facts.marker, self.takes, include_stale
+                            name, rest, incident, facts.marker, self.takes, include_stale, rejected
                         )
                         return steps[0]
 
                     step = now()
+                    if step.verdict == "send" and behind_stale:
+                        why = "waits behind a stale letter of its incident (--include-stale)"
+                        step = Step(step.letter, "stale", why)
                     if step.verdict == "send" and down:
                         record(step, f"held: {down}")
                         continue
@@ -323,7 +350,8 @@ class Redrive:
                         outcome = step.verdict
                     if outcome in LEAVES:
                         self.client.xdel(notify_dlq_key(self.prefix), step.letter.dlq_id)
-                    failed = failed or outcome not in LEAVES | {"sent", "filtered"}
+                    behind_stale = behind_stale or outcome == "stale"
+                    failed = failed or outcome.startswith(("failed", "held"))
                     record(step, outcome)
         finally:
             if sender is not None:
@@ -437,6 +465,17 @@ def _entries(
         if len(page) < PAGE:
             return
         start = "(" + page[-1][0].decode()
+
+
+def _rejections(letters: Iterable[Letter]) -> Rejected:
+    """Which letters of this run were definite rejections (their event surely never arrived):
+    a 4xx other than 408/429 (`classify` says reject), or a request that could not be built."""
+    definite = set()
+    for letter in letters:
+        status = letter.status
+        if status == "error" or (status.isdigit() and classify(int(status)) == "reject"):
+            definite.add((letter.destination, letter.event_id))
+    return lambda destination, event_id: (destination, event_id) in definite
 
 
 def _letter(dlq_id: str, fields: dict[bytes, bytes], default_team: str) -> Letter:

@@ -15,10 +15,11 @@ events in stream order, so that is stream order):
 * a letter whose event the destination no longer takes (its teams or severity were narrowed
   since) stays where it is, unsent (filtered);
 * when the incident is resolved, nobody is paged for it now: its firing and acknowledged
-  letters leave unsent. Its newest resolved letter is sent unless the destination is known
-  never to have had the incident (every earlier event of it is a dead letter there too): no
-  lone "resolved" in a Slack channel about something nobody saw, and no page left open because
-  a marker expired;
+  letters leave unsent. Its newest resolved letter is sent unless the destination surely never
+  had the incident: the stream still holds all of the incident's events and each one before the
+  resolve was definitely rejected there (a 4xx: not a network error or a 5xx, which may have
+  got through). So no lone "resolved" goes to a Slack channel about something nobody saw, and
+  no page is left open on a guess;
 * a letter is stale when the facts it would be judged on are gone: its own "dead" marker
   expired (markers of that age, "sent" ones included, are gone too, so nothing can show it is
   superseded), or nothing is known of its incident (no event in the stream, no record). Stale
@@ -66,6 +67,11 @@ Marker = Callable[[str, str], bytes | None]
 """marker(destination, event_id): that destination's delivered marker for the event ("sent",
 "dead", or None once expired or never written)."""
 
+Rejected = Callable[[str, str], bool]
+"""rejected(destination, event_id): whether that destination's dead letter for the event is a
+definite rejection (a 4xx other than 408/429, or a request that could not be built): the event
+surely never reached it. A network error, a timeout or a 5xx may have reached it after all."""
+
 Takes = Callable[[str, LifecycleEvent], bool]
 """takes(destination, event): whether the destination receives the event under its filters now
 (teams, severity)."""
@@ -92,6 +98,14 @@ class Incident:
 
     events: Sequence[LifecycleEvent]
     record_status: str | None = None
+    record_events: int | None = None
+    """How many lifecycle events the incident ever had (its record's counter; None: no record).
+    More than the distinct events still in the stream: the stream was trimmed past the first."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether the stream still holds every event the incident ever had."""
+        return self.record_events is not None and self.record_events <= len(self.distinct)
 
     @property
     def distinct(self) -> list[LifecycleEvent]:
@@ -132,6 +146,7 @@ def plan(
     marker: Marker,
     takes: Takes,
     include_stale: bool = False,
+    rejected: Rejected | None = None,
 ) -> list[Group]:
     """The groups of steps for these letters (in the order of each group's first letter).
 
@@ -153,7 +168,7 @@ def plan(
     out = loose
     for (destination, incident_id), group in groups.items():
         known = incidents.get(incident_id, Incident(()))
-        out.append(plan_group(destination, group, known, marker, takes, include_stale))
+        out.append(plan_group(destination, group, known, marker, takes, include_stale, rejected))
     return out
 
 
@@ -164,6 +179,7 @@ def plan_group(
     marker: Marker,
     takes: Takes,
     include_stale: bool = False,
+    rejected: Rejected | None = None,
 ) -> Group:
     """The steps of one destination's letters of one incident (in their order)."""
     events = incident.distinct
@@ -209,10 +225,12 @@ def plan_group(
             (x for x in reversed(open_letters) if x.event and x.event.status == "resolved"), None
         )
         for letter in open_letters:
-            if letter is closing and _may_be_open(destination, letter, events, marker):
+            if letter is closing and not _never_had(
+                destination, letter, incident, marker, rejected
+            ):
                 steps.append(Step(letter, "send", "closes the incident at the destination"))
             elif letter is closing:
-                why = "the incident is resolved and the destination never had it"
+                why = "the incident is resolved and the destination surely never had it"
                 steps.append(Step(letter, "resolved", why))
             else:
                 steps.append(Step(letter, "resolved", "the incident is resolved: nobody is paged"))
@@ -223,21 +241,30 @@ def plan_group(
     return steps
 
 
-def _may_be_open(
-    destination: str, closing: Letter, events: Sequence[LifecycleEvent], marker: Marker
+def _never_had(
+    destination: str,
+    closing: Letter,
+    incident: Incident,
+    marker: Marker,
+    rejected: Rejected | None,
 ) -> bool:
-    """Whether the destination may still have the incident open. Only one thing says it never
-    had it: every earlier event of the incident is a dead letter there too. A "sent" marker, one
-    expired or never written (an event it did not take then), or events no longer in the stream
-    leave it possible, and then the resolve goes: closing a page nobody has is harmless, leaving
-    one open is not."""
+    """Whether the destination surely never had the incident open, so that its resolve would be
+    a lone "resolved" about something nobody saw. Only when the stream still holds every event
+    of the incident (its record's counter says so), and each one before the resolve is a dead
+    letter there that was definitely rejected. Anything less certain (a network error or a 5xx
+    that may have got through, an expired marker, an event it did not take then, a trimmed
+    stream, no record) leaves the page possibly open, and then the resolve goes: closing a page
+    nobody has is harmless, leaving one open is not."""
+    if rejected is None or not incident.complete:
+        return False
     earlier = []
-    for ev in events:
+    for ev in incident.distinct:
         if ev.event_id == closing.event_id:
             break
         earlier.append(ev)
     else:
-        return True  # the closing letter itself is no longer in the stream
-    if not earlier:
-        return True
-    return not all(marker(destination, ev.event_id) == b"dead" for ev in earlier)
+        return False  # the closing letter itself is no longer in the stream
+    return bool(earlier) and all(
+        marker(destination, ev.event_id) == b"dead" and rejected(destination, ev.event_id)
+        for ev in earlier
+    )
