@@ -537,3 +537,93 @@ def test_a_stale_letter_keeps_the_later_letters_of_its_incident_back(
     assert report.unsent == 0  # stale letters wait for a decision: the verb exits 0
     assert len(pd.requests) == tried
     assert len(dead_letters(redis_client, redis_prefix)) == 2
+
+
+def test_a_rejection_after_a_request_that_may_have_got_through_is_no_proof(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    # The trigger's first request got a 503 (the receiver may have opened the page), the retry
+    # a 409; the resolve was then refused. The page may be open: the resolve must go.
+    answers = {"trigger": [Reply(503), Reply(409)], "resolve": [REFUSED]}
+    up = [False]
+
+    def answer(request: Received) -> Reply | None:
+        queue = answers[request.json()["event_action"]]
+        return None if up[0] else (queue.pop(0) if queue else REFUSED)
+
+    with Receiver(default=Reply(202), reply_for=answer) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        events = [lifecycle_event("firing", "inc-1"), lifecycle_event("resolved", "inc-1")]
+        lost(settings, redis_client, redis_prefix, events, 2)
+        up[0] = True
+
+        done = redrive(settings)
+
+    assert done == [("resolved", "pd", "inc-1", "firing"), ("sent", "pd", "inc-1", "resolved")]
+
+
+def test_a_redrive_attempt_that_may_have_got_through_keeps_a_later_resolve_going(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    mode = ["refuse"]
+
+    def answer(request: Received) -> Reply | None:
+        return {"refuse": REFUSED, "flaky": Reply(503), "up": None}[mode[0]]
+
+    with Receiver(default=Reply(202), reply_for=answer) as pd:
+        settings = notify_settings(
+            redis_url, redis_prefix, [pagerduty("pd", pd.url)], max_attempts=2
+        )
+        firing = lifecycle_event("firing", "inc-1")
+        lost(settings, redis_client, redis_prefix, [firing], 1)  # a clean 400: never got there
+        mode[0] = "flaky"  # a redrive whose requests get 503s: the page may have opened
+        first = redrive(settings)
+        marker = redis_client.get(f"{redis_prefix}notify:delivered:pd:{firing['id']}")
+        mode[0] = "refuse"
+        lost(settings, redis_client, redis_prefix, [lifecycle_event("resolved", "inc-1")], 2)
+        mode[0] = "up"
+
+        second = redrive(settings)
+
+    assert first == [("failed", "pd", "inc-1", "firing")]
+    assert marker == b"maybe"
+    assert second == [("resolved", "pd", "inc-1", "firing"), ("sent", "pd", "inc-1", "resolved")]
+
+
+def test_odd_values_in_records_and_letters_never_stop_the_plan(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver(default=REFUSED) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        events = [lifecycle_event("firing", "inc-1"), lifecycle_event("resolved", "inc-1")]
+        lost(settings, redis_client, redis_prefix, events, 2)
+        redis_client.hset(f"{redis_prefix}incident:inc-1", "events", "2.0")  # not an integer
+        redis_client.xadd(
+            f"{redis_prefix}notify:dlq",
+            {"destination": "pd", "event": b"{", "status": "\u00b3", "attempts": "x"},
+        )
+
+        dry = redrive(settings, dry_run=True)
+
+    # No trustworthy counter: the stream may be missing events, so the resolve would go.
+    assert dry == [("resolved", "pd", "inc-1", "firing"), ("send", "pd", "inc-1", "resolved")]
+
+
+def test_behind_a_stale_letter_a_resolved_incident_keeps_its_letters_too(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    with Receiver(default=REFUSED) as pd:
+        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+        statuses = ("firing", "acknowledged", "resolved")
+        events = [lifecycle_event(status, "inc-1") for status in statuses]
+        lost(settings, redis_client, redis_prefix, events, 3)
+        redis_client.delete(f"{redis_prefix}notify:delivered:pd:{events[0]['id']}")
+        pd.default = Reply(202)
+
+        dry = redrive(settings, dry_run=True)
+        done = redrive(settings)
+
+    # The dry run and the real run agree: all three stay for the operator's decision.
+    assert [outcome for outcome, *_ in dry] == ["stale"] * 3
+    assert [outcome for outcome, *_ in done] == ["stale"] * 3
+    assert len(dead_letters(redis_client, redis_prefix)) == 3

@@ -69,6 +69,10 @@ PAGE = 1_000
 LEASE_MARGIN_SECONDS = 60
 """The lease outlives one send's whole retry budget by this much."""
 
+MAYBE = b"maybe"
+"""The marker of a letter a redrive's request may have delivered (a timeout, a 5xx, a 429): done
+for the live notifier, as "dead" is, but no proof that the event never arrived."""
+
 MARK_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 """Pauses between tries of a delivered letter's marker write (about 19 s of Redis outage)."""
 
@@ -139,9 +143,16 @@ class Facts:
         pipe = self.client.pipeline(transaction=False)
         for incident_id in order:
             pipe.hmget(incident_key(self.prefix, incident_id), ["status", "events"])
-        for incident_id, (status, count) in zip(order, pipe.execute(), strict=True):
-            self.records[incident_id] = status.decode() if status is not None else None
-            self.counts[incident_id] = int(count) if count is not None else None
+        for incident_id, fields in zip(order, pipe.execute(), strict=True):
+            self._record(incident_id, fields)
+
+    def _record(self, incident_id: str, fields: list[bytes | None]) -> None:
+        status, count = fields
+        self.records[incident_id] = status.decode("utf-8", "replace") if status else None
+        text = count.decode("ascii", "replace") if count else ""
+        # A counter that is not a plain integer counts as no counter: the stream may be missing
+        # events, and a resolve is then sent rather than dropped.
+        self.counts[incident_id] = int(text) if text.isascii() and text.isdigit() else None
 
     def catch_up(self) -> None:
         """The entries added to the alerts stream since the last look."""
@@ -186,6 +197,8 @@ class Facts:
         self.catch_up()
         pairs = [(destination, ev.event_id) for ev in self.events.get(incident_id, [])]
         self.read_markers([*pairs, (destination, letter.event_id)])
+        fields = self.client.hmget(incident_key(self.prefix, incident_id), ["status", "events"])
+        self._record(incident_id, fields)
 
 
 class Redrive:
@@ -331,7 +344,7 @@ class Redrive:
                         return steps[0]
 
                     step = now()
-                    if step.verdict == "send" and behind_stale:
+                    if step.verdict in ("send", "resolved") and behind_stale:
                         why = "waits behind a stale letter of its incident (--include-stale)"
                         step = Step(step.letter, "stale", why)
                     if step.verdict == "send" and down:
@@ -404,6 +417,12 @@ class Redrive:
                 return step, "sent", False
             if verdict == "reject":
                 return step, f"failed: rejected: {result.reason}", False
+            if attempts == 1:
+                # This request may have got through (a timeout, a 5xx): the letter is no longer
+                # proof that the event never arrived, so no later plan may rely on it to drop
+                # the incident's resolve. "maybe" is a done marker to the live notifier too.
+                marker = delivered_key(self.prefix, name, letter.event_id)
+                self.client.set(marker, MAYBE, xx=True, keepttl=True)
             retry_after = parse_retry_after(result.retry_after, datetime.now(UTC))
             elapsed = self._clock() - first
             delay = self._policy.next_delay(attempts, elapsed, retry_after, self._rng.random())
@@ -469,11 +488,14 @@ def _entries(
 
 def _rejections(letters: Iterable[Letter]) -> Rejected:
     """Which letters of this run were definite rejections (their event surely never arrived):
-    a 4xx other than 408/429 (`classify` says reject), or a request that could not be built."""
+    one request only, answered with a 4xx other than 408/429 (`classify` says reject), or one
+    that could not be built. The plan also needs the event's marker still "dead": a redrive
+    whose attempts may have got through marks it "maybe"."""
     definite = set()
     for letter in letters:
         status = letter.status
-        if status == "error" or (status.isdigit() and classify(int(status)) == "reject"):
+        rejected = status.isascii() and status.isdigit() and classify(int(status)) == "reject"
+        if letter.attempts == 1 and (rejected or status == "error"):
             definite.add((letter.destination, letter.event_id))
     return lambda destination, event_id: (destination, event_id) in definite
 
@@ -490,4 +512,8 @@ def _letter(dlq_id: str, fields: dict[bytes, bytes], default_team: str) -> Lette
         except InvalidEvent:
             event = None
     event_id = text("event_id") or (event.event_id if event is not None else "")
-    return Letter(dlq_id, text("destination"), event_id, text("status"), text("reason"), event)
+    attempts = text("attempts")
+    counted = int(attempts) if attempts.isascii() and attempts.isdigit() else None
+    return Letter(
+        dlq_id, text("destination"), event_id, text("status"), text("reason"), event, counted
+    )

@@ -69,8 +69,9 @@ Marker = Callable[[str, str], bytes | None]
 
 Rejected = Callable[[str, str], bool]
 """rejected(destination, event_id): whether that destination's dead letter for the event is a
-definite rejection (a 4xx other than 408/429, or a request that could not be built): the event
-surely never reached it. A network error, a timeout or a 5xx may have reached it after all."""
+definite rejection: the only request ever made for it got a 4xx other than 408/429, or none
+could be built, so the event surely never reached it. A network error, a timeout, a 5xx or a
+429 (by the notifier, or by a redrive since: it marks the event "maybe") may have."""
 
 Takes = Callable[[str, LifecycleEvent], bool]
 """takes(destination, event): whether the destination receives the event under its filters now
@@ -89,6 +90,8 @@ class Letter:
     reason: str
     event: LifecycleEvent | None
     """None: the row holds no readable lifecycle event."""
+    attempts: int | None = None
+    """How many requests the notifier made for it (None: a row written before it counted)."""
 
 
 @dataclass(frozen=True, slots=True)
