@@ -51,7 +51,6 @@ from connectors.notify.redrive_plan import (
     LEAVES,
     Incident,
     Letter,
-    Rejected,
     Step,
     plan,
     plan_group,
@@ -68,10 +67,6 @@ PAGE = 1_000
 
 LEASE_MARGIN_SECONDS = 60
 """The lease outlives one send's whole retry budget by this much."""
-
-MAYBE = b"maybe"
-"""The marker of a letter a redrive's request may have delivered (a timeout, a 5xx, a 429): done
-for the live notifier, as "dead" is, but no proof that the event never arrived."""
 
 MARK_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 """Pauses between tries of a delivered letter's marker write (about 19 s of Redis outage)."""
@@ -125,7 +120,6 @@ class Facts:
         self.default_team = default_team
         self.events: dict[str, list[LifecycleEvent]] = {}
         self.records: dict[str, str | None] = {}
-        self.counts: dict[str, int | None] = {}
         self.marks: dict[tuple[str, str], bytes | None] = {}
         self._wanted: re.Pattern[bytes] | None = None
         self._scanned_to = "-"
@@ -142,17 +136,12 @@ class Facts:
         order = sorted(ids)
         pipe = self.client.pipeline(transaction=False)
         for incident_id in order:
-            pipe.hmget(incident_key(self.prefix, incident_id), ["status", "events"])
-        for incident_id, fields in zip(order, pipe.execute(), strict=True):
-            self._record(incident_id, fields)
+            pipe.hget(incident_key(self.prefix, incident_id), "status")
+        for incident_id, status in zip(order, pipe.execute(), strict=True):
+            self._record(incident_id, status)
 
-    def _record(self, incident_id: str, fields: list[bytes | None]) -> None:
-        status, count = fields
+    def _record(self, incident_id: str, status: bytes | None) -> None:
         self.records[incident_id] = status.decode("utf-8", "replace") if status else None
-        text = count.decode("ascii", "replace") if count else ""
-        # A counter that is not a plain integer counts as no counter: the stream may be missing
-        # events, and a resolve is then sent rather than dropped.
-        self.counts[incident_id] = int(text) if text.isascii() and text.isdigit() else None
 
     def catch_up(self) -> None:
         """The entries added to the alerts stream since the last look."""
@@ -173,11 +162,7 @@ class Facts:
                 self.events[ev.incident_id].append(ev)
 
     def incident(self, incident_id: str) -> Incident:
-        return Incident(
-            self.events.get(incident_id, []),
-            self.records.get(incident_id),
-            self.counts.get(incident_id),
-        )
+        return Incident(self.events.get(incident_id, []), self.records.get(incident_id))
 
     def read_markers(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Read these (destination, event id) markers afresh (one MGET a page)."""
@@ -197,8 +182,9 @@ class Facts:
         self.catch_up()
         pairs = [(destination, ev.event_id) for ev in self.events.get(incident_id, [])]
         self.read_markers([*pairs, (destination, letter.event_id)])
-        fields = self.client.hmget(incident_key(self.prefix, incident_id), ["status", "events"])
-        self._record(incident_id, fields)
+        self._record(
+            incident_id, self.client.hget(incident_key(self.prefix, incident_id), "status")
+        )
 
 
 class Redrive:
@@ -278,7 +264,6 @@ class Redrive:
 
         letters = self.letters(destinations, incident)
         facts = self.facts(letters)
-        rejected = _rejections(letters)
         if dry_run:
             incidents = {i: facts.incident(i) for i in facts.events}
             groups = plan(
@@ -288,7 +273,6 @@ class Redrive:
                 facts.marker,
                 self.takes,
                 include_stale,
-                rejected,
             )
             for group in groups:
                 for step in group:
@@ -303,7 +287,7 @@ class Redrive:
                 continue
             by_destination.setdefault(letter.destination, []).append(letter)
         for name, own in by_destination.items():
-            self._destination(name, own, facts, include_stale, rejected, record)
+            self._destination(name, own, facts, include_stale, record)
         return report
 
     def _destination(
@@ -312,7 +296,6 @@ class Redrive:
         letters: list[Letter],
         facts: Facts,
         include_stale: bool,
-        rejected: Rejected,
         record: Callable[[Step, Outcome], None],
     ) -> None:
         """One destination's letters, under its lease; each letter planned again from fresh
@@ -339,7 +322,7 @@ class Redrive:
                         facts.refresh(name, incident_id, rest[0])
                         incident = facts.incident(incident_id)
                         steps = plan_group(
-                            name, rest, incident, facts.marker, self.takes, include_stale, rejected
+                            name, rest, incident, facts.marker, self.takes, include_stale
                         )
                         return steps[0]
 
@@ -417,12 +400,6 @@ class Redrive:
                 return step, "sent", False
             if verdict == "reject":
                 return step, f"failed: rejected: {result.reason}", False
-            if attempts == 1:
-                # This request may have got through (a timeout, a 5xx): the letter is no longer
-                # proof that the event never arrived, so no later plan may rely on it to drop
-                # the incident's resolve. "maybe" is a done marker to the live notifier too.
-                marker = delivered_key(self.prefix, name, letter.event_id)
-                self.client.set(marker, MAYBE, xx=True, keepttl=True)
             retry_after = parse_retry_after(result.retry_after, datetime.now(UTC))
             elapsed = self._clock() - first
             delay = self._policy.next_delay(attempts, elapsed, retry_after, self._rng.random())
@@ -486,20 +463,6 @@ def _entries(
         start = "(" + page[-1][0].decode()
 
 
-def _rejections(letters: Iterable[Letter]) -> Rejected:
-    """Which letters of this run were definite rejections (their event surely never arrived):
-    one request only, answered with a 4xx other than 408/429 (`classify` says reject), or one
-    that could not be built. The plan also needs the event's marker still "dead": a redrive
-    whose attempts may have got through marks it "maybe"."""
-    definite = set()
-    for letter in letters:
-        status = letter.status
-        rejected = status.isascii() and status.isdigit() and classify(int(status)) == "reject"
-        if letter.attempts == 1 and (rejected or status == "error"):
-            definite.add((letter.destination, letter.event_id))
-    return lambda destination, event_id: (destination, event_id) in definite
-
-
 def _letter(dlq_id: str, fields: dict[bytes, bytes], default_team: str) -> Letter:
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode("utf-8", "replace")
@@ -512,8 +475,4 @@ def _letter(dlq_id: str, fields: dict[bytes, bytes], default_team: str) -> Lette
         except InvalidEvent:
             event = None
     event_id = text("event_id") or (event.event_id if event is not None else "")
-    attempts = text("attempts")
-    counted = int(attempts) if attempts.isascii() and attempts.isdigit() else None
-    return Letter(
-        dlq_id, text("destination"), event_id, text("status"), text("reason"), event, counted
-    )
+    return Letter(dlq_id, text("destination"), event_id, text("status"), text("reason"), event)

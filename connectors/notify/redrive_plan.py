@@ -15,11 +15,11 @@ events in stream order, so that is stream order):
 * a letter whose event the destination no longer takes (its teams or severity were narrowed
   since) stays where it is, unsent (filtered);
 * when the incident is resolved, nobody is paged for it now: its firing and acknowledged
-  letters leave unsent. Its newest resolved letter is sent unless the destination surely never
-  had the incident: the stream still holds all of the incident's events and each one before the
-  resolve was definitely rejected there (a 4xx: not a network error or a 5xx, which may have
-  got through). So no lone "resolved" goes to a Slack channel about something nobody saw, and
-  no page is left open on a guess;
+  letters leave unsent. Its newest resolved letter is sent: it closes the page if the
+  destination has one open. Whether it has cannot be known for sure (a timeout or a 5xx may
+  have opened it, a notifier restart forgets what it tried), and a page left open is worse
+  than a lone "resolved" for an incident a channel never heard of (PagerDuty ignores a resolve
+  for an alert it does not have);
 * a letter is stale when the facts it would be judged on are gone: its own "dead" marker
   expired (markers of that age, "sent" ones included, are gone too, so nothing can show it is
   superseded), or nothing is known of its incident (no event in the stream, no record). Stale
@@ -67,12 +67,6 @@ Marker = Callable[[str, str], bytes | None]
 """marker(destination, event_id): that destination's delivered marker for the event ("sent",
 "dead", or None once expired or never written)."""
 
-Rejected = Callable[[str, str], bool]
-"""rejected(destination, event_id): whether that destination's dead letter for the event is a
-definite rejection: the only request ever made for it got a 4xx other than 408/429, or none
-could be built, so the event surely never reached it. A network error, a timeout, a 5xx or a
-429 (by the notifier, or by a redrive since: it marks the event "maybe") may have."""
-
 Takes = Callable[[str, LifecycleEvent], bool]
 """takes(destination, event): whether the destination receives the event under its filters now
 (teams, severity)."""
@@ -90,8 +84,6 @@ class Letter:
     reason: str
     event: LifecycleEvent | None
     """None: the row holds no readable lifecycle event."""
-    attempts: int | None = None
-    """How many requests the notifier made for it (None: a row written before it counted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +93,6 @@ class Incident:
 
     events: Sequence[LifecycleEvent]
     record_status: str | None = None
-    record_events: int | None = None
-    """How many lifecycle events the incident ever had (its record's counter; None: no record).
-    More than the distinct events still in the stream: the stream was trimmed past the first."""
-
-    @property
-    def complete(self) -> bool:
-        """Whether the stream still holds every event the incident ever had."""
-        return self.record_events is not None and self.record_events <= len(self.distinct)
 
     @property
     def distinct(self) -> list[LifecycleEvent]:
@@ -149,7 +133,6 @@ def plan(
     marker: Marker,
     takes: Takes,
     include_stale: bool = False,
-    rejected: Rejected | None = None,
 ) -> list[Group]:
     """The groups of steps for these letters (in the order of each group's first letter).
 
@@ -171,7 +154,7 @@ def plan(
     out = loose
     for (destination, incident_id), group in groups.items():
         known = incidents.get(incident_id, Incident(()))
-        out.append(plan_group(destination, group, known, marker, takes, include_stale, rejected))
+        out.append(plan_group(destination, group, known, marker, takes, include_stale))
     return out
 
 
@@ -182,7 +165,6 @@ def plan_group(
     marker: Marker,
     takes: Takes,
     include_stale: bool = False,
-    rejected: Rejected | None = None,
 ) -> Group:
     """The steps of one destination's letters of one incident (in their order)."""
     events = incident.distinct
@@ -228,13 +210,8 @@ def plan_group(
             (x for x in reversed(open_letters) if x.event and x.event.status == "resolved"), None
         )
         for letter in open_letters:
-            if letter is closing and not _never_had(
-                destination, letter, incident, marker, rejected
-            ):
-                steps.append(Step(letter, "send", "closes the incident at the destination"))
-            elif letter is closing:
-                why = "the incident is resolved and the destination surely never had it"
-                steps.append(Step(letter, "resolved", why))
+            if letter is closing:
+                steps.append(Step(letter, "send", "closes the incident if it is open there"))
             else:
                 steps.append(Step(letter, "resolved", "the incident is resolved: nobody is paged"))
     else:
@@ -242,32 +219,3 @@ def plan_group(
     order = {letter.dlq_id: i for i, letter in enumerate(letters)}
     steps.sort(key=lambda step: order[step.letter.dlq_id])
     return steps
-
-
-def _never_had(
-    destination: str,
-    closing: Letter,
-    incident: Incident,
-    marker: Marker,
-    rejected: Rejected | None,
-) -> bool:
-    """Whether the destination surely never had the incident open, so that its resolve would be
-    a lone "resolved" about something nobody saw. Only when the stream still holds every event
-    of the incident (its record's counter says so), and each one before the resolve is a dead
-    letter there that was definitely rejected. Anything less certain (a network error or a 5xx
-    that may have got through, an expired marker, an event it did not take then, a trimmed
-    stream, no record) leaves the page possibly open, and then the resolve goes: closing a page
-    nobody has is harmless, leaving one open is not."""
-    if rejected is None or not incident.complete:
-        return False
-    earlier = []
-    for ev in incident.distinct:
-        if ev.event_id == closing.event_id:
-            break
-        earlier.append(ev)
-    else:
-        return False  # the closing letter itself is no longer in the stream
-    return bool(earlier) and all(
-        marker(destination, ev.event_id) == b"dead" and rejected(destination, ev.event_id)
-        for ev in earlier
-    )

@@ -4,11 +4,9 @@ Keys (all under the run's prefix):
 - `{prefix}alerts`, group `notify.group`: one entry per lifecycle event, XACKed once every
   destination is done with it (delivered, dead-lettered or not its business).
 - `{prefix}notify:delivered:{destination}:{event_id}`: "sent" after a 2xx, "dead" when the event
-  went to the dead letters ("maybe" once a redrive's request for it may have got through, see
-  `connectors.notify.redrive`); expires after `notify.delivered_ttl_seconds`. A redelivered entry
+  went to the dead letters; expires after `notify.delivered_ttl_seconds`. A redelivered entry
   whose marker exists is not sent again.
-- `{prefix}notify:dlq`: dead letters, fields destination, event, status, reason (+ event_id, and
-  attempts: how many requests were made; `status` is the last one's answer).
+- `{prefix}notify:dlq`: dead letters, fields destination, event, status, reason (+ event_id).
 """
 
 from __future__ import annotations
@@ -243,7 +241,6 @@ class NotifyStore:
         status: str,
         reason: str,
         ack_entry: str | None = None,
-        attempts: int = 0,
     ) -> None:
         """The dead letter and the destination's done marker (or, for an unreadable entry, its
         ack) atomically (MULTI): a crash between them can neither lose the letter nor write it
@@ -257,7 +254,6 @@ class NotifyStore:
                 "status": status,
                 "reason": reason,
                 "event_id": event_id,
-                "attempts": str(attempts),
             },
             maxlen=self.dlq_maxlen,
             approximate=True,

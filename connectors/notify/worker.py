@@ -284,9 +284,7 @@ class DestinationWorker:
     def _dead_letter(self, job: Job, status: str, reason: str) -> None:
         ev = job.event
         ok = self._persist(
-            lambda: self._store.dead_letter(
-                self.name, ev.event_id, ev.raw, status, reason, attempts=job.attempts
-            )
+            lambda: self._store.dead_letter(self.name, ev.event_id, ev.raw, status, reason)
         )
         if ok:
             metrics.DEAD_LETTERS.labels(self.name).inc()
