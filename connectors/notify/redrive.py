@@ -36,6 +36,7 @@ import random
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,11 +104,8 @@ class Report:
         return sum(1 for _, outcome in self.done if outcome.startswith(("failed", "held", "busy")))
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for _, outcome in self.done:
-            name = outcome.split(":", 1)[0]
-            counts[name] = counts.get(name, 0) + 1
-        return counts
+        """How many letters had each outcome (its name, before any `: reason`)."""
+        return dict(Counter(outcome.split(":", 1)[0] for _, outcome in self.done))
 
 
 class Facts:
@@ -181,10 +179,13 @@ class Facts:
         (the later letters' are read afresh at their own turn)."""
         self.catch_up()
         pairs = [(destination, ev.event_id) for ev in self.events.get(incident_id, [])]
-        self.read_markers([*pairs, (destination, letter.event_id)])
-        self._record(
-            incident_id, self.client.hget(incident_key(self.prefix, incident_id), "status")
-        )
+        pairs = list(dict.fromkeys([*pairs, (destination, letter.event_id)]))
+        pipe = self.client.pipeline(transaction=False)  # one round trip for the rest
+        pipe.mget([delivered_key(self.prefix, d, e) for d, e in pairs])
+        pipe.hget(incident_key(self.prefix, incident_id), "status")
+        values, status = pipe.execute()
+        self.marks.update(zip(pairs, values, strict=True))
+        self._record(incident_id, status)
 
 
 class Redrive:
