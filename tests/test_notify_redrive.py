@@ -3,10 +3,11 @@ letters are made by a real notifier whose receivers refused them, then sent agai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import redis
 
 from config.settings import Settings
-from connectors.notify.redrive import Redrive, lease_key
+from connectors.notify.redrive import Redrive, Report, lease_key
 from connectors.notify.service import make_notifier_client
 from tests.notify_fixtures import (
     Received,
@@ -53,6 +54,16 @@ class Switch:
         return None  # the default: 202
 
 
+@contextlib.contextmanager
+def paging(
+    redis_url: str, prefix: str, answers: Callable[[Received], Reply | None], **notify: Any
+) -> Iterator[tuple[Receiver, Settings]]:
+    """A PagerDuty stand-in answering through `answers` (202 when it says nothing), and
+    notifier settings with it as the one destination."""
+    with Receiver(default=Reply(202), reply_for=answers) as pd:
+        yield pd, notify_settings(redis_url, prefix, [pagerduty("pd", pd.url)], **notify)
+
+
 def lost(
     settings: Settings, client: redis.Redis, prefix: str, events: list[dict[str, Any]], n: int
 ) -> None:
@@ -68,13 +79,18 @@ def lost(
         wait_for(lambda: drained(client, prefix), what="acks")
 
 
-def redrive(settings: Settings, **kw: Any) -> list[tuple[str, str, str, str]]:
-    """One redrive; (outcome, destination, incident, status) per letter, in order."""
+def redrive_report(settings: Settings, **kw: Any) -> Report:
+    """One redrive, on a client of its own."""
     client = make_notifier_client(settings)
     try:
-        report = Redrive(settings, client).run(**kw)
+        return Redrive(settings, client).run(**kw)
     finally:
         client.close()
+
+
+def redrive(settings: Settings, **kw: Any) -> list[tuple[str, str, str, str]]:
+    """One redrive; (outcome, destination, incident, status) per letter, in order."""
+    report = redrive_report(settings, **kw)
     return [
         (
             outcome.split(":")[0],
@@ -85,6 +101,12 @@ def redrive(settings: Settings, **kw: Any) -> list[tuple[str, str, str, str]]:
         for s, outcome in report.done
         if s.letter.event is not None
     ]
+
+
+def redrive_verb(config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`sense-respond notify redrive --config CONFIG ...` as a subprocess."""
+    cmd = [sys.executable, "-m", "sense_respond", "notify", "redrive", "--config", str(config)]
+    return subprocess.run([*cmd, *extra], capture_output=True, text=True, timeout=120)
 
 
 def pd_actions(receiver: Receiver) -> list[tuple[str, str]]:
@@ -151,8 +173,7 @@ def test_a_letter_superseded_by_a_later_event_is_not_sent(
     switch = Switch()
     switch.refuse = False
     switch.refuse_if = lambda request: request.json()["event_action"] == "trigger"
-    with Receiver(default=Reply(202), reply_for=switch) as pd:
-        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+    with paging(redis_url, redis_prefix, switch) as (pd, settings):
         events = [lifecycle_event("firing", "inc-1"), lifecycle_event("acknowledged", "inc-1")]
         lost(settings, redis_client, redis_prefix, events, 1)
         assert pd_actions(pd) == [("inc-1", "acknowledge")]
@@ -169,8 +190,7 @@ def test_a_letter_that_fails_again_stays_and_holds_the_rest_of_its_incident(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     switch = Switch()
-    with Receiver(default=Reply(202), reply_for=switch) as pd:
-        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+    with paging(redis_url, redis_prefix, switch) as (pd, settings):
         events = [
             lifecycle_event("firing", "inc-1"),
             lifecycle_event("acknowledged", "inc-1"),
@@ -209,8 +229,7 @@ def test_one_redrive_per_destination_at_a_time_and_a_dry_run_changes_nothing(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str
 ) -> None:
     switch = Switch()
-    with Receiver(default=Reply(202), reply_for=switch) as pd:
-        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+    with paging(redis_url, redis_prefix, switch) as (pd, settings):
         lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 1)
         switch.refuse = False
 
@@ -239,19 +258,13 @@ def test_the_redrive_verb_prints_each_letter_and_exits_1_when_one_fails(
         lost(settings, redis_client, redis_prefix, events, 2)
         config = write_config(tmp_path / "notify.toml", redis_url, redis_prefix, destinations)
 
-        def verb(*extra: str) -> subprocess.CompletedProcess[str]:
-            cmd = [sys.executable, "-m", "sense_respond", "notify", "redrive", "--config"]
-            return subprocess.run(
-                [*cmd, str(config), *extra], capture_output=True, text=True, timeout=120
-            )
-
-        dry = verb("--dry-run")
-        unknown = verb("--destination", "nope")
+        dry = redrive_verb(config, "--dry-run")
+        unknown = redrive_verb(config, "--destination", "nope")
         switch.refuse = False
         switch.refuse_if = lambda request: request.json()["dedup_key"] == "inc-2"
-        failing = verb()
+        failing = redrive_verb(config)
         switch.refuse_if = None
-        fixed = verb("--incident", "inc-2")
+        fixed = redrive_verb(config, "--incident", "inc-2")
 
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[-1] == "redrive (dry run): 2 send"
@@ -321,17 +334,8 @@ def test_the_incident_may_be_named_by_a_unique_prefix_as_the_incidents_commands_
             redis_client.hset(f"{redis_prefix}incident:{incident_id}", "status", "firing")
         config = write_config(tmp_path / "notify.toml", redis_url, redis_prefix, destinations)
 
-        def verb(*extra: str) -> subprocess.CompletedProcess[str]:
-            cmd = [sys.executable, "-m", "sense_respond", "notify", "redrive", "--config"]
-            return subprocess.run(
-                [*cmd, str(config), "--dry-run", *extra],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-
-        one = verb("--incident", "incident-a")
-        both = verb("--incident", "incident-")
+        one = redrive_verb(config, "--dry-run", "--incident", "incident-a")
+        both = redrive_verb(config, "--dry-run", "--incident", "incident-")
 
     assert one.returncode == 0, one.stderr
     assert "incident-alpha-1" in one.stdout and "incident-beta-2" not in one.stdout
@@ -352,8 +356,7 @@ def test_an_event_delivered_live_during_the_redrive_still_supersedes_an_older_le
             redis_client.set(f"{redis_prefix}notify:delivered:pd:{ack['id']}", b"sent")
         return switch(request)
 
-    with Receiver(default=Reply(202), reply_for=live_notifier_meanwhile) as pd:
-        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+    with paging(redis_url, redis_prefix, live_notifier_meanwhile) as (pd, settings):
         events = [lifecycle_event("firing", "inc-0"), lifecycle_event("firing", "inc-1")]
         lost(settings, redis_client, redis_prefix, events, 2)
         switch.refuse = False
@@ -399,11 +402,7 @@ def test_while_another_redrive_holds_one_destination_the_others_go_on(
         lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 2)
         pd_switch.refuse = crm_switch.refuse = False
         redis_client.set(lease_key(redis_prefix, "pd"), "someone-else", ex=60)
-        client = make_notifier_client(settings)
-        try:
-            report = Redrive(settings, client).run()
-        finally:
-            client.close()
+        report = redrive_report(settings)
 
     outcomes = {s.letter.destination: outcome.split(":")[0] for s, outcome in report.done}
     assert outcomes == {"pd": "busy", "crm": "sent"}
@@ -446,8 +445,7 @@ def test_between_two_attempts_a_later_event_delivered_live_stops_the_retry(
         redis_client.set(f"{redis_prefix}notify:delivered:pd:{ack['id']}", b"sent")
         return Reply(503)
 
-    with Receiver(default=Reply(202), reply_for=flaky) as pd:
-        settings = notify_settings(redis_url, redis_prefix, [pagerduty("pd", pd.url)])
+    with paging(redis_url, redis_prefix, flaky) as (pd, settings):
         lost(settings, redis_client, redis_prefix, [lifecycle_event("firing", "inc-1")], 1)
         switch.refuse = False
         tried = len(pd.requests)
@@ -488,10 +486,7 @@ def test_a_page_left_open_by_an_outage_is_closed_by_the_redrive(
     def answer(request: Received) -> Reply | None:
         return Reply(503) if down[0] else None
 
-    with Receiver(default=Reply(202), reply_for=answer) as pd:
-        settings = notify_settings(
-            redis_url, redis_prefix, [pagerduty("pd", pd.url)], max_attempts=2
-        )
+    with paging(redis_url, redis_prefix, answer, max_attempts=2) as (pd, settings):
         firing = lifecycle_event("firing", "inc-1")
         xadd_events(redis_client, redis_prefix, [firing])
         with running(settings):
@@ -521,11 +516,7 @@ def test_a_stale_letter_keeps_the_later_letters_of_its_incident_back(
         redis_client.delete(f"{redis_prefix}notify:delivered:pd:{firing['id']}")
         pd.default = Reply(202)
         tried = len(pd.requests)
-        client = make_notifier_client(settings)
-        try:
-            report = Redrive(settings, client).run()
-        finally:
-            client.close()
+        report = redrive_report(settings)
 
     assert [(s.letter.event.status, outcome) for s, outcome in report.done] == [
         ("firing", "stale"),
