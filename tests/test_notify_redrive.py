@@ -79,6 +79,13 @@ def lost(
         wait_for(lambda: drained(client, prefix), what="acks")
 
 
+def delivered_live(client: redis.Redis, prefix: str, event: dict[str, Any]) -> None:
+    """What a live notifier leaves when it delivers `event` to "pd" while a redrive runs: the
+    entry in the alerts stream and its "sent" marker."""
+    xadd_events(client, prefix, [event])
+    client.set(f"{prefix}notify:delivered:pd:{event['id']}", b"sent")
+
+
 def redrive_report(settings: Settings, **kw: Any) -> Report:
     """One redrive, on a client of its own."""
     client = make_notifier_client(settings)
@@ -352,8 +359,7 @@ def test_an_event_delivered_live_during_the_redrive_still_supersedes_an_older_le
 
     def live_notifier_meanwhile(request: Received) -> Reply | None:
         if not switch.refuse and request.json()["dedup_key"] == "inc-0":
-            xadd_events(redis_client, redis_prefix, [ack])
-            redis_client.set(f"{redis_prefix}notify:delivered:pd:{ack['id']}", b"sent")
+            delivered_live(redis_client, redis_prefix, ack)
         return switch(request)
 
     with paging(redis_url, redis_prefix, live_notifier_meanwhile) as (pd, settings):
@@ -441,8 +447,7 @@ def test_between_two_attempts_a_later_event_delivered_live_stops_the_retry(
     def flaky(request: Received) -> Reply | None:
         if switch.refuse:
             return REFUSED
-        xadd_events(redis_client, redis_prefix, [ack])
-        redis_client.set(f"{redis_prefix}notify:delivered:pd:{ack['id']}", b"sent")
+        delivered_live(redis_client, redis_prefix, ack)
         return Reply(503)
 
     with paging(redis_url, redis_prefix, flaky) as (pd, settings):
