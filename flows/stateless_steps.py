@@ -13,7 +13,7 @@ from typing import Any
 
 from flows.worker_tags import worker_tag
 from operators.enrich import NO_INFLUENCE, ControlRecord, GraphBatch, touch_of
-from operators.events import DeadLetter, SocialEvent, check_event_time, parse_event
+from operators.events import TEXT_KINDS, DeadLetter, SocialEvent, check_event_time, parse_event
 from operators.influence import Touch
 from operators.listen import Listener
 from operators.records import AccountPurge, Assessment, ScoredPost, Sentiment, Withdrawal
@@ -74,7 +74,8 @@ def score_batch(items: list[Valid], listener: Listener, scorer: Scorer) -> list[
     """Listen, then score; each event splits in two.
 
     Only posts about the business are scored (VADER over those texts, batched) and go to their
-    author's customer stage (key = customer id), where each waits for its influence. Every event
+    author's customer stage (key = customer id), where each waits for its influence; only the
+    kinds that are the author's own words (`TEXT_KINDS`) are listened to. Every event
     goes to the graph stage as a compact `Touch`, relevant or not (reach is reach): all of the
     batch's graph records as one list, the last pair (key `GRAPH_KEY`). A post about the
     business that cannot be scored (not English) goes on with unknown sentiment. An edit that
@@ -85,7 +86,9 @@ def score_batch(items: list[Valid], listener: Listener, scorer: Scorer) -> list[
     withdrawn: dict[int, Withdrawal] = {}
     with_text = 0
     for it in items:
-        if isinstance(it, SocialEvent) and it.text is not None:
+        # Only posts, replies and quotes are the author's own words: a repost or a like may carry
+        # the text it shares (e.g. "RT @..."), which says nothing of what its author thinks.
+        if isinstance(it, SocialEvent) and it.text is not None and it.kind in TEXT_KINDS:
             with_text += 1
             found = listener.relevance(it)
             if found.relevant:
@@ -141,7 +144,7 @@ def split_event(
         return [(GRAPH_KEY, item)]
     if isinstance(assessment, Sentiment):
         assessment = Assessment(assessment)
-    if assessment is None or item.text is None:
+    if assessment is None or item.text is None or item.kind not in TEXT_KINDS:
         return [(GRAPH_KEY, touch_of(item, None, False))]
     touch = touch_of(item, assessment.sentiment, True)
     customer_id = item.customer_id

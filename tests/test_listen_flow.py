@@ -221,6 +221,32 @@ def test_an_edit_that_drops_the_brand_withdraws_the_post() -> None:
     assert scorer.texts == ["@AcmeAir awful"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "scored"),
+    [
+        ("post", True),
+        ("reply", True),
+        ("quote", True),
+        ("repost", False),  # the text a repost carries is the original's ("RT @...")
+        ("like", False),
+        ("follow", False),
+    ],
+)
+def test_only_the_authors_own_words_are_listened_to_and_scored(kind: str, scored: bool) -> None:
+    listener = Listener(
+        Settings(brand_accounts=["AcmeAir"]).listen, BrandAccounts.parse(["AcmeAir"])
+    )
+    line = ev("e", kind, "newsdesk", 0, ABOUT_US[0], followers=80_000, target={"id": "ann"})
+    event = parse_event(line, T0 + timedelta(hours=1))
+    scorer = RecordingScorer()
+    out = score_batch([event], listener, scorer)
+    posts = [value for key, value in out if key != GRAPH_KEY]
+    assert scorer.texts == ([ABOUT_US[0]] if scored else [])
+    assert [p.customer_id for p in posts] == (["twitter:newsdesk"] if scored else [])
+    (key, (_, graph)), *_ = [pair for pair in out if pair[0] == GRAPH_KEY]
+    assert [touch.post for touch in graph] == [scored]  # reach either way: one graph record
+
+
 def test_sentence_scope_scores_the_sentences_about_the_business(
     redis_url: str, redis_prefix: str, redis_client: Any
 ) -> None:
