@@ -84,13 +84,19 @@ class CustomerWindow:
     def add(
         self, post: WindowPost, policy: WindowSettings, watermark: float = float("-inf")
     ) -> Placement:
-        """Place a post by its event time; a post with a known id replaces it (an edit)."""
+        """Place a post by its event time; a post with a known id replaces it (an edit).
+
+        An edit keeps its post's event time, and edits come minutes to days after the post: one
+        whose post is still in the window replaces it however late it is. Lateness bounds only
+        what new posts may still enter the window.
+        """
         self.advance(watermark, policy)
-        if post.ts < watermark - policy.allowed_lateness_seconds or (
-            post.ts <= self.now - policy.length_seconds
+        replaced = self.remove(post.event_id)
+        if not replaced and (
+            post.ts < watermark - policy.allowed_lateness_seconds
+            or post.ts <= self.now - policy.length_seconds
         ):
             return Placement.LATE
-        replaced = self.remove(post.event_id)
         insort(self.posts, post)
         self._summary = None
         if len(self.posts) > policy.max_posts:

@@ -95,6 +95,33 @@ def test_a_post_inside_lateness_always_counts_and_a_late_one_never_does() -> Non
     assert w.summary(POLICY).posts == 2
 
 
+@pytest.mark.parametrize(
+    ("edited_after", "placement", "mean"),
+    [
+        (60, Placement.REPLACED, 0.9),  # inside the lateness margin
+        (30 * 60, Placement.REPLACED, 0.9),  # far beyond it: the post is still in the window
+        (6 * H - 1, Placement.REPLACED, 0.9),  # just before the post leaves the window
+        (6 * H, Placement.LATE, None),  # the post has left the window: nothing to replace
+    ],
+)
+def test_an_edit_replaces_its_post_while_the_post_is_in_the_window(
+    edited_after: float, placement: Placement, mean: float | None
+) -> None:
+    # An edit keeps its post's event time; it arrives when it was made, the watermark there.
+    w = CustomerWindow()
+    w.add(post(10 * H, -0.8, "p"), POLICY, watermark=10 * H)
+    watermark = 10 * H + edited_after
+    assert w.add(post(10 * H, 0.9, "p"), POLICY, watermark) is placement
+    assert [p.compound for p in w.current()] == ([] if mean is None else [mean])
+
+
+def test_lateness_still_refuses_a_new_post_with_an_unknown_id() -> None:
+    w = CustomerWindow()
+    w.add(post(10 * H, -0.8, "p"), POLICY, watermark=10 * H)
+    assert w.add(post(10 * H, 0.9, "other"), POLICY, 10 * H + 30 * 60) is Placement.LATE
+    assert [p.event_id for p in w.current()] == ["p"]
+
+
 def test_lateness_beyond_the_window_is_a_settings_error() -> None:
     with pytest.raises(ValueError, match="allowed_lateness_seconds"):
         WindowSettings(length_seconds=600, allowed_lateness_seconds=601)
