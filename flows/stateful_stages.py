@@ -127,6 +127,10 @@ class WorkerWatermarks:
     def __init__(self) -> None:
         self._by_worker: dict[int | str, WatermarkSeen] = {}
 
+    def newest(self) -> float:
+        """The newest watermark any worker of this process received (-inf: none yet)."""
+        return max((seen.value for seen in self._by_worker.values()), default=float("-inf"))
+
     def here(self) -> WatermarkSeen:
         """The calling worker's (Bytewax builds a key's logic in the worker that owns it)."""
         worker = worker_tag()
@@ -151,6 +155,7 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         self, policy: CustomerPolicy, seen: WorkerWatermarks, resume: CustomerState | None
     ) -> None:
         self.policy = policy
+        self.watermarks = seen
         self.seen = seen.here()
         self.state = resume if resume is not None else CustomerState()
         self.customer_id = ""
@@ -187,11 +192,23 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         return datetime.now(UTC) + timedelta(seconds=wait)
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
-        out = self.state.catch_up(self.seen.value, self.policy, datetime.now(UTC))
-        return out, self.state.is_idle(self.policy)
+        return self._look(self.seen.value)
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
-        return [], False
+        # The input ended, so every record for this worker's customers has arrived: any
+        # watermark the graph stage sent is safe to catch up to, and the newest one this process
+        # received is the same for one worker or several. Without this last look a file read
+        # faster than the wake-ups would leave, e.g., a quiet resolution unsent that a slower
+        # replay of the same file sends.
+        return self._look(self.watermarks.newest())
+
+    def _look(self, watermark: float) -> tuple[Iterable[Output], bool]:
+        state = self.state
+        out: list[Output] = list(state.catch_up(watermark, self.policy, datetime.now(UTC)))
+        if state.view_dirty and self.customer_id:
+            state.view_dirty = False
+            out.append(state.view(self.customer_id, self.policy))
+        return out, state.is_idle(self.policy)
 
     def snapshot(self) -> CustomerState:
         return self.state

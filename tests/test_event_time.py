@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,65 @@ def test_a_replay_at_two_speeds_gives_identical_alert_ids(
     slow_ids = [a["id"] for a in stream_alerts(redis_client, slow)]
     assert fast_ids
     assert sorted(slow_ids) == sorted(fast_ids)  # delivery order across customers may differ
+
+
+def quiet_after_complaints() -> list[bytes]:
+    """A big account complains twice, then says nothing more while the stream goes on for 2 h:
+    its incident goes quiet after `resolve_quiet_seconds` (15 min here) of event time. (The
+    watermark, a low quantile of the last 4,096 event times, needs that many events to pass
+    the deadline.)"""
+    t0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+    def post(i: int, author: str, text: str, seconds: float, followers: int = 10) -> bytes:
+        at = t0 + timedelta(seconds=seconds)
+        return orjson.dumps(
+            {
+                "id": str(i),
+                "platform": "twitter",
+                "kind": "post",
+                "created_at": at.isoformat(),
+                "author": {"id": author, "followers": followers},
+                "text": text,
+            }
+        )
+
+    lines = [
+        post(1, "loud", "@acme awful, useless and terrible service", 0, 50_000),
+        post(2, "loud", "@acme horrible again, I hate it, pathetic", 60, 50_000),
+    ]
+    lines += [post(100 + k, f"bg{k % 50}", "@acme ok", 120 + 1.5 * k) for k in range(5000)]
+    return lines
+
+
+def test_a_quiet_resolution_is_sent_at_any_replay_speed(
+    redis_url: str, redis_prefix: str, redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of the quiet customer's own reaches its stage after the complaints: what
+    resolves the incident is a look at the watermark, which a fast replay gets only at the end
+    of the input (`on_eof`), a slow one on its wake-ups."""
+    lines = quiet_after_complaints()
+    rules = {"resolve_quiet_seconds": 900}
+    fast = f"{redis_prefix}fast:"
+    flow = build_flow(
+        settings_for(redis_url, fast, ["acme"], rules=rules), TestingSource(lines, 500)
+    )
+    run_main(flow)
+    monkeypatch.setattr(stateful_stages, "NOTIFY_FLOOR_SECONDS", 0.01)
+    monkeypatch.setattr(stateful_stages, "NOTIFY_CEILING_SECONDS", 0.05)
+    slow = f"{redis_prefix}slow:"
+    flow = build_flow(
+        settings_for(redis_url, slow, ["acme"], rules=rules), Trickle(lines, 20, 0.005)
+    )
+    run_main(flow)
+    fast_alerts = stream_alerts(redis_client, fast)
+    slow_alerts = stream_alerts(redis_client, slow)
+    assert [(a["data"]["status"], a["data"].get("resolved_reason")) for a in fast_alerts] == [
+        ("firing", None),
+        ("resolved", "quiet"),
+    ]
+    assert [a["id"] for a in slow_alerts] == [a["id"] for a in fast_alerts]
+    view = redis_client.hgetall(f"{fast}customer:twitter:loud")
+    assert orjson.loads(view[b"incident"])["status"] == "resolved"
 
 
 class _Halves(DynamicSource[bytes]):
