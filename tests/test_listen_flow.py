@@ -243,7 +243,7 @@ def test_only_the_authors_own_words_are_listened_to_and_scored(kind: str, scored
     posts = [value for key, value in out if key != GRAPH_KEY]
     assert scorer.texts == ([ABOUT_US[0]] if scored else [])
     assert [p.customer_id for p in posts] == (["twitter:newsdesk"] if scored else [])
-    (key, (_, graph)), *_ = [pair for pair in out if pair[0] == GRAPH_KEY]
+    [(_, (_, graph))] = [pair for pair in out if pair[0] == GRAPH_KEY]
     assert [touch.post for touch in graph] == [scored]  # reach either way: one graph record
 
 
