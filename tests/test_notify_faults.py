@@ -149,3 +149,39 @@ def test_a_redrive_whose_redis_goes_away_after_a_delivery_marks_it_once_redis_is
     assert again.done == []
     assert len(hook.delivered()) == 1  # marked, so never sent again
     client.close()
+
+
+def test_a_redis_error_while_taking_entries_lets_them_go_to_be_claimed_again(
+    own_redis: OwnRedis,
+) -> None:
+    """A Redis error after the read, before the workers have the entries (here XPENDING refused
+    for a while: the ordering view cannot be taken), must not leave them held by a notifier that
+    never sends them: they are claimed again and delivered once Redis answers."""
+    admin = make_client(own_redis.url, RedisSettings(retries=0))
+    admin.acl_setuser(
+        "notifier",
+        enabled=True,
+        passwords=["+notifier-pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-xpending"],
+    )
+    url = f"redis://notifier:notifier-pw@127.0.0.1:{own_redis.port}/0"
+    with Receiver() as hook:
+        settings = notify_settings(url, "sr:", [webhook("crm", hook.url)])
+        with running(settings) as notifier:
+            wait_for(lambda: admin.exists("sr:alerts") == 1, what="the group")
+            event = lifecycle_event("firing", "T")
+            xadd_events(admin, "sr:", [event])
+            wait_for(
+                lambda: admin.xinfo_groups("sr:alerts")[0]["pending"] == 1,
+                what="the entry read by the notifier",
+            )
+            time.sleep(1.5)  # three times claim_idle_seconds: it would be claimed if let go
+            assert hook.delivered() == []
+            admin.acl_setuser("notifier", enabled=True, commands=["+xpending"])
+            wait_for(lambda: len(hook.delivered()) == 1, timeout=30, what="the delivery")
+            wait_for(lambda: drained(admin, "sr:"), timeout=30, what="the entry acked")
+            assert not notifier._held
+    assert [r.headers["webhook-id"] for r in hook.delivered()] == [event["id"]]
+    admin.close()

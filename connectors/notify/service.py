@@ -271,12 +271,21 @@ class Notifier:
                 jobs.setdefault(name, []).append(
                     Job(entry_id, entry_order(entry_id), event, read_at=now)
                 )
-        self.store.ack(acks)
-        if jobs:
-            # The ordering view must be at least as new as the entries: taken after the read.
-            self._refresh_blockers()
-            for name, batch in jobs.items():
-                self.workers[name].offer(batch)
+        try:
+            self.store.ack(acks)
+            if jobs:
+                # The ordering view must be at least as new as the entries: taken after the
+                # read, with them held (they are this process's, not another's).
+                self._refresh_blockers()
+        except BaseException:
+            # Not offered to any worker: held, they would be heartbeated (kept from idling) and
+            # skipped for ever, a page that never goes out. Let go, they idle and are claimed
+            # again (`_claim`), by this notifier or another.
+            for entry_id, _, _ in fresh:
+                self._held.pop(entry_id, None)
+            raise
+        for name, batch in jobs.items():
+            self.workers[name].offer(batch)
 
     def _dead_letter_entry(self, entry_id: str, fields: dict[bytes, bytes], reason: str) -> None:
         raw_id = fields.get(b"id", b"")
