@@ -15,6 +15,7 @@ import redis
 
 from config.notify import DestinationSettings
 from connectors.notify.metrics import NOTIFY_REGISTRY
+from connectors.notify.store import unread_trimmed
 from tests.notify_fixtures import (
     WEBHOOK_KEY,
     WEBHOOK_SECRET,
@@ -530,3 +531,94 @@ def test_a_429_pauses_a_destination_without_a_rate_limit_too(
     limited = pd.requests[0]
     assert len(pd.requests) == 4
     assert all(r.at - limited.at >= 0.95 for r in pd.requests[1:])
+
+
+def test_alerts_trimmed_before_any_notifier_read_them_are_logged_and_counted(
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The notifier is down while more alerts arrive than the stream keeps (the alert sink's
+    `XADD MAXLEN ~`): the oldest are gone before anyone read them. Nothing can page for them;
+    the notifier says how many, once."""
+    stream = f"{redis_prefix}alerts"
+
+    def append(event: dict) -> None:
+        fields = {"alert": orjson.dumps(event), "id": event["id"]}
+        redis_client.xadd(stream, fields, maxlen=100, approximate=True)
+
+    def trimmed() -> float:
+        return NOTIFY_REGISTRY.get_sample_value("sense_respond_notify_trimmed_unread_total") or 0
+
+    with Receiver() as crm:
+        settings = notify_settings(redis_url, redis_prefix, [webhook("crm", crm.url)])
+        append(lifecycle_event("firing", "first"))
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="the first alert")
+        for i in range(600):  # the notifier is down; the flow goes on
+            append(lifecycle_event("firing", f"inc-{i}"))
+        kept = redis_client.xlen(stream)
+        before = trimmed()
+        quiet_log = caplog.at_level(logging.ERROR, logger="connectors.notify.service")
+        with quiet_log, running(settings):
+            wait_for(lambda: len(crm.delivered()) == 1 + kept, what="what the stream kept")
+            # (the group's lag is unknown to Redis after a trim: `drained` cannot tell)
+            wait_for(lambda: pending_count(redis_client, redis_prefix) == 0, what="acks")
+    lost = 600 - kept
+    assert 0 < lost < 600
+    lines = [r.getMessage() for r in caplog.records if "trimmed" in r.getMessage()]
+    assert len(lines) == 1
+    assert f"{lost} lost" in lines[0] and "nobody was paged" in lines[0]
+    assert trimmed() - before == lost
+
+
+@pytest.mark.parametrize(
+    ("stream", "group", "lost"),
+    [
+        # the first entry left was delivered already: nothing unread was trimmed
+        (
+            {"first-entry": (b"5-0", {}), "entries-added": 9, "length": 5},
+            {"last-delivered-id": b"7-0", "entries-read": 7},
+            0,
+        ),
+        (
+            {"first-entry": (b"7-0", {}), "entries-added": 9, "length": 3},
+            {"last-delivered-id": b"7-0", "entries-read": 7},
+            0,
+        ),
+        # 20 added, 5 read, 10 left, all newer than what was read: 5 never read
+        (
+            {"first-entry": (b"16-0", {}), "entries-added": 20, "length": 10},
+            {"last-delivered-id": b"5-0", "entries-read": 5},
+            5,
+        ),
+        # a group that never read: everything trimmed was unread
+        (
+            {"first-entry": (b"16-0", {}), "entries-added": 20, "length": 5},
+            {"last-delivered-id": b"0-0", "entries-read": None},
+            15,
+        ),
+        # Redis lost count of what the group read: some, how many unknown
+        (
+            {"first-entry": (b"16-0", {}), "entries-added": 20, "length": 5},
+            {"last-delivered-id": b"5-0", "entries-read": None},
+            -1,
+        ),
+        # an empty stream: trimmed unread only if something came after the group's position
+        (
+            {"first-entry": None, "last-generated-id": b"5-0", "entries-added": 5, "length": 0},
+            {"last-delivered-id": b"5-0", "entries-read": 5},
+            0,
+        ),
+        (
+            {"first-entry": None, "last-generated-id": b"9-0", "entries-added": 9, "length": 0},
+            {"last-delivered-id": b"5-0", "entries-read": 5},
+            4,
+        ),
+    ],
+)
+def test_unread_trimmed_counts_what_the_group_never_read(
+    stream: dict, group: dict, lost: int
+) -> None:
+    assert unread_trimmed(stream, group) == lost

@@ -34,6 +34,12 @@ DELIVERY_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
     registry=NOTIFY_REGISTRY,
 )
+TRIMMED_UNREAD = Counter(
+    "sense_respond_notify_trimmed_unread",
+    "Alerts trimmed from the alerts stream before any notifier read them: nobody was paged for"
+    " them (counted as 1 when Redis cannot say how many).",
+    registry=NOTIFY_REGISTRY,
+)
 IN_FLIGHT = Gauge(
     "sense_respond_notify_in_flight",
     "Alerts-stream entries this process holds, not yet done for every destination.",

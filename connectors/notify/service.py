@@ -195,7 +195,9 @@ class Notifier:
                 entries: list[tuple[str, Any]] = []
                 if room > 0:
                     count = min(room, self.notify.read_count)
-                    entries = self.store.read(count, 1 if claimed else self._block_ms)
+                    entries, trimmed = self.store.read_new(count, 1 if claimed else self._block_ms)
+                    if trimmed:
+                        self._report_trimmed(trimmed)
                 else:
                     self._wait_for_results()
                 self._take(entries)
@@ -286,6 +288,17 @@ class Notifier:
             raise
         for name, batch in jobs.items():
             self.workers[name].offer(batch)
+
+    def _report_trimmed(self, trimmed: int) -> None:
+        """Alerts trimmed from the stream before any notifier read them: nobody was paged for
+        them, and nothing but this line says so (their content is gone)."""
+        log.error(
+            "notifier: alerts trimmed from %s before any notifier read them"
+            " (redis.alerts_maxlen): %s; nobody was paged for those",
+            self.store.stream,
+            "how many, Redis cannot say" if trimmed < 0 else f"{trimmed} lost",
+        )
+        metrics.TRIMMED_UNREAD.inc(max(trimmed, 1))
 
     def _dead_letter_entry(self, entry_id: str, fields: dict[bytes, bytes], reason: str) -> None:
         raw_id = fields.get(b"id", b"")

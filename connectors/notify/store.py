@@ -58,6 +58,31 @@ def notify_dlq_key(prefix: str) -> str:
     return key(prefix, "notify", "dlq")
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def unread_trimmed(stream: dict[str, Any], group: dict[str, Any]) -> int:
+    """How many entries were trimmed from a stream before `group` read them, from `XINFO
+    STREAM` and the group's `XINFO GROUPS` row (-1: some, Redis cannot say how many).
+
+    Trimming removes the oldest entries: when the first entry left is newer than the last one
+    the group was given, everything between was never read. Of what was ever added, the group
+    read `entries-read` and the stream still holds `length`, all of them unread then.
+    """
+    delivered = entry_order(_text(group.get("last-delivered-id") or "0-0"))
+    first = stream.get("first-entry")
+    if first:
+        if entry_order(_text(first[0])) <= delivered:
+            return 0
+    elif entry_order(_text(stream.get("last-generated-id") or "0-0")) <= delivered:
+        return 0  # empty, and nothing was added after the group's position
+    read = group.get("entries-read")
+    if read is None and delivered != (0, 0):
+        return -1
+    return max(int(stream.get("entries-added") or 0) - int(read or 0) - int(stream["length"]), 0)
+
+
 def entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id as a sortable pair (stream order)."""
     ms, _, seq = entry_id.partition("-")
@@ -124,6 +149,30 @@ class NotifyStore:
             for entry_id, fields in entries:
                 out.append((entry_id.decode(), fields))
         return out
+
+    def read_new(self, count: int | None, block_ms: int) -> tuple[list[tuple[str, Any]], int]:
+        """New entries for this consumer, and how many entries the stream's trimming removed
+        before the group read them (-1: some, but Redis cannot say how many; 0 nearly always).
+
+        The stream's and the group's positions come in the read's own round trip, just before
+        it: once the read moves the group past the first surviving entry, the gap is gone.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xinfo_stream(self.stream)
+        pipe.xinfo_groups(self.stream)
+        pipe.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        stream, groups, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, Exception):
+            raise reply  # e.g. NOGROUP: the caller creates the group again
+        out = [
+            (entry_id.decode(), fields)
+            for _, entries in reply or []
+            for entry_id, fields in entries
+        ]
+        if isinstance(stream, Exception) or isinstance(groups, Exception):
+            return out, 0
+        group = next((g for g in groups if _text(g.get("name")) == self.group), None)
+        return out, 0 if group is None else unread_trimmed(stream, group)
 
     def autoclaim(self, min_idle_ms: int, count: int) -> tuple[list[tuple[str, Any]], list[str]]:
         """Entries other consumers have not touched for `min_idle_ms`, now ours; plus the ids of
