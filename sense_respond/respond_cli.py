@@ -241,7 +241,18 @@ def _act(action: str) -> Callable[..., int]:
         what = "acknowledged" if action == "acknowledged" else "resolved"
         if done.outcome == "suppressed":
             raise _Fail(f"incident {iid} was resolved meanwhile: nothing written")
-        same = " (already written: same event)" if done.outcome == "duplicate" else ""
+        same = ""
+        if done.outcome == "duplicate":
+            # The same event was written already: by this command repeated, or by someone else
+            # acting on the same state at the same moment (the id is the incident's, the action's
+            # and its reopen count's). Only the first person owns it; the others must know.
+            actor = rec.get(f"{action}_by")
+            if actor != args.by:
+                raise _Fail(
+                    f"incident {iid} is already {what} by {printable(actor)} at"
+                    f" {printable(rec.get(f'{action}_at'))}: nothing written"
+                )
+            same = " (already written: same event)"
         print(
             f"{what} incident {iid} ({printable(rec.get('customer_id'))}) by"
             f" {printable(args.by)}; event {done.event['id']}{same}"

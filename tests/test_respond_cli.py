@@ -184,3 +184,40 @@ def test_people_commands_need_a_redis_url() -> None:
     )
     assert done.returncode == 2
     assert b"needs --redis-url" in done.stderr
+
+
+@pytest.mark.parametrize("action", ["ack", "resolve"])
+def test_two_people_acting_at_the_same_moment_only_the_first_owns_it(
+    sink: AlertSinkPartition,
+    sr,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    action: str,
+) -> None:
+    """Max reads the incident while it is still firing; Zoe's command lands before his does.
+    Both build the same event (its id is the incident's and the action's): Max is told Zoe has
+    it, and exits 1."""
+    import connectors.incident_store as incident_store
+
+    firing = open_spell(Conversation("twitter:ann"))
+    sink.write_batch([firing])
+    iid = firing.incident.incident_id
+    build = incident_store.build_human_action
+    zoe_first: list[tuple[int, str, str]] = []
+
+    def zoe_lands_first(record, act, by, *rest):
+        built = build(record, act, by, *rest)  # from the firing record, as both read it
+        if by == "max" and not zoe_first:
+            zoe_first.append(sr("incidents", action, iid, "--by", "zoe", "--note", "mine"))
+        return built
+
+    monkeypatch.setattr(incident_store, "build_human_action", zoe_lands_first)
+    code, out, err = sr("incidents", action, iid, "--by", "max", "--note", "on it")
+    assert zoe_first[0][0] == 0
+    past = "acknowledged" if action == "ack" else "resolved"
+    assert code == 1 and out == ""
+    assert f"already {past} by zoe" in err and "nothing written" in err
+    record = redis_client.hgetall(f"{redis_prefix}incident:{iid}")
+    assert record[f"{past}_by".encode()] == b"zoe"
+    assert b"on it" not in record.get(b"notes", b"")
