@@ -195,14 +195,22 @@ class Listener:
         keys = set(self._keywords) | set(self._excludes)
         if not keys and not self._handles and not self._platform_handles:
             return None
-        trie = _Trie()
+        domains, words = _Trie(), _Trie()
         for key in keys:
-            trie.add(key, _DOMAIN_END if _DOMAIN.match(key) else _WORD_END)
+            if _DOMAIN.match(key):
+                domains.add(key, _DOMAIN_END)
+            else:
+                words.add(key, _WORD_END)
         parts = []
         if self._handles or self._platform_handles:
             parts.append(_MENTION)
-        if keys:
-            parts.append(r"(?<!\w)(?=(?P<t>" + trie.pattern() + "))")
+        if domains.root:
+            # A host name starts where no word character and no `-` comes before it: found in
+            # `www.acmeair.com`, not in `login-acmeair.com` (another host). First: at one
+            # position the domain is the longer term.
+            parts.append(r"(?<![\w-])(?=(?P<d>" + domains.pattern() + "))")
+        if words.root:
+            parts.append(r"(?<!\w)(?=(?P<t>" + words.pattern() + "))")
         return re.compile("|".join(parts))
 
     def _excludes_within_keywords(self) -> dict[str, tuple[str, ...]]:
@@ -241,7 +249,8 @@ class Listener:
         handles: dict[str, None] = {}
         keywords, excludes = self._keywords, self._excludes
         for m in pattern.finditer(fold(text)):
-            term = m.group("t") if keywords or excludes else None
+            found = m.groupdict()
+            term = found.get("d") or found.get("t")
             if term is not None:
                 key = _norm(term)
                 if key in excludes:

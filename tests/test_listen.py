@@ -107,6 +107,12 @@ def test_domain_is_not_found_inside_another_host() -> None:
     rules = ListenSettings(keywords=["acmeair.com"])
     assert listener(rules).match_text("phish at acmeair.com.evil.example").terms == ()
     assert listener(rules).match_text("phish at notacmeair.com").terms == ()
+    assert listener(rules).match_text("phish at https://login-acmeair.com/win").terms == ()
+    assert listener(rules).match_text("see www.acmeair.com/x").terms == ("acmeair.com",)
+    # the word keyword still matches after a hyphen; only the host name is another one
+    both = ListenSettings(keywords=["acmeair.com", "acmeair"])
+    assert listener(both).match_text("login-acmeair.com").terms == ("acmeair",)
+    assert listener(both).match_text("acmeair.com").terms == ("acmeair.com",)
     assert listener(rules).match_text("visit acmeair.com.").terms == ("acmeair.com",)
 
 
