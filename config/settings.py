@@ -17,6 +17,7 @@ content, less a trailing newline, is the value; giving both forms of one setting
 from __future__ import annotations
 
 import os
+import tomllib
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -24,7 +25,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -282,7 +290,11 @@ class _TomlWithSecretFiles(TomlConfigSettingsSource):
     """The TOML file, with `<secret>_file` keys read from their files."""
 
     def _read_file(self, file_path: Any) -> dict[str, Any]:
-        return resolve_secret_files(Settings, super()._read_file(file_path))
+        try:
+            data = super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{file_path}: not valid TOML: {exc}") from None
+        return resolve_secret_files(Settings, data)
 
 
 def _secrets_from_env_files(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -343,12 +355,50 @@ def _check_env(environ: Mapping[str, str]) -> None:
         head, _, rest = name.partition("__")
         if head not in top:
             raise ValueError(f"unknown setting in environment: {key}")
-        if rest:
-            section = sections.get(head)
-            if section is None or rest.split("__")[0] not in {
-                f.upper() for f in section.model_fields
-            }:
-                raise ValueError(f"unknown setting in environment: {key}")
+        if rest and not _names_a_setting(sections.get(head), rest.split("__")):
+            raise ValueError(f"unknown setting in environment: {key}")
+
+
+def _names_a_setting(section: type[BaseModel] | None, path: list[str]) -> bool:
+    """Whether `path` (upper-cased names below a section) leads to a setting: each name a field
+    of the model it is in, and only a section or a mapping has names below it (a deeper name
+    under a plain value, `SR_REDIS__URL__FILE`, would be dropped without a word)."""
+    model: Any = section
+    for depth, part in enumerate(path):
+        if model is None:
+            return False
+        fields = {name.upper(): f for name, f in model.model_fields.items()}
+        field = fields.get(part)
+        if field is None:
+            return False
+        if depth == len(path) - 1:
+            return True
+        if _is_mapping(field.annotation):
+            return True  # a mapping's keys are the user's own (e.g. kind weights)
+        model = _section_model(field.annotation)
+    return True
+
+
+def _is_mapping(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _is_mapping(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_mapping(arg) for arg in typing.get_args(annotation))
+    return annotation is dict or origin in (dict, Mapping)
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """A settings validation error on one line: each problem located, no input values quoted
+    (a value may be a secret), pydantic's links left out."""
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        what = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {what}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid settings: " + "; ".join(parts) + more
 
 
 def load_settings(

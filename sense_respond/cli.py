@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from sense_respond import logs
 from sense_respond.command_redis import RedisUnavailable, say_error
 from sense_respond.run_cli import cmd_demo, cmd_run
@@ -188,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except ValidationError as exc:  # settings (TOML, SR_ variables, flags): one line
+        from config.settings import describe_settings_error
+
+        say_error(f"sense-respond: error: {describe_settings_error(exc)}")
+        return 2
     except (ValueError, FileNotFoundError, RedisUnavailable) as exc:
         say_error(f"sense-respond: error: {exc}")
         return 2

@@ -55,6 +55,14 @@ def test_score_reads_stdin_lines() -> None:
         (["replay", "x.jsonl", "--to", "kafka:topic"], {}, b"redis:STREAM_KEY"),
         (["run", "--redis-url", "redis://127.0.0.1:1/0"], {}, b"cannot use Redis"),
         (["run", "--redis-url", "redis://:pw@127.0.0.1:1/0"], {}, b"redis://:***@127.0.0.1:1"),
+        # a name below a plain value would be dropped by pydantic-settings: refused
+        (["run", "--input", "jsonl:-"], {"SR_REDIS__URL__FILE": "/x"}, b"SR_REDIS__URL__FILE"),
+        (["run", "--input", "jsonl:-"], {"SR_REDIS__PREFIX__X": "zz"}, b"SR_REDIS__PREFIX__X"),
+        (
+            ["run", "--input", "jsonl:-"],
+            {"SR_RULES__COOLDOWN_SECONDS": "abc"},
+            b"error: invalid settings: rules.cooldown_seconds: Input should be a valid integer",
+        ),
     ],
 )
 def test_errors_exit_2_with_a_message(args: list[str], env: dict[str, str], message: bytes) -> None:
@@ -62,14 +70,25 @@ def test_errors_exit_2_with_a_message(args: list[str], env: dict[str, str], mess
     assert done.returncode == 2
     assert message in done.stderr
     assert b"Traceback" not in done.stderr
+    assert message in done.stderr.strip().splitlines()[-1]  # the error is one line, the last
 
 
-def test_bad_toml_key_is_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[rules]\ncooldown = 5\n", b"error: invalid settings: rules.cooldown: unknown setting\n"),
+        ("[rules\ncooldown = 5\n", b"sr.toml: not valid TOML: Expected ']'"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_naming_the_problem(
+    tmp_path: Path, toml: str, message: bytes
+) -> None:
     cfg = tmp_path / "sr.toml"
-    cfg.write_text("[rules]\ncooldown = 5\n")
+    cfg.write_text(toml)
     done = sr("run", "--config", str(cfg), "--input", "jsonl:-", stdin=b"")
     assert done.returncode == 2
-    assert b"cooldown" in done.stderr
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_secrets_never_reach_the_output(redis_url: str, redis_prefix: str) -> None:
