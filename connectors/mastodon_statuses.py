@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import ValidationError
@@ -99,13 +100,30 @@ def _account(obj: object) -> dict[str, Any] | None:
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
         return None
     out: dict[str, Any] = {"id": obj["id"]}
-    acct = obj.get("acct")
-    if isinstance(acct, str) and acct:
-        out["handle"] = acct
+    handle = _full_handle(obj)
+    if handle:
+        out["handle"] = handle
     followers = obj.get("followers_count")
     if type(followers) is int and followers >= 0:
         out["followers"] = followers
     return out
+
+
+def _full_handle(obj: dict[str, Any]) -> str | None:
+    """`user@instance` for every account: Mastodon writes a local account's `acct` (one of
+    the server the stream comes from) as plain `user`. Without its instance the brand's own
+    account on its home server would not match a `user@instance` brand entry, and `user` alone
+    names a different account on every server. The instance is the host of the account's
+    profile `url` (a server whose handles use another domain than its web address is not told
+    apart)."""
+    acct = obj.get("acct")
+    if not isinstance(acct, str) or not acct:
+        return None
+    if "@" in acct:
+        return acct
+    url = obj.get("url")
+    host = urlsplit(url).hostname if isinstance(url, str) else None
+    return f"{acct}@{host}" if host else acct
 
 
 def _status_text(status: dict[str, Any]) -> str | None:
@@ -124,8 +142,7 @@ def _mentions(status: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for mention in status.get("mentions") or []:
         if isinstance(mention, dict) and isinstance(mention.get("id"), str) and mention["id"]:
-            acct = mention.get("acct")
-            out.append({"id": mention["id"], "handle": acct if isinstance(acct, str) else None})
+            out.append({"id": mention["id"], "handle": _full_handle(mention)})
     return out
 
 

@@ -26,7 +26,9 @@ from connectors.feed_runtime import FeedPartition
 from connectors.mastodon import MastodonSource
 from connectors.mastodon_statuses import MastodonMapper, html_to_text, status_event
 from connectors.sse import SseFrame, SseParser
+from operators.brands import BrandAccounts
 from operators.events import DeadLetter, SocialEvent
+from operators.listen import Listener
 from operators.records import Withdrawal
 
 FIXTURE = (Path(__file__).parent / "fixtures" / "feeds" / "mastodon_stream.sse").read_text(
@@ -167,15 +169,16 @@ def test_status_fields() -> None:
         'Three days without internet & the support line says "wait" — I\'m done with @acme.\n'
         "Really angry now.\n\n#outage https://status.acme.example/incidents/42"
     )
-    assert post.author.handle == "alice" and post.author.followers == 120
-    assert [(m.id, m.handle) for m in post.mentions] == [(ACME, "acme")]
+    # local accounts: Mastodon writes `alice`, the event says which server
+    assert post.author.handle == "alice@social.example" and post.author.followers == 120
+    assert [(m.id, m.handle) for m in post.mentions] == [(ACME, "acme@social.example")]
     assert post.created_at == datetime(2026, 5, 28, 10, tzinfo=UTC)
     assert post.lang == "en" and post.url == "https://social.example/@alice/112000000000000001"
     assert post.edited_at is None
     reply = OWN[1][1].items[0]
     assert reply.in_reply_to == "112000000000000001"
     assert (reply.target.handle, reply.author.handle, reply.author.followers) == (
-        "alice",
+        "alice@social.example",
         "bob@other.example",
         48000,
     )
@@ -520,3 +523,54 @@ def test_source_lag_is_the_age_of_the_newest_delivered_event() -> None:
     assert source.input_label == f"mastodon:{server.url()}"
     assert lag is not None
     assert lag == pytest.approx((datetime.now(UTC) - newest).total_seconds(), abs=120)
+
+
+@pytest.mark.parametrize(
+    ("account", "handle"),
+    [
+        (
+            {"id": "1", "acct": "acme", "url": "https://mastodon.social/@acme"},
+            "acme@mastodon.social",
+        ),
+        (
+            {"id": "1", "acct": "acme@other.example", "url": "https://other.example/@acme"},
+            "acme@other.example",
+        ),
+        ({"id": "1", "acct": "acme"}, "acme"),  # no profile url: nothing says which server
+        ({"id": "1", "acct": "acme", "url": "not a url"}, "acme"),
+        ({"id": "1"}, None),
+    ],
+)
+def test_a_local_account_gets_its_servers_name(account: dict, handle: str | None) -> None:
+    status = {
+        "id": "9",
+        "created_at": "2026-03-02T10:00:00.000Z",
+        "content": "<p>hello</p>",
+        "account": account,
+        "mentions": [account],
+    }
+    event, _ = status_event(status)
+    assert event is not None
+    assert event["author"].get("handle") == handle
+    assert event["mentions"][0]["handle"] == handle
+
+
+def test_the_brands_own_account_on_its_home_server_is_the_brand() -> None:
+    """mastodon.social's stream writes its own accounts without the server: the brand entry
+    `acme@mastodon.social` must still match its posts and the replies to it."""
+    acme = {"id": "109", "acct": "acme", "url": "https://mastodon.social/@acme"}
+    own = {"id": "1", "created_at": "2026-03-02T10:00:00.000Z", "content": "<p>Sorry!</p>",
+           "account": {**acme, "followers_count": 90_000}}  # fmt: skip
+    reply = {
+        "id": "2",
+        "created_at": "2026-03-02T10:01:00.000Z",
+        "content": '<p><a href="https://mastodon.social/@acme">@<span>acme</span></a> awful</p>',
+        "account": {"id": "55", "acct": "bob", "url": "https://mastodon.social/@bob"},
+        "mentions": [acme],
+        "in_reply_to_account_id": "109",
+    }
+    brands = BrandAccounts.parse(["acme@mastodon.social"])
+    post = SocialEvent.model_validate(status_event(own)[0])
+    answer = SocialEvent.model_validate(status_event(reply)[0])
+    assert brands.matches(post.customer_id, post.author.handle)
+    assert Listener(None, brands).relevance(answer).relevant
