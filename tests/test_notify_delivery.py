@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import logging
+import socket
+import threading
 import time
 
 import orjson
@@ -187,6 +189,74 @@ def test_gives_up_after_max_retry_seconds(
     (letter,) = dead_letters(redis_client, redis_prefix)
     assert letter["status"] == b"network"
     assert b"ConnectError" in letter["reason"]
+
+
+class TrickleReceiver:
+    """An HTTP receiver that answers one header byte every `every` seconds, for ever: each read
+    gets a byte well within any read timeout, the answer never completes."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every = every
+        self.requests = 0
+        self._stop = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}/hook"
+
+    def __enter__(self) -> TrickleReceiver:
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._server.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self.requests += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while not self._stop.wait(self.every):
+                    conn.sendall(b"a")
+            except OSError:
+                pass  # the notifier gave up on it
+
+
+def test_a_receiver_that_trickles_its_answer_fails_the_attempt_at_its_timeout(
+    redis_url: str, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """`timeout_seconds` bounds a whole attempt, not only each read: a receiver that never
+    finishes its answer costs the destination's incidents `max_attempts` timeouts each, then a
+    dead letter, instead of holding them all for as long as it trickles."""
+    with TrickleReceiver() as slow:
+        settings = notify_settings(
+            redis_url,
+            redis_prefix,
+            [webhook("slow7", slow.url)],
+            timeout_seconds=1.0,
+            max_attempts=2,
+        )
+        events = [lifecycle_event("firing", "inc-7a"), lifecycle_event("firing", "inc-7b")]
+        xadd_events(redis_client, redis_prefix, events)
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), timeout=30, what="dead letters")
+    letters = dead_letters(redis_client, redis_prefix)
+    assert sorted(orjson.loads(letter["event"])["id"] for letter in letters) == sorted(
+        e["id"] for e in events
+    )
+    for letter in letters:
+        assert letter["status"] == b"network"
+        assert letter["reason"].startswith(b"gave up after 2 attempts")
+        assert b"ReadTimeout" in letter["reason"]  # at the deadline, mid-read or before one
+    assert slow.requests == 4  # two attempts per event
 
 
 def test_a_down_destination_does_not_block_another(

@@ -1,4 +1,5 @@
-"""One HTTP attempt per call, through httpx: explicit timeouts, no redirects, capped reads.
+"""One HTTP attempt per call, through httpx: explicit timeouts (the whole attempt's too: see
+`connectors.notify.deadline`), no redirects, capped reads.
 
 The destination's URL, routing key and secret never appear in a log line or a dead letter:
 `redacted_url` keeps only scheme, host and port.
@@ -15,6 +16,7 @@ import httpx
 import orjson
 
 from config.notify import DestinationSettings, NotifySettings, webhook_key
+from connectors.notify.deadline import DeadlineBackend, DeadlineTransport
 from connectors.notify.events import LifecycleEvent
 from connectors.notify.payloads import pagerduty_body, slack_body, webhook_request
 
@@ -58,10 +60,14 @@ class Sender:
             webhook_key(destination.secret) if destination.secret is not None else None
         )
         timeout = notify.timeout_seconds
+        self._timeout = timeout
+        self._deadline = DeadlineBackend()  # the whole attempt, not only each read
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
+            transport=DeadlineTransport(
+                self._deadline, httpx.Limits(max_connections=2, max_keepalive_connections=1)
+            ),
             headers={"user-agent": USER_AGENT},
         )
 
@@ -85,7 +91,10 @@ class Sender:
         """POST the event once. Never raises for network trouble: it is an `Attempt` too."""
         body, headers = self.request(event, int(time.time()))
         try:
-            with self._client.stream("POST", self._url, content=body, headers=headers) as resp:
+            with (
+                self._deadline.deadline(self._timeout),
+                self._client.stream("POST", self._url, content=body, headers=headers) as resp,
+            ):
                 text = self._read_capped(resp)
                 status = resp.status_code
                 retry_after = resp.headers.get("retry-after")

@@ -1,0 +1,121 @@
+"""A whole-attempt deadline for the notifier's HTTP requests.
+
+httpx's timeouts bound each network operation (a connect, one read, one write), not a request:
+a receiver that sends its answer one byte a second never trips a 10 s read timeout, and would
+hold the destination's worker (and every incident queued behind it) for as long as it likes,
+past the retry budget and past a shutdown's grace. Here every read, write and connect of an
+attempt gets at most what is left of the attempt's deadline, and none starts once it has passed:
+the attempt then fails as a read timeout, which the retry policy handles like any other.
+
+The deadline lives in the network backend httpcore builds its connections with; httpx's own
+transport (`HTTPTransport`) does the rest (pooling, TLS, mapping errors to httpx's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import ssl
+import time
+import typing
+from collections.abc import Iterator
+
+import httpcore
+import httpx
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's synchronous backend, every operation bounded by the current deadline."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._until = math.inf
+        self._seconds = 0.0
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Bound what runs inside to `seconds` of monotonic time (one thread at a time)."""
+        self._until, self._seconds = time.monotonic() + seconds, seconds
+        try:
+            yield
+        finally:
+            self._until = math.inf
+
+    def left(self, timeout: float | None) -> float | None:
+        """`timeout`, cut to what is left of the deadline; raises once nothing is left."""
+        if self._until == math.inf:
+            return timeout
+        remaining = self._until - time.monotonic()
+        if remaining <= 0:
+            raise httpcore.ReadTimeout(f"no complete answer within {self._seconds:g} s")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, self.left(timeout), local_address, socket_options
+        )
+        return DeadlineStream(stream, self)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(path, self.left(timeout), socket_options)
+        return DeadlineStream(stream, self)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """One connection's stream; its operations are bounded by its backend's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, backend: DeadlineBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._backend.left(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._backend.left(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._inner.start_tls(ssl_context, server_hostname, self._backend.left(timeout))
+        return DeadlineStream(tls, self._backend)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over connections from a `DeadlineBackend` (no proxy, HTTP/1.1)."""
+
+    def __init__(self, backend: DeadlineBackend, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        # The pool httpx built is replaced before any use by one on our backend, with the
+        # same settings: httpx offers no way to hand its transport a network backend.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
