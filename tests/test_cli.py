@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -13,6 +15,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from sense_respond.alert_printing import format_alert
 from sense_respond.cli import main
+from tests.notify_fixtures import wait_for
 
 
 def sr(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None):
@@ -143,3 +146,40 @@ def test_format_alert_follow_ups_are_one_line(data: dict, expected: str) -> None
 def test_format_alert_marks_silenced_events() -> None:
     alert = {"id": "a", "data": {"customer_id": "x:1", "silenced_by": "s1", "sentiment": {}}}
     assert "(silenced)" in format_alert(alert).splitlines()[0]
+
+
+def test_a_piped_feed_alerts_while_the_pipe_stays_open_and_stops_on_sigterm(
+    tmp_path: Path, redis_url: str, redis_prefix: str, redis_client: Any
+) -> None:
+    """`tail -f feed | sense-respond run --input jsonl:-`: the alert comes while the pipe is
+    still open (not after 500 lines or its end), and SIGTERM stops a run whose pipe is quiet."""
+    cfg = tmp_path / "sr.toml"
+    cfg.write_text('brand_accounts = ["acme"]\n')
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SR_")}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "sense_respond", "run", "--config", str(cfg), "--input", "jsonl:-",
+         "--redis-url", redis_url, "--prefix", redis_prefix],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=base,
+    )  # fmt: skip
+    try:
+        assert run.stdin is not None
+        for i, text in enumerate(["@acme awful, useless service", "@acme horrible, I hate it"]):
+            line = {
+                "id": f"p{i}",
+                "kind": "post",
+                "created_at": f"2026-03-02T08:0{i}:00Z",
+                "author": {"id": "loud", "followers": 50_000},
+                "text": text,
+            }
+            run.stdin.write(orjson.dumps(line) + b"\n")
+        run.stdin.flush()
+        wait_for(lambda: redis_client.xlen(f"{redis_prefix}alerts") == 1, timeout=60, what="alert")
+        assert run.poll() is None  # still reading its open pipe
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, err
+    assert b'"stopped_by":"SIGTERM"' in out + err, (out, err)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from connectors import redis_retry, shutdown
-from connectors.files import JsonlSource
+from connectors.files import JsonlSource, _StreamPartition
+from operators.events import MAX_LINE_BYTES
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +49,58 @@ def test_a_jsonl_partition_ends_at_a_stop_and_resumes_from_its_offset(tmp_path: 
     again = source.build_part("in", str(path), offset)
     assert again.next_batch()[0] == b'{"n": 4}\n'
     again.close()
+
+
+def test_a_pipe_hands_on_what_has_arrived_and_sees_a_stop_while_quiet() -> None:
+    """`jsonl:-`: a line piped in alone goes on without waiting for a full batch or the end of
+    the input, and a stop request is seen while the pipe is quiet."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reading, os.fdopen(write_end, "wb") as writing:
+        part = _StreamPartition(reading, batch_size=500)
+        writing.write(b'{"n": 1}\n{"n": 2}\n')
+        writing.flush()
+        got: list[bytes] = []
+        for _ in range(50):  # each call waits at most STREAM_WAIT_SECONDS
+            got += part.next_batch()
+            if len(got) == 2:
+                break
+        assert got == [b'{"n": 1}\n', b'{"n": 2}\n']
+        assert part.next_batch() == []  # quiet: an empty batch, not a wait for more
+        shutdown.request("test")
+        with pytest.raises(StopIteration):
+            part.next_batch()
+        assert part.snapshot() == len(b'{"n": 1}\n{"n": 2}\n')
+
+
+def test_a_pipe_ends_when_its_writer_closes_it() -> None:
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reading:
+        with os.fdopen(write_end, "wb") as writing:
+            part = _StreamPartition(reading, batch_size=2)
+            writing.write(b"a\nb\nc\n")
+        batches = []
+        with pytest.raises(StopIteration):
+            for _ in range(50):
+                batches.append(part.next_batch())
+        assert [line for batch in batches for line in batch] == [b"a\n", b"b\n", b"c\n"]
+        assert all(len(batch) <= 2 for batch in batches)
+
+
+def test_a_pipe_cuts_lines_as_a_file_does(tmp_path: Path) -> None:
+    """An oversized line is cut at MAX_LINE_BYTES + 1 (the parser dead-letters it) and the rest
+    of it skipped; a last line without its newline still counts."""
+    data = b"x" * (MAX_LINE_BYTES + 70_000) + b"\n" + b'{"n": 1}\n' + b'{"n": 2}'
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    from_file = JsonlSource(str(path)).build_part("in", str(path), None).next_batch()
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reading:
+        with os.fdopen(write_end, "wb") as writing:
+            part = _StreamPartition(reading, batch_size=500)
+            writing.write(data)
+        piped: list[bytes] = []
+        with pytest.raises(StopIteration):
+            for _ in range(50):
+                piped += part.next_batch()
+    assert piped == from_file
+    assert [len(line) for line in piped] == [MAX_LINE_BYTES + 1, 9, 8]
