@@ -53,21 +53,43 @@ class AmbiguousIncident(UnknownIncident):
     """More than one incident has this id prefix."""
 
 
+MIN_ID_PREFIX = 6
+"""The shortest id prefix the people commands take for a full id."""
+
+
+def _by_prefix(client: redis.Redis, index: str, given: str) -> list[str]:
+    """The ids in the sorted set `index` that start with `given` (at least `MIN_ID_PREFIX`)."""
+    if len(given) < MIN_ID_PREFIX:
+        return []
+    return [i.decode() for i in client.zrange(index, 0, -1) if i.decode().startswith(given)]
+
+
 def resolve_id(client: redis.Redis, prefix: str, given: str) -> str:
     """The full incident id for `given`: the id itself, or a unique prefix of at least 6
     characters of an incident in the index (what `incidents list` shows)."""
     given = given.strip()
     if client.exists(incident_key(prefix, given)):
         return given
-    if len(given) >= 6:
-        ids = [i.decode() for i in client.zrange(incidents_index_key(prefix), 0, -1)]
-        hits = [i for i in ids if i.startswith(given)]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            found = f"({len(hits)} match)"
-            raise AmbiguousIncident(f"incident id prefix {given!r} is ambiguous {found}")
+    hits = _by_prefix(client, incidents_index_key(prefix), given)
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise AmbiguousIncident(f"incident id prefix {given!r} is ambiguous ({len(hits)} match)")
     raise UnknownIncident(f"no incident {given!r}")
+
+
+def resolve_silence_id(client: redis.Redis, prefix: str, given: str) -> str:
+    """The full silence id for `given`, as `resolve_id` (what `silence list` shows); raises
+    LookupError for none or several."""
+    given = given.strip()
+    if client.exists(silence_key(prefix, given)):
+        return given
+    hits = _by_prefix(client, silences_index_key(prefix), given)
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise LookupError(f"silence id prefix {given!r} is ambiguous ({len(hits)} match)")
+    raise LookupError(f"no active silence {given!r}")
 
 
 def get_incident(client: redis.Redis, prefix: str, incident_id: str) -> dict[str, Any]:

@@ -309,9 +309,10 @@ def silence_line(s: dict[str, Any]) -> str:
 
 @_with_client
 def cmd_silence_expire(args: argparse.Namespace, settings: Any, client: Any) -> int:
-    from connectors.incident_store import expire_silence
+    from connectors.incident_store import expire_silence, resolve_silence_id
 
-    silence = expire_silence(client, settings.redis.prefix, args.id)
+    prefix = settings.redis.prefix
+    silence = expire_silence(client, prefix, resolve_silence_id(client, prefix, args.id))
     print(f"expired silence {silence['id']} of {printable(silence.get('customer_id'))}")
     return 0
 

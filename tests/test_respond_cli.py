@@ -132,7 +132,10 @@ def test_silence_add_list_expire(sr) -> None:
     sid = out.split()[1].rstrip(":")
     code, out, _ = sr("silence", "list")
     assert sid in out and "twitter:ann" in out and "by zoe: talking to her" in out
-    assert sr("silence", "expire", sid)[0] == 0
+    code, _, err = sr("silence", "expire", sid[:5])
+    assert code == 1 and "no active silence" in err  # a prefix needs 6 characters or more
+    code, out, _ = sr("silence", "expire", sid[:8])
+    assert code == 0 and f"expired silence {sid}" in out
     code, out, err = sr("silence", "list")
     assert out == "" and "no active silences" in err
     assert sr("silence", "expire", sid)[0] == 1
