@@ -256,18 +256,26 @@ def resolve_secret_files(
     return out
 
 
-def _drop_secret_file_keys(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """`data` less its `<secret>_file` keys (at any depth without lists)."""
+def _drop_secret_file_keys(
+    model: type[BaseModel], data: dict[str, Any], where: str = ""
+) -> dict[str, Any]:
+    """`data` less its `<secret>_file` keys (the `SR_..._FILE` variables, which `load_settings`
+    reads itself), at any depth; in a list of sections given as JSON (e.g.
+    `SR_NOTIFY__DESTINATIONS`) a `<secret>_file` key is read from its file, as in TOML."""
     out = dict(data)
     fields = model.model_fields
     for key, value in data.items():
         name = key.removesuffix("_file")
         if key != name and name in fields and _is_secret(fields[name].annotation):
             del out[key]
-        elif key in fields and isinstance(value, dict):
+        elif key in fields:
             sub_models = _models(fields[key].annotation)
-            if len(sub_models) == 1:
-                out[key] = _drop_secret_file_keys(sub_models[0], value)
+            if len(sub_models) != 1:
+                continue
+            if isinstance(value, dict):
+                out[key] = _drop_secret_file_keys(sub_models[0], value, f"{where}{key}.")
+            elif isinstance(value, list):
+                out[key] = resolve_secret_files(model, {key: value}, where)[key]
     return out
 
 

@@ -98,3 +98,20 @@ def test_toml_secret_file_keys_at_any_depth(tmp_path: Path) -> None:
     cfg.write_text('[redis]\nprefix_file = "/etc/hostname"\n')
     with pytest.raises(ValueError, match="prefix_file"):
         load_settings(cfg, environ={})
+
+
+def test_secret_file_keys_in_a_list_of_sections_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`SR_NOTIFY__DESTINATIONS` as JSON takes `url_file` as the TOML does."""
+    slack = _file(tmp_path, "slack", "https://hooks.example/T0/B0/" + SECRET + "\n")
+    monkeypatch.setenv(
+        "SR_NOTIFY__DESTINATIONS", f'[{{"name": "oncall", "type": "slack", "url_file": "{slack}"}}]'
+    )
+    settings = load_settings()
+    assert settings.notify.destinations[0].url.get_secret_value().endswith(SECRET)
+    monkeypatch.setenv(
+        "SR_NOTIFY__DESTINATIONS", '[{"name": "a", "type": "slack", "url_file": "/nonexistent"}]'
+    )
+    with pytest.raises(ValueError, match=r"notify\.destinations\[0\]\.url_file"):
+        load_settings()
