@@ -14,6 +14,9 @@ from sense_respond.command_redis import open_client, say, settings_from_args
 
 
 def cmd_alerts_tail(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from connectors.redis_client import redacted_url
     from connectors.redis_source import AlertReader
 
     settings = settings_from_args(args)
@@ -21,17 +24,17 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
         say("alerts tail needs --redis-url (or SR_REDIS__URL): the Redis the pipeline writes to")
         return 2
     client = open_client(settings)
-    reader = AlertReader(
-        client,
-        settings.redis.prefix,
-        group=args.group,
-        consumer=args.consumer,
-        block_ms=1000,
-        start_id="0" if args.from_start else "$",
-    )
     seen = 0
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     try:
+        reader = AlertReader(
+            client,
+            settings.redis.prefix,
+            group=args.group,
+            consumer=args.consumer,
+            block_ms=1000,
+            start_id="0" if args.from_start else "$",
+        )
         while deadline is None or time.monotonic() < deadline:
             batch = reader.read(count=100)
             for entry_id, alert in batch:
@@ -42,6 +45,10 @@ def cmd_alerts_tail(args: argparse.Namespace) -> int:
                     return 0
     except KeyboardInterrupt:
         pass
+    except RedisError as exc:  # one line, the password masked, no traceback
+        assert settings.redis.url is not None
+        say(f"sense-respond: Redis at {redacted_url(settings.redis.url.get_secret_value())}: {exc}")
+        return 1
     finally:
         client.close()
     return 0

@@ -183,3 +183,11 @@ def test_a_piped_feed_alerts_while_the_pipe_stays_open_and_stops_on_sigterm(
             run.wait()
     assert run.returncode == 0, err
     assert b'"stopped_by":"SIGTERM"' in out + err, (out, err)
+
+
+def test_alerts_tail_without_redis_is_one_line_without_the_password() -> None:
+    done = sr("alerts", "tail", "--redis-url", "redis://:pw@127.0.0.1:1/0", "--timeout", "2")
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(b"sense-respond: Redis at redis://:***@127.0.0.1:1/0: ")
+    assert b"Traceback" not in done.stderr and b":pw@" not in done.stderr
