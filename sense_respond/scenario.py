@@ -112,15 +112,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario = generate(seed=args.seed, background=args.background, hours=args.hours)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.out == "-":
-        sys.stdout.buffer.write(scenario.jsonl_bytes())
-    else:
-        scenario.write_jsonl(args.out)
-    if args.truth:
-        truth = orjson.dumps(scenario.truth_dict(), option=orjson.OPT_INDENT_2) + b"\n"
-        Path(args.truth).write_bytes(truth)
-    if args.config:
-        Path(args.config).write_text(scenario.config_toml())
+    try:
+        if args.out == "-":
+            sys.stdout.buffer.write(scenario.jsonl_bytes())
+        else:
+            scenario.write_jsonl(args.out)
+        if args.truth:
+            truth = orjson.dumps(scenario.truth_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+            Path(args.truth).write_bytes(truth)
+        if args.config:
+            Path(args.config).write_text(scenario.config_toml())
+    except OSError as exc:  # e.g. a folder that does not exist: one line, exit 2
+        print(f"scenario: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     counts = scenario.truth_dict()["counts"]
     print(orjson.dumps(counts).decode(), file=sys.stderr)
     return 0

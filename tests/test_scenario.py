@@ -164,6 +164,16 @@ def test_main_writes_feed_and_truth(tmp_path: Path) -> None:
     assert orjson.loads(truth.read_bytes())["expected_alerts"] == sorted(expected.expected_alerts)
 
 
+def test_main_names_a_path_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-folder" / "f.jsonl"
+    assert sc.main(["--out", str(missing), "--background", "500"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"scenario: cannot write {missing}: No such file or directory"
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"hours": 8}, {"hours": 16.5}, {"background": 50}, {"start": datetime(2026, 3, 2, 8)}],
