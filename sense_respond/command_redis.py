@@ -25,7 +25,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     """The command's settings: its flags (and `extra`) over the environment over `--config`."""
     redis: dict[str, Any] = {}
     if getattr(args, "redis_url", None):
-        _warn_if_password(args.redis_url)
+        warn_if_password(args.redis_url)
         redis["url"] = args.redis_url
     if getattr(args, "prefix", None):
         redis["prefix"] = args.prefix
@@ -35,7 +35,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
     return load_settings(getattr(args, "config", None), overrides)
 
 
-def _warn_if_password(url: str) -> None:
+def warn_if_password(url: str) -> None:
     """A password on the command line is visible to every local user (`ps`, /proc/PID/cmdline)."""
     from urllib.parse import urlsplit
 

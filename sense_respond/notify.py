@@ -74,9 +74,11 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     """The notifier's settings from the flags over the environment over `--config`; None (and
     the error printed) without a Redis URL."""
     from config.settings import load_settings
+    from sense_respond.command_redis import warn_if_password
 
     redis: dict[str, Any] = {}
     if args.redis_url:
+        warn_if_password(args.redis_url)
         redis["url"] = args.redis_url
     if args.prefix:
         redis["prefix"] = args.prefix

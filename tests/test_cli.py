@@ -191,3 +191,9 @@ def test_alerts_tail_without_redis_is_one_line_without_the_password() -> None:
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(b"sense-respond: Redis at redis://:***@127.0.0.1:1/0: ")
     assert b"Traceback" not in done.stderr and b":pw@" not in done.stderr
+
+
+def test_notify_warns_about_a_password_on_its_command_line() -> None:
+    done = sr("notify", "--redis-url", "redis://:pw@127.0.0.1:1/0")
+    assert b"can read in `ps`" in done.stderr
+    assert b":pw@" not in done.stderr
