@@ -249,10 +249,9 @@ class Listener:
         handles: dict[str, None] = {}
         keywords, excludes = self._keywords, self._excludes
         for m in pattern.finditer(fold(text)):
-            found = m.groupdict()
-            term = found.get("d") or found.get("t")
-            if term is not None:
-                key = _norm(term)
+            group = m.lastgroup  # which alternative: "h" a mention, "d" a domain, "t" a term
+            if group != "h":
+                key = _norm(m.group(group))  # type: ignore[arg-type]
                 if key in excludes:
                     excluded[excludes[key]] = None
                 elif key in keywords:
