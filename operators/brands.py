@@ -11,7 +11,9 @@ Entries of the `brand_accounts` setting take exactly one of three forms:
 
 Handles are compared case-insensitively with one leading `@` removed, and otherwise exactly: a
 Mastodon handle `acme@mastodon.social` is not `acme` (the same local name on another server is
-someone else), and `acme` does not match `acme@other.example`. A `platform:value` entry matches
+someone else), and `acme` does not match `acme@other.example`. Mastodon events always carry
+`user@server` handles (the feed adds the server to its own accounts), so a bare `acme` never
+matches there, and `mastodon:acme` without its server is an error. A `platform:value` entry matches
 the account whose id or handle on that platform is `value` (ids and handles do not collide on
 the platforms we read: numeric ids vs names, DIDs vs domains).
 
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 _HANDLE = re.compile(r"[^\s@:/]+(@[^\s@:/]+)?")
 _PLATFORM = re.compile(r"[A-Za-z0-9_.-]+")
 _BLUESKY = "bluesky"
+_MASTODON = "mastodon"
 
 
 def normalize_handle(handle: str) -> str:
@@ -104,6 +107,14 @@ class BrandAccounts:
                     continue
                 if ":" in value:
                     raise _hint(raw, "more than one `:`", "write `platform:id`")
+                if platform == _MASTODON and not value.isdigit() and "@" not in value.lstrip("@"):
+                    raise _hint(
+                        raw,
+                        "a Mastodon handle names its server (the same name on another server is"
+                        " someone else)",
+                        f"write `mastodon:{value.lstrip('@')}@<server>`, e.g."
+                        f" `mastodon:{value.lstrip('@')}@mastodon.social`",
+                    )
                 ids.add(entry)
                 platform_values.add((platform, _handle_or_error(raw, value)))
                 continue

@@ -38,6 +38,7 @@ CASES = [
     (["acme"], "mastodon:9", "acme@mastodon.social", False),  # exact: not a prefix
     (["acme"], "mastodon:9", "acme@evil.example", False),
     (["mastodon:acme@mastodon.social"], "mastodon:9", "acme@mastodon.social", True),
+    (["mastodon:109"], "mastodon:109", None, True),  # a Mastodon id needs no server
     (["acme.bsky.social"], "bluesky:did:plc:x", "acme.bsky.social", True),
     ([], "twitter:1", "acme", False),
     (["acme", "twitter:7"], "twitter:7", None, True),
@@ -69,6 +70,8 @@ def test_matches(entries: list[str], customer_id: str, handle: str | None, expec
         ("bluesky:did:key:abc", "Bluesky"),
         ("acme@x@y", "not a handle"),
         ("acme@", "not a handle"),
+        ("mastodon:acme", "write `mastodon:acme@<server>`"),  # which server's acme?
+        ("mastodon:@acme", "names its server"),
     ],
 )
 def test_ambiguous_entries_are_errors_with_a_hint(entry: str, message: str) -> None:
