@@ -163,6 +163,7 @@ class Listener:
         "_languages",
         "_pattern",
         "_platform_handles",
+        "_words_only",
         "active",
         "brand_mentions",
         "scope",
@@ -187,6 +188,7 @@ class Listener:
         self._keywords = _keyed(rules.keywords)
         self._excludes = _keyed(rules.exclude)
         self._implied_excludes = self._excludes_within_keywords()
+        self._words_only: re.Pattern[str] | None = None  # set by _compile
         self._pattern = self._compile()
 
     # ------------------------------------------------------------------------------- building
@@ -195,22 +197,20 @@ class Listener:
         keys = set(self._keywords) | set(self._excludes)
         if not keys and not self._handles and not self._platform_handles:
             return None
-        domains, words = _Trie(), _Trie()
+        trie, words = _Trie(), _Trie()
         for key in keys:
-            if _DOMAIN.match(key):
-                domains.add(key, _DOMAIN_END)
-            else:
+            is_domain = _DOMAIN.match(key) is not None
+            trie.add(key, _DOMAIN_END if is_domain else _WORD_END)
+            if not is_domain:
                 words.add(key, _WORD_END)
         parts = []
         if self._handles or self._platform_handles:
             parts.append(_MENTION)
-        if domains.root:
-            # A host name starts where no word character and no `-` comes before it: found in
-            # `www.acmeair.com`, not in `login-acmeair.com` (another host). First: at one
-            # position the domain is the longer term.
-            parts.append(r"(?<![\w-])(?=(?P<d>" + domains.pattern() + "))")
-        if words.root:
-            parts.append(r"(?<!\w)(?=(?P<t>" + words.pattern() + "))")
+        if keys:
+            parts.append(r"(?<!\w)(?=(?P<t>" + trie.pattern() + "))")
+        # After a `-` a host name is another host (`login-acmeair.com`): the longest term found
+        # there is looked for again among the other terms (rare: only on such a match).
+        self._words_only = re.compile("(?=(?P<t>" + words.pattern() + "))") if words.root else None
         return re.compile("|".join(parts))
 
     def _excludes_within_keywords(self) -> dict[str, tuple[str, ...]]:
@@ -230,7 +230,11 @@ class Listener:
             if key in self._excludes:
                 continue
             found = tuple(
-                dict.fromkeys(self._excludes[_norm(m.group(1))] for m in excludes.finditer(key))
+                dict.fromkeys(
+                    self._excludes[_norm(m.group(1))]
+                    for m in excludes.finditer(key)
+                    if not (m.start() and key[m.start() - 1] == "-" and _DOMAIN.match(m.group(1)))
+                )
             )
             if found:
                 implied[key] = found
@@ -248,10 +252,16 @@ class Listener:
         excluded: dict[str, None] = {}
         handles: dict[str, None] = {}
         keywords, excludes = self._keywords, self._excludes
-        for m in pattern.finditer(fold(text)):
-            group = m.lastgroup  # which alternative: "h" a mention, "d" a domain, "t" a term
-            if group != "h":
-                key = _norm(m.group(group))  # type: ignore[arg-type]
+        folded = fold(text)
+        for m in pattern.finditer(folded):
+            if m.lastgroup == "t":  # a term (else "h": an @mention)
+                key = _norm(m.group("t"))
+                at = m.start()
+                if at and folded[at - 1] == "-" and _DOMAIN.match(key):
+                    other = self._words_only.match(folded, at) if self._words_only else None
+                    if other is None:
+                        continue
+                    key = _norm(other.group("t"))
                 if key in excludes:
                     excluded[excludes[key]] = None
                 elif key in keywords:

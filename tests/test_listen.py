@@ -113,6 +113,13 @@ def test_domain_is_not_found_inside_another_host() -> None:
     both = ListenSettings(keywords=["acmeair.com", "acmeair"])
     assert listener(both).match_text("login-acmeair.com").terms == ("acmeair",)
     assert listener(both).match_text("acmeair.com").terms == ("acmeair.com",)
+    # a longer term that starts with the domain still wins at its position
+    jobs = listener(ListenSettings(keywords=["acme.com"], exclude=["acme.com/jobs"]))
+    assert jobs.match_text("apply at acme.com/jobs today").excluded == ("acme.com/jobs",)
+    # an exclude domain inside a keyword after a `-` is another host: not implied
+    phish = listener(ListenSettings(keywords=["login-acmeair.com"], exclude=["acmeair.com"]))
+    found = phish.match_text("my login-acmeair.com is broken")
+    assert (found.terms, found.excluded) == (("login-acmeair.com",), ())
     assert listener(rules).match_text("visit acmeair.com.").terms == ("acmeair.com",)
 
 
