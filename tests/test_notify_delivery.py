@@ -17,7 +17,7 @@ import redis
 
 from config.notify import DestinationSettings
 from connectors.notify.metrics import NOTIFY_REGISTRY
-from connectors.notify.store import unread_trimmed
+from connectors.notify.store import NotifyStore
 from tests.notify_fixtures import (
     WEBHOOK_KEY,
     WEBHOOK_SECRET,
@@ -612,6 +612,7 @@ def test_alerts_trimmed_before_any_notifier_read_them_are_logged_and_counted(
     """The notifier is down while more alerts arrive than the stream keeps (the alert sink's
     `XADD MAXLEN ~`): the oldest are gone before anyone read them. Nothing can page for them;
     the notifier says how many, once."""
+    _needs_redis_7(redis_client)
     stream = f"{redis_prefix}alerts"
 
     def append(event: dict) -> None:
@@ -633,8 +634,7 @@ def test_alerts_trimmed_before_any_notifier_read_them_are_logged_and_counted(
         quiet_log = caplog.at_level(logging.ERROR, logger="connectors.notify.service")
         with quiet_log, running(settings):
             wait_for(lambda: len(crm.delivered()) == 1 + kept, what="what the stream kept")
-            # (the group's lag is unknown to Redis after a trim: `drained` cannot tell)
-            wait_for(lambda: pending_count(redis_client, redis_prefix) == 0, what="acks")
+            wait_for(lambda: drained(redis_client, redis_prefix), what="acks")
     lost = 600 - kept
     assert 0 < lost < 600
     lines = [r.getMessage() for r in caplog.records if "trimmed" in r.getMessage()]
@@ -643,52 +643,34 @@ def test_alerts_trimmed_before_any_notifier_read_them_are_logged_and_counted(
     assert trimmed() - before == lost
 
 
-@pytest.mark.parametrize(
-    ("stream", "group", "lost"),
-    [
-        # the first entry left was delivered already: nothing unread was trimmed
-        (
-            {"first-entry": (b"5-0", {}), "entries-added": 9, "length": 5},
-            {"last-delivered-id": b"7-0", "entries-read": 7},
-            0,
-        ),
-        (
-            {"first-entry": (b"7-0", {}), "entries-added": 9, "length": 3},
-            {"last-delivered-id": b"7-0", "entries-read": 7},
-            0,
-        ),
-        # 20 added, 5 read, 10 left, all newer than what was read: 5 never read
-        (
-            {"first-entry": (b"16-0", {}), "entries-added": 20, "length": 10},
-            {"last-delivered-id": b"5-0", "entries-read": 5},
-            5,
-        ),
-        # a group that never read: everything trimmed was unread
-        (
-            {"first-entry": (b"16-0", {}), "entries-added": 20, "length": 5},
-            {"last-delivered-id": b"0-0", "entries-read": None},
-            15,
-        ),
-        # Redis lost count of what the group read: some, how many unknown
-        (
-            {"first-entry": (b"16-0", {}), "entries-added": 20, "length": 5},
-            {"last-delivered-id": b"5-0", "entries-read": None},
-            -1,
-        ),
-        # an empty stream: trimmed unread only if something came after the group's position
-        (
-            {"first-entry": None, "last-generated-id": b"5-0", "entries-added": 5, "length": 0},
-            {"last-delivered-id": b"5-0", "entries-read": 5},
-            0,
-        ),
-        (
-            {"first-entry": None, "last-generated-id": b"9-0", "entries-added": 9, "length": 0},
-            {"last-delivered-id": b"5-0", "entries-read": 5},
-            4,
-        ),
-    ],
-)
-def test_unread_trimmed_counts_what_the_group_never_read(
-    stream: dict, group: dict, lost: int
+def _needs_redis_7(client: redis.Redis) -> None:
+    if int(str(client.info("server")["redis_version"]).split(".")[0]) < 7:
+        pytest.skip("streams count entries added and read from Redis 7 on")
+
+
+@pytest.mark.parametrize("start_from", ["oldest", "new"])
+def test_each_trim_gap_is_counted_once_and_alone(
+    redis_client: redis.Redis, redis_prefix: str, start_from: str
 ) -> None:
-    assert unread_trimmed(stream, group) == lost
+    """Redis does not move a group's read counter over entries trimmed before it read them:
+    the check moves it, so a second gap is not counted with the first, nor a gap twice."""
+    _needs_redis_7(redis_client)
+    store = NotifyStore(redis_client, redis_prefix, "notifier", "n1", 60, 100)
+    store.ensure_group(start_from)
+    stream = f"{redis_prefix}alerts"
+
+    def append(n: int, keep: int) -> None:
+        for i in range(n):
+            redis_client.xadd(stream, {"id": str(i)}, maxlen=keep, approximate=False)
+
+    append(10, keep=4)
+    entries, lost = store.read_new(100, 1)
+    assert (len(entries), lost) == (4, 6)
+    store.ack([entry_id for entry_id, _ in entries])
+    assert store.read_new(100, 1) == ([], 0)
+    append(12, keep=5)
+    entries, lost = store.read_new(100, 1)
+    assert (len(entries), lost) == (5, 7)  # this gap only
+    assert store.read_new(100, 1) == ([], 0)
+    [info] = redis_client.xinfo_groups(stream)
+    assert info["lag"] == 0  # known again: the group read (or lost) everything

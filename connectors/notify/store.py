@@ -48,6 +48,49 @@ return mine
 """
 
 
+# Alerts trimmed from the stream before the group read them (0 nearly always; -1: some, Redis
+# cannot say how many). Trimming drops the oldest entries: when the first entry left is newer
+# than the last one the group was given, everything between was never read; of what was ever
+# added the group read `entries-read` and the stream holds `length`, all of them unread then.
+# Redis does not move `entries-read` over such a gap, so it is moved here (XGROUP SETID ...
+# ENTRIESREAD): a gap is counted once, by one notifier, and the group's lag is known. Redis 7
+# and newer: before it streams keep no such counts, and nothing is said.
+_TRIMMED_UNREAD = """
+local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
+if not ok then return 0 end
+local stream = {}
+for i = 1, #info, 2 do stream[info[i]] = info[i + 1] end
+local group
+for _, row in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local g = {}
+  for i = 1, #row, 2 do g[row[i]] = row[i + 1] end
+  if g['name'] == ARGV[1] then group = g end
+end
+if not group then return 0 end
+local function not_after(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq), tonumber(bms), tonumber(bseq)
+  return ams < bms or (ams == bms and aseq <= bseq)
+end
+local delivered = group['last-delivered-id']
+local first = stream['first-entry']
+if first then
+  if not_after(first[1], delivered) then return 0 end
+elseif not_after(stream['last-generated-id'], delivered) then
+  return 0
+end
+if not stream['entries-added'] then return 0 end  -- Redis 6 keeps no counts: cannot tell
+local read = group['entries-read']
+if not read and delivered ~= '0-0' then return -1 end
+read = read or 0
+local lost = stream['entries-added'] - read - stream['length']
+if lost <= 0 then return 0 end
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], delivered, 'ENTRIESREAD', read + lost)
+return lost
+"""
+
+
 def delivered_key(prefix: str, destination: str, event_id: str) -> str:
     """The marker saying `destination` is done with event `event_id`."""
     return key(prefix, "notify", "delivered", destination, event_id)
@@ -56,31 +99,6 @@ def delivered_key(prefix: str, destination: str, event_id: str) -> str:
 def notify_dlq_key(prefix: str) -> str:
     """The notifier's dead-letter stream."""
     return key(prefix, "notify", "dlq")
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def unread_trimmed(stream: dict[str, Any], group: dict[str, Any]) -> int:
-    """How many entries were trimmed from a stream before `group` read them, from `XINFO
-    STREAM` and the group's `XINFO GROUPS` row (-1: some, Redis cannot say how many).
-
-    Trimming removes the oldest entries: when the first entry left is newer than the last one
-    the group was given, everything between was never read. Of what was ever added, the group
-    read `entries-read` and the stream still holds `length`, all of them unread then.
-    """
-    delivered = entry_order(_text(group.get("last-delivered-id") or "0-0"))
-    first = stream.get("first-entry")
-    if first:
-        if entry_order(_text(first[0])) <= delivered:
-            return 0
-    elif entry_order(_text(stream.get("last-generated-id") or "0-0")) <= delivered:
-        return 0  # empty, and nothing was added after the group's position
-    read = group.get("entries-read")
-    if read is None and delivered != (0, 0):
-        return -1
-    return max(int(stream.get("entries-added") or 0) - int(read or 0) - int(stream["length"]), 0)
 
 
 def entry_order(entry_id: str) -> tuple[int, int]:
@@ -115,6 +133,7 @@ class NotifyStore:
         self.ttl = delivered_ttl_seconds
         self.dlq_maxlen = dlq_maxlen
         self._heartbeat = client.register_script(_HEARTBEAT)
+        self._trimmed_unread = client.register_script(_TRIMMED_UNREAD)
 
     # -- the group ---------------------------------------------------------------------------
 
@@ -154,14 +173,13 @@ class NotifyStore:
         """New entries for this consumer, and how many entries the stream's trimming removed
         before the group read them (-1: some, but Redis cannot say how many; 0 nearly always).
 
-        The stream's and the group's positions come in the read's own round trip, just before
-        it: once the read moves the group past the first surviving entry, the gap is gone.
+        The check (`_TRIMMED_UNREAD`) runs in the read's own round trip, just before it: once
+        the read moves the group past the first surviving entry, a gap can no longer be seen.
         """
         pipe = self.client.pipeline(transaction=False)
-        pipe.xinfo_stream(self.stream)
-        pipe.xinfo_groups(self.stream)
+        self._trimmed_unread(keys=[self.stream], args=[self.group], client=pipe)
         pipe.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
-        stream, groups, reply = pipe.execute(raise_on_error=False)
+        trimmed, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             raise reply  # e.g. NOGROUP: the caller creates the group again
         out = [
@@ -169,10 +187,7 @@ class NotifyStore:
             for _, entries in reply or []
             for entry_id, fields in entries
         ]
-        if isinstance(stream, Exception) or isinstance(groups, Exception):
-            return out, 0
-        group = next((g for g in groups if _text(g.get("name")) == self.group), None)
-        return out, 0 if group is None else unread_trimmed(stream, group)
+        return out, trimmed if isinstance(trimmed, int) else 0
 
     def autoclaim(self, min_idle_ms: int, count: int) -> tuple[list[tuple[str, Any]], list[str]]:
         """Entries other consumers have not touched for `min_idle_ms`, now ours; plus the ids of
