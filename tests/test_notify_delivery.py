@@ -259,6 +259,30 @@ def test_a_receiver_that_trickles_its_answer_fails_the_attempt_at_its_timeout(
     assert slow.requests == 4  # two attempts per event
 
 
+def test_requests_go_through_the_proxy_the_environment_names(
+    redis_url: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`HTTP_PROXY` (and `HTTPS_PROXY`, `NO_PROXY`) are honoured as httpx honours them: the
+    destination's host does not even resolve here, only the proxy can answer for it."""
+    with Receiver() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        url = "http://hooks.destination.invalid/services/T0/B0"
+        settings = notify_settings(redis_url, redis_prefix, [webhook("via-proxy", url)])
+        event = lifecycle_event("firing", "inc-proxy")
+        xadd_events(redis_client, redis_prefix, [event])
+        with running(settings):
+            wait_for(lambda: drained(redis_client, redis_prefix), what="delivery")
+        [request] = proxy.delivered()
+    assert request.path == url  # the absolute form: a request to forward
+    assert request.headers["webhook-id"] == event["id"]
+    assert dead_letters(redis_client, redis_prefix) == []
+
+
 def test_a_down_destination_does_not_block_another(
     redis_url: str, redis_client: redis.Redis, redis_prefix: str
 ) -> None:

@@ -18,7 +18,9 @@ import math
 import ssl
 import time
 import typing
+import urllib.request
 from collections.abc import Iterator
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -105,17 +107,42 @@ class DeadlineStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
-class DeadlineTransport(httpx.HTTPTransport):
-    """httpx's transport over connections from a `DeadlineBackend` (no proxy, HTTP/1.1)."""
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+    `NO_PROXY` honoured), which httpx would use by itself without a transport of ours."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or (parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname)):
+        return None
+    return proxy
 
-    def __init__(self, backend: DeadlineBackend, limits: httpx.Limits) -> None:
+
+class DeadlineTransport(httpx.HTTPTransport):
+    """httpx's transport over connections from a `DeadlineBackend` (HTTP/1.1), directly or
+    through an HTTP(S) proxy (`proxy`, e.g. from `environment_proxy`)."""
+
+    def __init__(
+        self, backend: DeadlineBackend, limits: httpx.Limits, proxy: str | None = None
+    ) -> None:
         super().__init__(limits=limits)
         # The pool httpx built is replaced before any use by one on our backend, with the
         # same settings: httpx offers no way to hand its transport a network backend.
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=backend,
-        )
+        pool: dict[str, typing.Any] = {
+            "ssl_context": httpx.create_ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": backend,
+        }
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(**pool)
+            return
+        parts = urlsplit(proxy)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"proxy scheme {parts.scheme!r}: only http:// and https:// proxies")
+        auth = None
+        if parts.username is not None:
+            auth = (unquote(parts.username), unquote(parts.password or ""))
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        self._pool = httpcore.HTTPProxy(proxy_url=urlunsplit(parts), proxy_auth=auth, **pool)

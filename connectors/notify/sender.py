@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from config.notify import DestinationSettings, NotifySettings, webhook_key
-from connectors.notify.deadline import DeadlineBackend, DeadlineTransport
+from connectors.notify.deadline import DeadlineBackend, DeadlineTransport, environment_proxy
 from connectors.notify.events import LifecycleEvent
 from connectors.notify.payloads import pagerduty_body, slack_body, webhook_request
 
@@ -66,7 +66,9 @@ class Sender:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             follow_redirects=False,
             transport=DeadlineTransport(
-                self._deadline, httpx.Limits(max_connections=2, max_keepalive_connections=1)
+                self._deadline,
+                httpx.Limits(max_connections=2, max_keepalive_connections=1),
+                proxy=environment_proxy(self._url),
             ),
             headers={"user-agent": USER_AGENT},
         )
