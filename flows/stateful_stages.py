@@ -127,10 +127,6 @@ class WorkerWatermarks:
     def __init__(self) -> None:
         self._by_worker: dict[int | str, WatermarkSeen] = {}
 
-    def newest(self) -> float:
-        """The newest watermark any worker of this process received (-inf: none yet)."""
-        return max((seen.value for seen in self._by_worker.values()), default=float("-inf"))
-
     def here(self) -> WatermarkSeen:
         """The calling worker's (Bytewax builds a key's logic in the worker that owns it)."""
         worker = worker_tag()
@@ -155,7 +151,6 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         self, policy: CustomerPolicy, seen: WorkerWatermarks, resume: CustomerState | None
     ) -> None:
         self.policy = policy
-        self.watermarks = seen
         self.seen = seen.here()
         self.state = resume if resume is not None else CustomerState()
         self.customer_id = ""
@@ -195,12 +190,13 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         return self._look(self.seen.value)
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
-        # The input ended, so every record for this worker's customers has arrived: any
-        # watermark the graph stage sent is safe to catch up to, and the newest one this process
-        # received is the same for one worker or several. Without this last look a file read
-        # faster than the wake-ups would leave, e.g., a quiet resolution unsent that a slower
-        # replay of the same file sends.
-        return self._look(self.watermarks.newest())
+        # The input ended, so every record for this worker's customers has arrived, and the
+        # newest watermark this worker received is final: a last look at it decides the same
+        # at any replay speed. (Another worker's may still be moving while this one ends: it
+        # would make the look depend on timing.) Without this last look a file read faster
+        # than the wake-ups would leave, e.g., a quiet resolution unsent that a slower replay
+        # of the same file sends.
+        return self._look(self.seen.value)
 
     def _look(self, watermark: float) -> tuple[Iterable[Output], bool]:
         state = self.state
