@@ -15,6 +15,7 @@ which the delivery script reads atomically with each write.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -57,11 +58,14 @@ MIN_ID_PREFIX = 6
 """The shortest id prefix the people commands take for a full id."""
 
 
-def _by_prefix(client: redis.Redis, index: str, given: str) -> list[str]:
-    """The ids in the sorted set `index` that start with `given` (at least `MIN_ID_PREFIX`)."""
+def _by_prefix(client: redis.Redis, index: str, given: str, after: float = -math.inf) -> list[str]:
+    """The ids in the sorted set `index` that start with `given` (at least `MIN_ID_PREFIX`),
+    of those scored above `after`."""
     if len(given) < MIN_ID_PREFIX:
         return []
-    return [i.decode() for i in client.zrange(index, 0, -1) if i.decode().startswith(given)]
+    low = "-inf" if after == -math.inf else f"({after}"
+    ids = (i.decode() for i in client.zrangebyscore(index, low, "+inf"))
+    return [i for i in ids if i.startswith(given)]
 
 
 def resolve_id(client: redis.Redis, prefix: str, given: str) -> str:
@@ -78,13 +82,13 @@ def resolve_id(client: redis.Redis, prefix: str, given: str) -> str:
     raise UnknownIncident(f"no incident {given!r}")
 
 
-def resolve_silence_id(client: redis.Redis, prefix: str, given: str) -> str:
-    """The full silence id for `given`, as `resolve_id` (what `silence list` shows); raises
-    LookupError for none or several."""
+def resolve_silence_id(client: redis.Redis, prefix: str, given: str, now: datetime) -> str:
+    """The full silence id for `given`, as `resolve_id`, among the silences active at `now`
+    (what `silence list` shows); raises LookupError for none or several."""
     given = given.strip()
     if client.exists(silence_key(prefix, given)):
         return given
-    hits = _by_prefix(client, silences_index_key(prefix), given)
+    hits = _by_prefix(client, silences_index_key(prefix), given, int(now.timestamp()))
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:

@@ -312,7 +312,8 @@ def cmd_silence_expire(args: argparse.Namespace, settings: Any, client: Any) -> 
     from connectors.incident_store import expire_silence, resolve_silence_id
 
     prefix = settings.redis.prefix
-    silence = expire_silence(client, prefix, resolve_silence_id(client, prefix, args.id))
+    silence_id = resolve_silence_id(client, prefix, args.id, datetime.now(UTC))
+    silence = expire_silence(client, prefix, silence_id)
     print(f"expired silence {silence['id']} of {printable(silence.get('customer_id'))}")
     return 0
 
