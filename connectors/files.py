@@ -126,7 +126,11 @@ class _StreamPartition(StatefulSourcePartition[bytes, int]):
                         continue
                     chunk, skipping = chunk[end + 1 :], False
                 *lines, pending = (pending + chunk).split(b"\n")
-                out = [line + b"\n" for line in lines]
+                # As `readline(MAX_LINE_BYTES + 1)` gives them: whole, or cut with no newline.
+                out = [
+                    line + b"\n" if len(line) <= MAX_LINE_BYTES else line[: MAX_LINE_BYTES + 1]
+                    for line in lines
+                ]
                 if len(pending) > MAX_LINE_BYTES:
                     out.append(pending[: MAX_LINE_BYTES + 1])
                     pending, skipping = b"", True

@@ -89,7 +89,14 @@ def test_a_pipe_ends_when_its_writer_closes_it() -> None:
 def test_a_pipe_cuts_lines_as_a_file_does(tmp_path: Path) -> None:
     """An oversized line is cut at MAX_LINE_BYTES + 1 (the parser dead-letters it) and the rest
     of it skipped; a last line without its newline still counts."""
-    data = b"x" * (MAX_LINE_BYTES + 70_000) + b"\n" + b'{"n": 1}\n' + b'{"n": 2}'
+    data = (
+        b"x" * (MAX_LINE_BYTES + 70_000)  # its newline comes in a later chunk
+        + b'\n{"n": 1}\n'
+        + b"y" * (MAX_LINE_BYTES + 5)  # its newline comes in the chunk that makes it too long
+        + b"\n"
+        + b"z" * MAX_LINE_BYTES  # exactly the most a line may hold
+        + b'\n{"n": 2}'
+    )
     path = tmp_path / "in.jsonl"
     path.write_bytes(data)
     from_file = JsonlSource(str(path)).build_part("in", str(path), None).next_batch()
@@ -103,4 +110,10 @@ def test_a_pipe_cuts_lines_as_a_file_does(tmp_path: Path) -> None:
             for _ in range(50):
                 piped += part.next_batch()
     assert piped == from_file
-    assert [len(line) for line in piped] == [MAX_LINE_BYTES + 1, 9, 8]
+    assert [len(line) for line in piped] == [
+        MAX_LINE_BYTES + 1,
+        9,
+        MAX_LINE_BYTES + 1,
+        MAX_LINE_BYTES + 1,
+        8,
+    ]
