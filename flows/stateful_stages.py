@@ -199,12 +199,11 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         return self._look(self.seen.value)
 
     def _look(self, watermark: float) -> tuple[Iterable[Output], bool]:
-        state = self.state
-        out: list[Output] = list(state.catch_up(watermark, self.policy, datetime.now(UTC)))
-        if state.view_dirty and self.customer_id:
-            state.view_dirty = False
-            out.append(state.view(self.customer_id, self.policy))
-        return out, state.is_idle(self.policy)
+        # Only what the look decides (resolutions) goes out; the customer's view is written
+        # with its next batch: whether a wake-up happens at all is a matter of wall time, and
+        # the view must not depend on it.
+        out = self.state.catch_up(watermark, self.policy, datetime.now(UTC))
+        return out, self.state.is_idle(self.policy)
 
     def snapshot(self) -> CustomerState:
         return self.state
