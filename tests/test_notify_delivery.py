@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from config.notify import DestinationSettings
+from connectors.notify.deadline import environment_proxy
 from connectors.notify.metrics import NOTIFY_REGISTRY
 from connectors.notify.store import NotifyStore
 from tests.notify_fixtures import (
@@ -259,6 +260,45 @@ def test_a_receiver_that_trickles_its_answer_fails_the_attempt_at_its_timeout(
     assert slow.requests == 4  # two attempts per event
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "proxy"),
+    [
+        ({}, "https://events.pagerduty.com/v2/enqueue", None),
+        (
+            {"HTTPS_PROXY": "http://proxy.corp:3128"},
+            "https://hooks.slack.com/x",
+            "http://proxy.corp:3128",
+        ),
+        ({"HTTPS_PROXY": "proxy.corp:3128"}, "https://hooks.slack.com/x", "http://proxy.corp:3128"),
+        ({"HTTP_PROXY": "http://p:1"}, "https://hooks.slack.com/x", None),  # https: not HTTP_PROXY
+        ({"ALL_PROXY": "http://p:1"}, "https://hooks.slack.com/x", "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1", "NO_PROXY": "slack.com"}, "https://hooks.slack.com/x", None),
+        (
+            {"HTTPS_PROXY": "http://p:1", "NO_PROXY": "example.org"},
+            "https://hooks.slack.com/x",
+            "http://p:1",
+        ),
+        ({"ALL_PROXY": "socks5://p:1080"}, "https://hooks.slack.com/x", None),  # not used: warned
+    ],
+)
+def test_the_proxy_for_a_destination_is_the_one_httpx_would_take(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, proxy: str | None
+) -> None:
+    _no_proxy_variables(monkeypatch)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy(url) == proxy
+
+
 def test_requests_go_through_the_proxy_the_environment_names(
     redis_url: str,
     redis_client: redis.Redis,
@@ -268,9 +308,8 @@ def test_requests_go_through_the_proxy_the_environment_names(
     """`HTTP_PROXY` (and `HTTPS_PROXY`, `NO_PROXY`) are honoured as httpx honours them: the
     destination's host does not even resolve here, only the proxy can answer for it."""
     with Receiver() as proxy:
+        _no_proxy_variables(monkeypatch)
         monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/hook"))
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
         url = "http://hooks.destination.invalid/services/T0/B0"
         settings = notify_settings(redis_url, redis_prefix, [webhook("via-proxy", url)])
         event = lifecycle_event("firing", "inc-proxy")

@@ -14,6 +14,7 @@ transport (`HTTPTransport`) does the rest (pooling, TLS, mapping errors to httpx
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import ssl
 import time
@@ -24,6 +25,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpcore
 import httpx
+
+log = logging.getLogger(__name__)
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
@@ -109,11 +112,24 @@ class DeadlineStream(httpcore.NetworkStream):
 
 def environment_proxy(url: str) -> str | None:
     """The proxy the environment names for `url` (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
-    `NO_PROXY` honoured), which httpx would use by itself without a transport of ours."""
+    `NO_PROXY` honoured), which httpx would use by itself without a transport of ours. A value
+    without a scheme (`proxy.corp:3128`) is an http:// proxy, as httpx and curl read it. A proxy
+    of another kind (SOCKS) is not used: a warning says so, and requests go directly."""
     parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or (parts.hostname and urllib.request.proxy_bypass_environment(parts.hostname)):
+        return None
+    if "://" not in proxy:
+        proxy = "http://" + proxy
+    scheme = urlsplit(proxy).scheme
+    if scheme not in ("http", "https"):
+        log.warning(
+            "notifier: the environment names a %s:// proxy for %s:// requests; only http:// and"
+            " https:// proxies are used: connecting directly",
+            scheme,
+            parts.scheme,
+        )
         return None
     return proxy
 
