@@ -711,16 +711,20 @@ def _needs_redis_7(client: redis.Redis) -> None:
         pytest.skip("streams count entries added and read from Redis 7 on")
 
 
-@pytest.mark.parametrize("start_from", ["oldest", "new"])
+@pytest.mark.parametrize(("start_from", "before"), [("oldest", 0), ("new", 0), ("new", 5)])
 def test_each_trim_gap_is_counted_once_and_alone(
-    redis_client: redis.Redis, redis_prefix: str, start_from: str
+    redis_client: redis.Redis, redis_prefix: str, start_from: str, before: int
 ) -> None:
     """Redis does not move a group's read counter over entries trimmed before it read them:
-    the check moves it, so a second gap is not counted with the first, nor a gap twice."""
+    the check moves it, so a second gap is not counted with the first, nor a gap twice. A
+    group created at the end of a stream that already holds entries counts from there."""
     _needs_redis_7(redis_client)
-    store = NotifyStore(redis_client, redis_prefix, "notifier", "n1", 60, 100)
-    store.ensure_group(start_from)
     stream = f"{redis_prefix}alerts"
+    for i in range(before):  # written before any notifier started
+        redis_client.xadd(stream, {"id": f"old{i}"})
+    store = NotifyStore(redis_client, redis_prefix, "notifier", "n1", 60, 100)
+    assert store.ensure_group(start_from) is True
+    assert store.ensure_group(start_from) is False  # exists already
 
     def append(n: int, keep: int) -> None:
         for i in range(n):

@@ -91,6 +91,20 @@ return lost
 """
 
 
+# The group at the stream's end, its read counter at what was ever added (one script: no entry
+# can be added between the count and the creation).
+_CREATE_AT_END = """
+local ok, info = pcall(redis.call, 'XINFO', 'STREAM', KEYS[1])
+local added = 0
+if ok then
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1] end
+  end
+end
+return redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[1], '$', 'MKSTREAM', 'ENTRIESREAD', added)
+"""
+
+
 def delivered_key(prefix: str, destination: str, event_id: str) -> str:
     """The marker saying `destination` is done with event `event_id`."""
     return key(prefix, "notify", "delivered", destination, event_id)
@@ -133,7 +147,6 @@ class NotifyStore:
         self.ttl = delivered_ttl_seconds
         self.dlq_maxlen = dlq_maxlen
         self._heartbeat = client.register_script(_HEARTBEAT)
-        self._trimmed_unread = client.register_script(_TRIMMED_UNREAD)
 
     # -- the group ---------------------------------------------------------------------------
 
@@ -143,14 +156,27 @@ class NotifyStore:
         "oldest" starts at `0`: alerts written before the first notifier started are delivered.
         "new" starts at `$`. An existing group keeps its position either way.
         """
-        start = "0" if start_from == "oldest" else "$"
         try:
-            self.client.xgroup_create(self.stream, self.group, id=start, mkstream=True)
+            if start_from == "oldest":
+                self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            else:
+                self._create_at_end()
         except ResponseError as exc:
             if "BUSYGROUP" in str(exc):
                 return False
             raise
         return True
+
+    def _create_at_end(self) -> None:
+        """The group at `$` with its read counter set (Redis 7): created plainly, Redis leaves
+        it unknown until the first read, and a trim before that could not be counted."""
+        try:
+            self.client.eval(_CREATE_AT_END, 1, self.stream, self.group)
+        except ResponseError as exc:
+            if "BUSYGROUP" in str(exc):
+                raise
+            # Redis 6 has no ENTRIESREAD (nor counts to keep)
+            self.client.xgroup_create(self.stream, self.group, id="$", mkstream=True)
 
     def read(
         self, count: int | None, block_ms: int, own_history: bool = False
@@ -177,7 +203,10 @@ class NotifyStore:
         the read moves the group past the first surviving entry, a gap can no longer be seen.
         """
         pipe = self.client.pipeline(transaction=False)
-        self._trimmed_unread(keys=[self.stream], args=[self.group], client=pipe)
+        # EVAL, not a registered script: redis-py would ask SCRIPT EXISTS before every pipeline
+        # (a round trip per read), and a NOSCRIPT after a Redis restart would come after the
+        # read had already moved past the gap.
+        pipe.eval(_TRIMMED_UNREAD, 1, self.stream, self.group)
         pipe.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         trimmed, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
