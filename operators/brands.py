@@ -107,7 +107,11 @@ class BrandAccounts:
                     continue
                 if ":" in value:
                     raise _hint(raw, "more than one `:`", "write `platform:id`")
-                if platform == _MASTODON and not value.isdigit() and "@" not in value.lstrip("@"):
+                if (
+                    platform.lower() == _MASTODON
+                    and not value.isdigit()
+                    and "@" not in value.lstrip("@")
+                ):
                     raise _hint(
                         raw,
                         "a Mastodon handle names its server (the same name on another server is"

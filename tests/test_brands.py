@@ -72,6 +72,7 @@ def test_matches(entries: list[str], customer_id: str, handle: str | None, expec
         ("acme@", "not a handle"),
         ("mastodon:acme", "write `mastodon:acme@<server>`"),  # which server's acme?
         ("mastodon:@acme", "names its server"),
+        ("Mastodon:acme", "names its server"),
     ],
 )
 def test_ambiguous_entries_are_errors_with_a_hint(entry: str, message: str) -> None:
