@@ -114,6 +114,12 @@ class TextMatch:
 NOTHING = TextMatch((), (), ())
 
 
+def _starts_with_host(term: str) -> bool:
+    """Whether a term is a host name, or starts with one (`acmeair.com/status`): after a `-`
+    it would be another host's."""
+    return _DOMAIN.match(term.partition("/")[0]) is not None
+
+
 class _Trie:
     """Terms as a character trie, emitted as one regular expression."""
 
@@ -199,9 +205,8 @@ class Listener:
             return None
         trie, words = _Trie(), _Trie()
         for key in keys:
-            is_domain = _DOMAIN.match(key) is not None
-            trie.add(key, _DOMAIN_END if is_domain else _WORD_END)
-            if not is_domain:
+            trie.add(key, _DOMAIN_END if _DOMAIN.match(key) else _WORD_END)
+            if not _starts_with_host(key):
                 words.add(key, _WORD_END)
         parts = []
         if self._handles or self._platform_handles:
@@ -233,7 +238,9 @@ class Listener:
                 dict.fromkeys(
                     self._excludes[_norm(m.group(1))]
                     for m in excludes.finditer(key)
-                    if not (m.start() and key[m.start() - 1] == "-" and _DOMAIN.match(m.group(1)))
+                    if not (
+                        m.start() and key[m.start() - 1] == "-" and _starts_with_host(m.group(1))
+                    )
                 )
             )
             if found:
@@ -257,7 +264,7 @@ class Listener:
             if m.lastgroup == "t":  # a term (else "h": an @mention)
                 key = _norm(m.group("t"))
                 at = m.start()
-                if at and folded[at - 1] == "-" and _DOMAIN.match(key):
+                if at and folded[at - 1] == "-" and _starts_with_host(key):
                     other = self._words_only.match(folded, at) if self._words_only else None
                     if other is None:
                         continue

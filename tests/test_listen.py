@@ -120,6 +120,12 @@ def test_domain_is_not_found_inside_another_host() -> None:
     phish = listener(ListenSettings(keywords=["login-acmeair.com"], exclude=["acmeair.com"]))
     found = phish.match_text("my login-acmeair.com is broken")
     assert (found.terms, found.excluded) == (("login-acmeair.com",), ())
+    # a term that starts with a host name is another host's after a `-` too
+    status = listener(ListenSettings(keywords=["acmeair.com/status"], exclude=["acmeair.com"]))
+    other = status.match_text("foo-acmeair.com/status")
+    assert (other.terms, other.excluded) == ((), ())
+    ours = status.match_text("see acmeair.com/status")
+    assert (ours.terms, ours.excluded) == (("acmeair.com/status",), ("acmeair.com",))
     assert listener(rules).match_text("visit acmeair.com.").terms == ("acmeair.com",)
 
 
