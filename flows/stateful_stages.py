@@ -144,7 +144,8 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
     are dropped when the watermark says so: after a batch, or when Bytewax wakes the key up,
     which it does on the wall clock only to *look*: the customer catches up to the newest
     watermark its worker received, never past a record of its own still waiting for its post
-    (`CustomerState.catch_up`), so what a look decides is the same at any replay speed.
+    (`CustomerState.catch_up`), so what a look decides is the same at any replay speed. A last
+    look comes when the input ends (`on_eof`).
     """
 
     def __init__(
