@@ -135,7 +135,7 @@ class Notifier:
                 worker.start()
             if self.notify.consumer:
                 # A stable consumer name picks up its own unfinished entries at once.
-                self._with_retries(lambda: self._take(self.store.read(None, 0, own_history=True)))
+                self._with_retries(lambda: self._take(self.store.own_pending()))
             self._loop()
         finally:
             self._shutdown()

@@ -115,6 +115,13 @@ def notify_dlq_key(prefix: str) -> str:
     return key(prefix, "notify", "dlq")
 
 
+def _entries(reply: Any) -> list[tuple[str, Any]]:
+    """An XREADGROUP reply's entries of its one stream, ids as text."""
+    return [
+        (entry_id.decode(), fields) for _, entries in reply or [] for entry_id, fields in entries
+    ]
+
+
 def entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id as a sortable pair (stream order)."""
     ms, _, seq = entry_id.partition("-")
@@ -178,22 +185,9 @@ class NotifyStore:
             # Redis 6 has no ENTRIESREAD (nor counts to keep)
             self.client.xgroup_create(self.stream, self.group, id="$", mkstream=True)
 
-    def read(
-        self, count: int | None, block_ms: int, own_history: bool = False
-    ) -> list[tuple[str, Any]]:
-        """New entries for this consumer (or all its own pending ones with `own_history`)."""
-        reply = self.client.xreadgroup(
-            self.group,
-            self.consumer,
-            {self.stream: "0" if own_history else ">"},
-            count=count,
-            block=None if own_history else block_ms,
-        )
-        out: list[tuple[str, Any]] = []
-        for _stream, entries in reply or []:
-            for entry_id, fields in entries:
-                out.append((entry_id.decode(), fields))
-        return out
+    def own_pending(self) -> list[tuple[str, Any]]:
+        """This consumer's own pending entries (a stable consumer name's unfinished work)."""
+        return _entries(self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}))
 
     def read_new(self, count: int | None, block_ms: int) -> tuple[list[tuple[str, Any]], int]:
         """New entries for this consumer, and how many entries the stream's trimming removed
@@ -211,12 +205,7 @@ class NotifyStore:
         trimmed, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, Exception):
             raise reply  # e.g. NOGROUP: the caller creates the group again
-        out = [
-            (entry_id.decode(), fields)
-            for _, entries in reply or []
-            for entry_id, fields in entries
-        ]
-        return out, trimmed if isinstance(trimmed, int) else 0
+        return _entries(reply), trimmed if isinstance(trimmed, int) else 0
 
     def autoclaim(self, min_idle_ms: int, count: int) -> tuple[list[tuple[str, Any]], list[str]]:
         """Entries other consumers have not touched for `min_idle_ms`, now ours; plus the ids of
