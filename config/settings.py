@@ -46,6 +46,7 @@ from config.listen import ListenSettings, SentimentSettings
 from config.notify import NotifySettings, RouteSettings
 from config.runtime import FlowSettings, RedisSettings
 from operators.brands import BrandAccounts
+from operators.events import describe_validation_error
 
 ENV_PREFIX = "SR_"
 CONFIG_ENV = "SR_CONFIG"
@@ -397,16 +398,8 @@ def _is_mapping(annotation: Any) -> bool:
 
 
 def describe_settings_error(exc: ValidationError) -> str:
-    """A settings validation error on one line: each problem located, no input values quoted
-    (a value may be a secret), pydantic's links left out."""
-    errors = exc.errors(include_url=False, include_input=False)
-    parts = []
-    for err in errors[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        what = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"{where}: {what}")
-    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
-    return "invalid settings: " + "; ".join(parts) + more
+    """A settings validation error on one line (see `describe_validation_error`)."""
+    return describe_validation_error(exc, "settings", 5, {"extra_forbidden": "unknown setting"})
 
 
 def load_settings(

@@ -7,6 +7,7 @@ carrying the reason. It never raises for bad input: a bad line must never stop t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
@@ -286,15 +287,23 @@ class DeadLetter:
         }
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """A dead letter's reason for a failed validation: the first few errors, located."""
+def describe_validation_error(
+    exc: ValidationError,
+    subject: str = "event",
+    limit: int = 3,
+    say: Mapping[str, str] | None = None,
+) -> str:
+    """A failed validation on one line (a dead letter's reason, a settings error): the first
+    `limit` errors, located, no input quoted (it may be a secret), pydantic's links left out.
+    `say` replaces the message of some error types (e.g. `extra_forbidden`)."""
     errors = exc.errors(include_url=False, include_input=False)
+    say = say or {}
     parts = []
-    for err in errors[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "event"
-        parts.append(f"{loc}: {err['msg']}")
-    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-    return "invalid event: " + "; ".join(parts) + more
+    for err in errors[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or subject
+        parts.append(f"{loc}: {say.get(err['type'], err['msg'])}")
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return f"invalid {subject}: " + "; ".join(parts) + more
 
 
 def parse_event(
