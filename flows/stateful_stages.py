@@ -188,7 +188,7 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         return datetime.now(UTC) + timedelta(seconds=wait)
 
     def on_notify(self) -> tuple[Iterable[Output], bool]:
-        return self._look(self.seen.value)
+        return self._look()
 
     def on_eof(self) -> tuple[Iterable[Output], bool]:
         # The input ended, so every record for this worker's customers has arrived, and the
@@ -197,13 +197,13 @@ class CustomerLogic(StatefulBatchLogic[ScoredPost | Stamped, Output, CustomerSta
         # would make the look depend on timing.) Without this last look a file read faster
         # than the wake-ups would leave, e.g., a quiet resolution unsent that a slower replay
         # of the same file sends.
-        return self._look(self.seen.value)
+        return self._look()
 
-    def _look(self, watermark: float) -> tuple[Iterable[Output], bool]:
-        # Only what the look decides (resolutions) goes out; the customer's view is written
-        # with its next batch: whether a wake-up happens at all is a matter of wall time, and
-        # the view must not depend on it.
-        out = self.state.catch_up(watermark, self.policy, datetime.now(UTC))
+    def _look(self) -> tuple[Iterable[Output], bool]:
+        # Up to the newest watermark this worker received. Only what the look decides
+        # (resolutions) goes out; the customer's view is written with its next batch: whether a
+        # wake-up happens at all is a matter of wall time, and the view must not depend on it.
+        out = self.state.catch_up(self.seen.value, self.policy, datetime.now(UTC))
         return out, self.state.is_idle(self.policy)
 
     def snapshot(self) -> CustomerState:
