@@ -154,9 +154,7 @@ class DeadlineTransport(httpx.HTTPTransport):
         if proxy is None:
             self._pool = httpcore.ConnectionPool(**pool)
             return
-        parts = urlsplit(proxy)
-        if parts.scheme not in ("http", "https"):
-            raise ValueError(f"proxy scheme {parts.scheme!r}: only http:// and https:// proxies")
+        parts = urlsplit(proxy)  # http:// or https:// (`environment_proxy` gives no other)
         auth = None
         if parts.username is not None:
             auth = (unquote(parts.username), unquote(parts.password or ""))
